@@ -1,0 +1,29 @@
+# Every target sets up .venv on first use (needs python3 >= 3.10 with venv).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= all,test
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint typecheck clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(STAMP)
+
+## test: lint, type-check and run the whole test suite
+test: lint typecheck
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check nbinfra tests
+	$(PY) -m ruff format --check nbinfra tests
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .nbinfra

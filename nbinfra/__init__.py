@@ -1,0 +1,112 @@
+"""nbinfra: caches, connections and LLM providers for notebooks, behind one registry.
+
+``import nbinfra`` is cheap: it imports no SDK, driver, pandas or ipywidgets. Everything
+below is reached lazily (PEP 562) and loads on first use. In a notebook, run
+``%load_ext nbinfra`` for the magics.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from nbinfra.errors import (
+    AuthenticationError,
+    BadRequestError,
+    CacheError,
+    CacheUnavailableError,
+    ConfigError,
+    ConnectionUnavailableError,
+    ConnError,
+    ContextLengthError,
+    LLMError,
+    LoopError,
+    MissingDependencyError,
+    MissingSettingError,
+    NbinfraError,
+    ProviderServerError,
+    ProviderTimeout,
+    QueryError,
+    RateLimitError,
+    RegistryError,
+    ReplayMissError,
+    SerializationError,
+    UnknownKindError,
+)
+
+if TYPE_CHECKING:
+    from nbinfra._secrets import Secret
+    from nbinfra.config import Settings, load_settings
+    from nbinfra.registry import Registry
+    from nbinfra.session import Session, session, use_session
+
+__version__ = "0.1.0"
+
+# name -> "module:attribute", imported on first access.
+_LAZY: dict[str, str] = {
+    "Registry": "nbinfra.registry:Registry",
+    "Secret": "nbinfra._secrets:Secret",
+    "Session": "nbinfra.session:Session",
+    "Settings": "nbinfra.config:Settings",
+    "load_settings": "nbinfra.config:load_settings",
+    "session": "nbinfra.session:session",
+    "use_session": "nbinfra.session:use_session",
+}
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "CacheError",
+    "CacheUnavailableError",
+    "ConfigError",
+    "ConnError",
+    "ConnectionUnavailableError",
+    "ContextLengthError",
+    "LLMError",
+    "LoopError",
+    "MissingDependencyError",
+    "MissingSettingError",
+    "NbinfraError",
+    "ProviderServerError",
+    "ProviderTimeout",
+    "QueryError",
+    "RateLimitError",
+    "Registry",
+    "RegistryError",
+    "ReplayMissError",
+    "Secret",
+    "SerializationError",
+    "Session",
+    "Settings",
+    "UnknownKindError",
+    "__version__",
+    "load_ipython_extension",
+    "load_settings",
+    "session",
+    "unload_ipython_extension",
+    "use_session",
+]
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'nbinfra' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbinfra``: register the magics (imports nothing heavy)."""
+    importlib.import_module("nbinfra.notebook").load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext nbinfra``: remove the magics."""
+    importlib.import_module("nbinfra.notebook").unload_ipython_extension(ipython)

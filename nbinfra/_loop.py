@@ -1,0 +1,236 @@
+"""The background event loop behind every synchronous call.
+
+One private daemon thread runs an asyncio loop; ``run_sync`` submits a coroutine to it
+and waits in short slices, so a notebook's Interrupt (a ``KeyboardInterrupt`` in the
+waiting thread) is seen promptly; the coroutine is then cancelled and the loop stays
+usable. Async resources (pools, clients) are created and used on this loop only;
+``run_async`` lets code running on another loop (a notebook's top-level ``await``) use
+them too. After ``fork`` the child starts its own loop on first use; at interpreter exit
+registered closers run on the loop, then it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from nbinfra.errors import LoopError
+from nbinfra.logs import get_logger
+
+__all__ = [
+    "get_loop",
+    "in_loop_thread",
+    "iterate_sync",
+    "on_shutdown",
+    "run_async",
+    "run_sync",
+    "shutdown",
+]
+
+T = TypeVar("T")
+log = get_logger(__name__)
+
+_WAIT_SLICE = 0.1  # seconds between checks for an interrupt while waiting
+_CANCEL_GRACE = 5.0  # seconds to wait for a cancelled coroutine to finish cleaning up
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.pid = os.getpid()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="nbinfra-loop", daemon=True)
+        self.thread.start()
+        self.ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self.ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finally:
+                self.loop.close()
+
+    def stop(self, timeout: float) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+
+
+_lock = threading.Lock()
+_current: _LoopThread | None = None
+_closers: list[Callable[[], Awaitable[None]]] = []
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """The background loop, started on first use (and again in a forked child)."""
+    global _current
+    current = _current
+    if current is not None and current.pid == os.getpid() and current.thread.is_alive():
+        return current.loop
+    with _lock:
+        current = _current
+        if current is None or current.pid != os.getpid() or not current.thread.is_alive():
+            _current = current = _LoopThread()
+        return current.loop
+
+
+def in_loop_thread() -> bool:
+    """True when called from the background loop's own thread."""
+    current = _current
+    return current is not None and threading.current_thread() is current.thread
+
+
+def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on the background loop and return its result.
+
+    Raises ``LoopError`` when called from the loop itself (it would deadlock); an
+    interrupt while waiting cancels the coroutine and re-raises ``KeyboardInterrupt``;
+    ``timeout`` cancels it and raises ``TimeoutError``.
+    """
+    if in_loop_thread():
+        coro.close()
+        raise LoopError(
+            "The synchronous nbinfra API was called from nbinfra's own event loop; "
+            "use the async API (await ...) there instead."
+        )
+    loop = get_loop()
+    box: list[asyncio.Task[Any]] = []
+    future = asyncio.run_coroutine_threadsafe(_tracked(coro, box), loop)
+    return _wait(future, timeout, loop, box)
+
+
+async def _tracked(coro: Coroutine[Any, Any, T], box: list[asyncio.Task[Any]]) -> T:
+    task = asyncio.current_task()
+    if task is not None:
+        box.append(task)
+    return await coro
+
+
+def _wait(
+    future: concurrent.futures.Future[T],
+    timeout: float | None,
+    loop: asyncio.AbstractEventLoop,
+    box: list[asyncio.Task[Any]],
+) -> T:
+    deadline = None if timeout is None else _now() + timeout
+    try:
+        while True:
+            slice_ = _WAIT_SLICE
+            if deadline is not None:
+                slice_ = max(0.0, min(_WAIT_SLICE, deadline - _now()))
+            try:
+                return future.result(slice_)
+            except concurrent.futures.TimeoutError:
+                if deadline is not None and _now() >= deadline:
+                    _cancel(future, loop, box)
+                    raise TimeoutError(f"operation did not finish within {timeout} s") from None
+    except KeyboardInterrupt:
+        _cancel(future, loop, box)
+        raise
+
+
+def _cancel(
+    future: concurrent.futures.Future[Any],
+    loop: asyncio.AbstractEventLoop,
+    box: list[asyncio.Task[Any]],
+) -> None:
+    """Cancel the task behind ``future`` and give it a moment to run its cleanup."""
+    if box:
+        loop.call_soon_threadsafe(box[0].cancel)
+    else:
+        future.cancel()  # not started yet: cancelling the future stops it from starting
+    # Cancelled, failed or still running after the grace period: all fine here.
+    with contextlib.suppress(BaseException):
+        future.result(_CANCEL_GRACE)
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def iterate_sync(agen: AsyncIterator[T], timeout: float | None = None) -> Iterator[T]:
+    """Iterate an async iterator from sync code, one item per round trip.
+
+    Each item is yielded on the caller's thread, so output lands where the caller is
+    (in a notebook, the running cell). Closing the iterator (or an interrupt) closes the
+    async generator on the loop.
+    """
+    anext_ = type(agen).__anext__
+    try:
+        while True:
+            try:
+                item = run_sync(_next(anext_, agen), timeout)
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None and not in_loop_thread():
+            try:
+                run_sync(aclose(), _CANCEL_GRACE)
+            except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - keep the cause
+                log.debug("closing async iterator failed: %r", exc)
+
+
+async def _next(anext_: Callable[[Any], Awaitable[T]], agen: AsyncIterator[T]) -> T:
+    return await anext_(agen)
+
+
+async def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` on the background loop from any other running loop."""
+    loop = get_loop()
+    if asyncio.get_running_loop() is loop:
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+
+def on_shutdown(closer: Callable[[], Awaitable[None]]) -> None:
+    """Run ``closer()`` on the loop at interpreter exit (before the loop stops)."""
+    _closers.append(closer)
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Run the registered closers, then stop the loop (called at exit; safe to repeat)."""
+    global _current
+    current = _current
+    if current is None or current.pid != os.getpid():
+        return
+    closers, _closers[:] = list(_closers), []
+    if current.thread.is_alive() and not in_loop_thread():
+        for closer in reversed(closers):
+            try:
+                future = asyncio.run_coroutine_threadsafe(_call(closer), current.loop)
+                future.result(timeout)
+            except Exception as exc:  # noqa: BLE001 - exit must not fail
+                log.warning("closing %r at exit failed: %r", closer, exc)
+    current.stop(timeout)
+    _current = None
+
+
+async def _call(closer: Callable[[], Awaitable[None]]) -> None:
+    await closer()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's loop thread does not exist here; the next call starts a new one.
+    global _current, _lock
+    _current = None
+    _lock = threading.Lock()
+    _closers.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(shutdown)

@@ -1,0 +1,483 @@
+"""Settings from ``resources/application-*.yaml``, with ``${VAR:default}`` substitution.
+
+Loading, in order:
+
+1. Each of ``FILES`` is taken from the first directory that has it, searching the explicit
+   path (or ``$NBINFRA_RESOURCES``), then ``./resources`` from the working directory upward,
+   then the defaults shipped inside the package. A user's folder may hold only the files it
+   changes.
+2. Files are parsed with ``yaml.safe_load``; then every *string scalar* is substituted:
+   ``${VAR}``, ``${VAR:default}`` (split on the first ``:``, so a default may be a URL),
+   ``${VAR:}`` (optional, empty) and ``$${`` (a literal ``${``). Text is never substituted
+   before parsing, so a value cannot inject YAML.
+3. A ``${VAR}`` with no default whose variable is unset becomes an ``Unset`` marker; the
+   error (naming variable, file and key path) is raised only when a component validates
+   that key, so an unset ``REDIS_PASSWORD`` does not break a notebook that never uses Redis.
+4. ``Settings.section(path, Schema)`` validates a subtree into a dataclass after
+   substitution, coercing strings from the environment (``"6379"`` -> ``6379``) and naming
+   the file and key path in every message.
+
+Values under secret-looking keys (``password``, ``api_key``, ``token``...) and passwords in
+URLs are remembered for redaction the moment they are loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+from nbinfra._secrets import Secret, is_secret_key, remember, remember_url
+from nbinfra.errors import ConfigError, MissingSettingError
+
+__all__ = [
+    "FILES",
+    "PACKAGE_RESOURCES",
+    "Settings",
+    "Unset",
+    "load_settings",
+    "resource_dirs",
+    "substitute",
+]
+
+FILES = (
+    "application-cache.yaml",
+    "application-db.yaml",
+    "application-external.yaml",
+    "application-llm.yaml",
+    "application-vector.yaml",
+)
+PACKAGE_RESOURCES = Path(__file__).parent / "resources"
+ENV_RESOURCES = "NBINFRA_RESOURCES"
+
+D = TypeVar("D")
+
+_TOKEN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+_MISSING: Any = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Unset:
+    """A required ``${VAR}`` whose variable is unset; raises when a component uses it."""
+
+    var: str
+    file: str
+    path: str
+
+    def error(self) -> MissingSettingError:
+        return MissingSettingError(self.var, self.file, self.path)
+
+
+def substitute(
+    value: str, *, file: str = "<string>", path: str = "", environ: Mapping[str, str] | None = None
+) -> str | Unset:
+    """Substitute ``${VAR}``/``${VAR:default}``/``$${`` in one string scalar."""
+    env = os.environ if environ is None else environ
+    unset: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        unset.append(name)
+        return ""
+
+    result = _TOKEN.sub(replace, value)
+    if unset:
+        return Unset(unset[0], file, path)
+    return result
+
+
+def resource_dirs(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Directories searched for configuration files, most specific first."""
+    env = os.environ if environ is None else environ
+    dirs: list[Path] = []
+    chosen = explicit if explicit is not None else env.get(ENV_RESOURCES) or None
+    if chosen is not None:
+        path = Path(chosen).expanduser()
+        if not path.is_dir():
+            source = "resources=" if explicit is not None else f"${ENV_RESOURCES}="
+            raise ConfigError(
+                f"Configuration folder {path} ({source}{chosen}) does not exist; "
+                "point it at a folder holding application-*.yaml files."
+            )
+        dirs.append(path.resolve())
+    here = Path(cwd if cwd is not None else os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "resources"
+        if candidate.is_dir() and any((candidate / name).is_file() for name in FILES):
+            dirs.append(candidate.resolve())
+            break
+    dirs.append(PACKAGE_RESOURCES.resolve())
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+class Settings:
+    """The merged, substituted configuration tree, with the origin file of every key."""
+
+    def __init__(
+        self, tree: dict[str, Any], origins: dict[str, str], files: list[Path] | None = None
+    ) -> None:
+        self._tree = tree
+        self._origins = origins
+        self.files = list(files or [])
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        file: str = "<dict>",
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Settings from an in-memory mapping (strings are substituted like file values)."""
+        origins: dict[str, str] = {}
+        tree = _walk(dict(data), file, "", origins, os.environ if environ is None else environ)
+        return cls(tree, origins)
+
+    # -- access -------------------------------------------------------------------
+    def get(self, path: str, default: Any = _MISSING) -> Any:
+        """The raw (substituted, unvalidated) value at dotted ``path``."""
+        node: Any = self._tree
+        for part in filter(None, path.split(".")):
+            if not isinstance(node, dict) or part not in node:
+                if default is _MISSING:
+                    raise ConfigError(
+                        f"No setting {path} in {self.origin(path)}; add it to the "
+                        "matching resources/application-*.yaml file."
+                    )
+                return default
+            node = node[part]
+        return node
+
+    def has(self, path: str) -> bool:
+        return self.get(path, None) is not None
+
+    def origin(self, path: str) -> str:
+        """The file that defined ``path`` (or its nearest defined parent)."""
+        parts = [p for p in path.split(".") if p]
+        while parts:
+            found = self._origins.get(".".join(parts))
+            if found:
+                return found
+            parts.pop()
+        return ", ".join(sorted({Path(f).name for f in self._origins.values()})) or "configuration"
+
+    def section(self, path: str, schema: type[D], default: Any = _MISSING) -> D:
+        """Validate the subtree at ``path`` into ``schema`` (a dataclass)."""
+        value = self.get(path, {} if default is _MISSING else default)
+        return validate(schema, value, path, self)
+
+    def as_dict(self, *, masked: bool = True) -> dict[str, Any]:
+        """A copy of the tree; secrets masked unless ``masked=False``."""
+        return typing.cast(dict[str, Any], _copy(self._tree, masked=masked, key=""))
+
+    def __repr__(self) -> str:
+        names = ", ".join(str(f) for f in self.files) or "in-memory"
+        return f"Settings(files=[{names}])"
+
+
+def load_settings(
+    resources: str | os.PathLike[str] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load every ``application-*.yaml`` along the search path into one ``Settings``."""
+    env = os.environ if environ is None else environ
+    dirs = resource_dirs(resources, cwd=cwd, environ=env)
+    tree: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    files: list[Path] = []
+    for name in FILES:
+        for folder in dirs:
+            path = folder / name
+            if path.is_file():
+                data = _read_yaml(path)
+                local: dict[str, str] = {}
+                walked = _walk(data, str(path), "", local, env)
+                _merge(tree, walked, str(path), "", origins, local)
+                files.append(path)
+                break
+    return Settings(tree, origins, files)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: invalid YAML ({problem}); fix the file.") from exc
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of sections, not {type(data).__name__}."
+        )
+    return data
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _walk(node: Any, file: str, path: str, origins: dict[str, str], env: Mapping[str, str]) -> Any:
+    if path:
+        origins[path] = file
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if not isinstance(key, str):
+                key = str(key)
+            out[key] = _walk(value, file, _join(path, key), origins, env)
+        return out
+    if isinstance(node, list):
+        return [_walk(v, file, f"{path}[{i}]", origins, env) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        value = substitute(node, file=file, path=path, environ=env)
+        if isinstance(value, str) and value:
+            last = path.rsplit(".", 1)[-1]
+            if is_secret_key(last):
+                remember(value)
+            elif "://" in value:
+                remember_url(value)
+        return value
+    return node
+
+
+def _merge(
+    into: dict[str, Any],
+    new: dict[str, Any],
+    file: str,
+    path: str,
+    origins: dict[str, str],
+    local: dict[str, str],
+) -> None:
+    for key, value in new.items():
+        here = _join(path, key)
+        if key in into and isinstance(into[key], dict) and isinstance(value, dict):
+            _merge(into[key], value, file, here, origins, local)
+            continue
+        if key in into:
+            raise ConfigError(
+                f"{here} is defined in both {origins.get(here, '?')} and {file}; "
+                "keep it in one file."
+            )
+        into[key] = value
+        for p, f in local.items():
+            if p == here or p.startswith(here + ".") or p.startswith(here + "["):
+                origins[p] = f
+    if path and path not in origins:
+        origins[path] = file
+
+
+def _copy(node: Any, *, masked: bool, key: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _copy(v, masked=masked, key=k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy(v, masked=masked, key=key) for v in node]
+    if masked and isinstance(node, str) and node and is_secret_key(key):
+        return "********"
+    if masked and isinstance(node, str) and "://" in node:
+        from nbinfra._secrets import mask_url
+
+        return mask_url(node)
+    if isinstance(node, Unset):
+        return f"${{{node.var}}} (unset)"
+    return node
+
+
+# -- validation -----------------------------------------------------------------------
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n"}
+
+
+def validate(schema: type[D], value: Any, path: str, settings: Settings | None = None) -> D:
+    """Validate ``value`` into ``schema`` (a dataclass), naming file and key on failure."""
+    return typing.cast(D, _check(schema, value, path, settings))
+
+
+def _fail(settings: Settings | None, path: str, problem: str) -> ConfigError:
+    origin = settings.origin(path) if settings is not None else "settings"
+    return ConfigError(f"{path or '(top level)'} in {origin}: {problem}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return f"{text!r}"
+    return type(value).__name__
+
+
+def _check(tp: Any, value: Any, path: str, settings: Settings | None) -> Any:
+    if isinstance(value, Unset):
+        raise value.error()
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Union or origin is types.UnionType:
+        args = get_args(tp)
+        if type(None) in args and (value is None or value == ""):
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors: list[str] = []
+        for option in options:
+            try:
+                return _check(option, value, path, settings)
+            except MissingSettingError:
+                raise
+            except ConfigError as exc:
+                errors.append(str(exc))
+        if len(options) == 1:
+            raise ConfigError(errors[0])
+        names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+        raise _fail(settings, path, f"expected {names}, got {_describe(value)}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value in allowed:
+            return value
+        text = ", ".join(repr(a) for a in allowed)
+        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise _fail(settings, path, f"must be one of {text}, got {_describe(value)}{hint}")
+    if origin in (list, tuple) or tp in (list, tuple):
+        if value is None:
+            value = []
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):  # comma-separated strings come from the environment
+            raise _fail(settings, path, f"expected a list, got {_describe(value)}")
+        item_args = get_args(tp)
+        item: Any = item_args[0] if item_args else Any
+        items = [_check(item, v, f"{path}[{i}]", settings) for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or tp is tuple) else items
+    if origin is dict or tp is dict:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise _fail(settings, path, f"expected a mapping, got {_describe(value)}")
+        args = get_args(tp)
+        vt = args[1] if len(args) == 2 else Any
+        return {k: _check(vt, v, _join(path, k), settings) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _check_dataclass(tp, value, path, settings)
+    if tp is Secret:
+        if isinstance(value, Secret):
+            return value
+        if value is None:
+            return Secret("")
+        if not isinstance(value, (str, int)):
+            raise _fail(settings, path, f"expected a string, got {type(value).__name__}")
+        return Secret(str(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE | _FALSE:
+            return str(value).strip().lower() in _TRUE
+        raise _fail(settings, path, f"expected true or false, got {_describe(value)}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise _fail(settings, path, f"expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip().replace("_", ""))
+            except ValueError:
+                pass
+        raise _fail(settings, path, f"expected an integer, got {_describe(value)}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise _fail(settings, path, f"expected a number, got {_describe(value)}")
+    if tp is str:
+        if isinstance(value, Secret):
+            return value.reveal()
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise _fail(settings, path, f"expected a string, got {_describe(value)}")
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value).expanduser()
+        raise _fail(settings, path, f"expected a path, got {_describe(value)}")
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            members = ", ".join(str(m.value) for m in tp)
+            raise _fail(
+                settings, path, f"must be one of {members}, got {_describe(value)}"
+            ) from None
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise _fail(settings, path, f"expected {tp.__name__}, got {_describe(value)}")
+    return value
+
+
+def _check_dataclass(tp: type, value: Any, path: str, settings: Settings | None) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise _fail(settings, path, f"expected a mapping, got {_describe(value)}")
+    hints = typing.get_type_hints(tp)
+    fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+    extra_name: str | None = getattr(tp, "__extra_field__", None)
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, raw in value.items():
+        if key in fields and key != extra_name:
+            kwargs[key] = _check(hints[key], raw, _join(path, key), settings)
+        elif extra_name is not None:
+            if isinstance(raw, Unset):
+                raise raw.error()
+            extra[key] = raw
+        else:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            allowed = ", ".join(sorted(fields))
+            raise _fail(settings, _join(path, key), f"unknown setting (allowed: {allowed}){hint}")
+    if extra_name is not None:
+        kwargs[extra_name] = extra
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise _fail(settings, path, f"missing required setting(s): {', '.join(missing)}")
+    return tp(**kwargs)

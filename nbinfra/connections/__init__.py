@@ -1,0 +1,1 @@
+"""Connection managers: databases, vector stores and external services."""

@@ -1,0 +1,102 @@
+"""Value types shared by every connection manager and the notebook layer.
+
+Pure Python: importing this module imports no driver, pandas or pyarrow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["HealthStatus", "QueryResult"]
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """The outcome of one health check. ``target`` is always masked (no credentials)."""
+
+    ok: bool
+    kind: str
+    target: str
+    latency: float | None = None  # seconds
+    server_version: str | None = None
+    error: str | None = None
+    checked_at: float | None = None  # time.time()
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        state = "ok" if self.ok else "down"
+        parts = [f"{self.kind} {self.target}: {state}"]
+        if self.latency is not None:
+            parts.append(f"{self.latency * 1000:.1f} ms")
+        if self.server_version:
+            parts.append(self.server_version)
+        if self.error:
+            parts.append(self.error)
+        return ", ".join(parts)
+
+
+@dataclass
+class QueryResult:
+    """Rows from any backend: ``columns`` + ``rows`` (tuples), with timing.
+
+    ``native`` keeps the driver's own result when it can give Arrow or a DataFrame
+    without copying (DuckDB), so ``df()``/``arrow()`` avoid a Python round trip.
+    """
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    elapsed: float = 0.0  # seconds
+    rowcount: int | None = None  # rows affected for DML; len(rows) otherwise
+    statement: str | None = None
+    native: Any = field(default=None, repr=False)
+    truncated: bool = False  # a limit stopped the fetch early
+
+    def __post_init__(self) -> None:
+        if self.rowcount is None:
+            self.rowcount = len(self.rows)
+
+    @property
+    def row_count(self) -> int:
+        return int(self.rowcount or 0)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        return self.rows[index]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name."""
+        return [dict(zip(self.columns, row, strict=False)) for row in self.rows]
+
+    def scalar(self) -> Any:
+        """The first column of the first row (``None`` when empty)."""
+        return self.rows[0][0] if self.rows and self.rows[0] else None
+
+    def df(self) -> Any:
+        """A pandas DataFrame (imports pandas on first use)."""
+        native_df = getattr(self.native, "df", None)
+        if callable(native_df):
+            return native_df()
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.rows, columns=self.columns)
+
+    def arrow(self) -> Any:
+        """A pyarrow Table (zero-copy when the driver produced Arrow)."""
+        native_arrow = getattr(self.native, "arrow", None)
+        if callable(native_arrow):
+            return native_arrow()
+        import pyarrow as pa
+
+        columns: Sequence[list[Any]] = [list(col) for col in zip(*self.rows, strict=False)] or [
+            [] for _ in self.columns
+        ]
+        return pa.table(dict(zip(self.columns, columns, strict=False)))

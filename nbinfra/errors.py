@@ -1,0 +1,190 @@
+"""Every error nbinfra raises on purpose.
+
+::
+
+    NbinfraError
+    ├── ConfigError                      bad or missing settings (names file and key path)
+    │   └── MissingSettingError          a ${VAR} with no default whose variable is unset
+    ├── RegistryError
+    │   ├── UnknownKindError             no such kind; lists what exists, suggests the nearest
+    │   ├── MissingDependencyError       driver not installed; carries the pip hint
+    │   └── RegistrationError            conflicting or invalid registration
+    ├── LoopError                        sync facade misused (e.g. called from its own loop)
+    ├── CacheError
+    │   ├── CacheUnavailableError        backend unreachable (names host:port)
+    │   └── SerializationError           a value cannot be stored or read back
+    ├── ConnError
+    │   ├── ConnectionUnavailableError   cannot connect / timed out (names the masked target)
+    │   └── QueryError                   the backend refused a query
+    └── LLMError
+        ├── AuthenticationError          names the environment variable to set
+        ├── RateLimitError               carries retry_after when the provider sent it
+        ├── ContextLengthError
+        ├── ProviderTimeout
+        ├── ProviderServerError
+        ├── BadRequestError
+        └── ReplayMissError              replay mode and no recorded response
+
+Vendor exceptions are translated at one boundary per backend with ``raise ... from exc``.
+Messages are redacted (every known secret value replaced) when the error is created, and
+render in IPython as one line (``_render_traceback_``), not as a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbinfra._secrets import redact
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "CacheError",
+    "CacheUnavailableError",
+    "ConfigError",
+    "ConnError",
+    "ConnectionUnavailableError",
+    "ContextLengthError",
+    "LLMError",
+    "LoopError",
+    "MissingDependencyError",
+    "MissingSettingError",
+    "NbinfraError",
+    "ProviderServerError",
+    "ProviderTimeout",
+    "QueryError",
+    "RateLimitError",
+    "RegistrationError",
+    "RegistryError",
+    "ReplayMissError",
+    "SerializationError",
+    "UnknownKindError",
+]
+
+
+class NbinfraError(Exception):
+    """Base of every error nbinfra raises on purpose; the message says what to do."""
+
+    def __init__(self, message: str = "", *args: Any) -> None:
+        super().__init__(redact(str(message)), *args)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython calls this instead of printing a traceback: one line, no stack."""
+        return [f"{type(self).__name__}: {self.message}"]
+
+
+class ConfigError(NbinfraError):
+    """Settings are missing, malformed or of the wrong type."""
+
+
+class MissingSettingError(ConfigError):
+    """A ``${VAR}`` without default is used while the variable is unset."""
+
+    def __init__(self, var: str, file: str, key_path: str) -> None:
+        super().__init__(
+            f"Environment variable {var} is not set; it is required by {key_path} in {file}. "
+            f"Set {var}, or give a default there as ${{{var}:default}}."
+        )
+        self.var = var
+        self.file = file
+        self.key_path = key_path
+
+
+class RegistryError(NbinfraError):
+    """Problems looking up or registering a kind."""
+
+
+class UnknownKindError(RegistryError, KeyError):
+    """No implementation is registered under that kind."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class MissingDependencyError(RegistryError, ImportError):
+    """The kind exists but its driver or SDK is not installed."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class RegistrationError(RegistryError):
+    """A registration conflicts with an existing one or is invalid."""
+
+
+class LoopError(NbinfraError, RuntimeError):
+    """The synchronous facade was used where it cannot work."""
+
+
+class CacheError(NbinfraError):
+    """Base for cache failures."""
+
+
+class CacheUnavailableError(CacheError, ConnectionError):
+    """The cache backend cannot be reached."""
+
+
+class SerializationError(CacheError, ValueError):
+    """A value cannot be serialized or deserialized."""
+
+
+class ConnError(NbinfraError):
+    """Base for connection-manager failures."""
+
+
+class ConnectionUnavailableError(ConnError, ConnectionError):
+    """The backend cannot be reached (or did not answer in time)."""
+
+
+class QueryError(ConnError):
+    """The backend refused or failed a query."""
+
+
+class LLMError(NbinfraError):
+    """Base for LLM provider failures."""
+
+    def __init__(self, message: str = "", *, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+
+
+class AuthenticationError(LLMError):
+    """Credentials are missing or rejected."""
+
+
+class RateLimitError(LLMError):
+    """The provider asked us to slow down."""
+
+    def __init__(
+        self, message: str = "", *, provider: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class ContextLengthError(LLMError):
+    """The prompt does not fit the model's context window."""
+
+
+class ProviderTimeout(LLMError, TimeoutError):
+    """The provider did not answer within the configured timeout."""
+
+
+class ProviderServerError(LLMError):
+    """The provider failed (5xx) or sent something unreadable."""
+
+
+class BadRequestError(LLMError, ValueError):
+    """The provider rejected the request as malformed."""
+
+
+class ReplayMissError(LLMError):
+    """Replay mode is on and no recorded response matches this request."""

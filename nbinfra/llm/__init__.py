@@ -1,0 +1,1 @@
+"""LLM providers, token counting and context-window management."""

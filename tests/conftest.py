@@ -1,0 +1,3 @@
+"""Shared fixtures: the real services live in nbinfra.testing."""
+
+pytest_plugins = ["nbinfra.testing"]
