@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -119,6 +120,8 @@ def test_local_http_server_can_cut_a_stream(local_http_server: LocalHTTPServer) 
     local_http_server.route(
         "GET", "/cut", Response(200, chunks=[b"a" * 10, b"b" * 10, b"c" * 10], cut_after=1)
     )
-    with urllib.request.urlopen(local_http_server.url + "/cut", timeout=5) as resp:
-        with pytest.raises(Exception):  # noqa: B017 - http.client raises IncompleteRead
-            resp.read()
+    with (
+        urllib.request.urlopen(local_http_server.url + "/cut", timeout=5) as resp,
+        pytest.raises(http.client.IncompleteRead),
+    ):
+        resp.read()

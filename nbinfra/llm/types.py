@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "LLMResponse",
     "Message",
     "MessagesLike",
     "Role",
     "StreamChunk",
     "TokenCount",
     "Usage",
-    "LLMResponse",
     "as_messages",
 ]
 
