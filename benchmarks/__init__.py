@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of nbinfra against the peers (``python -m benchmarks``)."""
