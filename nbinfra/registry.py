@@ -47,7 +47,10 @@ class Entry:
 # classes the modules really register (no drift).
 BUILTINS: dict[str, dict[str, Entry]] = {
     "nbinfra.caches": {},
-    "nbinfra.connections": {},
+    "nbinfra.connections": {
+        "duckdb": Entry("nbinfra.connections.duckdb:DuckDBConnectionManager", "duckdb"),
+        "postgres": Entry("nbinfra.connections.postgres:PostgresConnectionManager", "postgres"),
+    },
     "nbinfra.llms": {},
 }
 
