@@ -182,7 +182,7 @@ class RedisCacheProvider(BaseCacheProvider):
                 **tls,
                 **pool_opts,
             )
-        return aioredis.Redis(connection_pool=pool)
+        return aioredis.Redis.from_pool(pool)
 
     def _refuse(self) -> InMemoryCacheProvider:
         """The breaker is open: the fallback tier, or an immediate error."""
@@ -454,7 +454,8 @@ class RedisCacheProvider(BaseCacheProvider):
         if status.ok:
             try:
                 info = await self._client().info("server")
-                status.server_version = f"redis {info.get('redis_version', '?')}"
+                version = f"redis {info.get('redis_version', '?')}"
+                status = replace(status, server_version=version)
             except (*_DOWN, rexc.ResponseError):
                 pass
         return status
