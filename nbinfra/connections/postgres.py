@@ -17,6 +17,7 @@ waiting (a restarted server has closed it), so it costs no round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import io
 import threading
@@ -157,6 +158,17 @@ class PostgresConnectionManager(AsyncBaseConnectionManager):
         )
         await pool.open(wait=True, timeout=timeout)
         self._pool = pool
+
+    def _abandon(self) -> None:
+        # Their loop has stopped: close the sockets synchronously so the server is not left
+        # with idle sessions, then drop them.
+        pool, self._pool = self._pool, None
+        monitor, self._monitor = self._monitor, None
+        idle = list(getattr(pool, "_pool", ()))  # psycopg_pool keeps idle connections here
+        for conn in [monitor, *idle]:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.pgconn.finish()
 
     async def _close(self) -> None:
         pool, self._pool = self._pool, None

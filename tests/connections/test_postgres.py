@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from nbinfra.connections import SyncConnection
 from nbinfra.connections.postgres import PostgresConnectionManager
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.testing import PostgresServer, free_port
@@ -187,3 +190,32 @@ async def test_embedded_server_when_no_url(postgres_server: PostgresServer) -> N
         assert status.ok and (status.server_version or "").startswith("PostgreSQL 18")
         ext = await mgr.execute_query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
         assert len(ext) == 1
+
+
+async def test_manager_connected_by_the_facade_works_when_awaited(
+    postgres_server: PostgresServer,
+) -> None:
+    db = SyncConnection(PostgresConnectionManager(url=postgres_server.url, max_size=1))
+    assert db.query("SELECT :x::int + 1", {"x": 1}).scalar() == 2  # on nbinfra's loop
+    # Awaited from this test's own loop: the call runs on the loop owning the pool.
+    assert (await db.manager.execute_query("SELECT 3")).scalar() == 3
+    assert (await db.manager.health_check()).ok
+    await db.manager.disconnect()
+    assert not db.manager.connected
+
+
+# The pool tasks left on the stopped loop can only be finalised by the garbage collector,
+# which reports them as unraisable; collected here so the report stays in this test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_manager_reconnects_after_its_loop_stopped(postgres_server: PostgresServer) -> None:
+    mgr = PostgresConnectionManager(url=postgres_server.url, max_size=1)
+    first = asyncio.new_event_loop()
+    assert first.run_until_complete(mgr.execute_query("SELECT 1")).scalar() == 1
+    second = asyncio.new_event_loop()
+    try:
+        assert second.run_until_complete(mgr.execute_query("SELECT 2")).scalar() == 2
+        second.run_until_complete(mgr.disconnect())
+    finally:
+        first.close()
+        second.close()
+        gc.collect()
