@@ -189,16 +189,23 @@ class DuckDBConnectionManager(BaseConnectionManager):
         return f"DuckDB {row[0]}" if row else "DuckDB"
 
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        return self._script_sync(query, params, limit)[-1]
+
+    def _script_sync(self, query: Any, params: Any, limit: int | None) -> list[QueryResult]:
         if not isinstance(query, str):
             raise QueryError(f"duckdb queries are SQL text, not {type(query).__name__}.")
         statements = split_statements(query) or [query]
-        result: QueryResult | None = None
         with self._lock:
             con = self._require()
-            for statement in statements:
-                result = self._run(con, statement, params, limit)
-        assert result is not None
-        return result
+            return [self._run(con, statement, params, limit) for statement in statements]
+
+    async def execute_script(self, query: str, params: Any = None) -> list[QueryResult]:
+        """Run every statement of ``query``; one result per statement."""
+        return await self._call(
+            lambda: self.to_thread(self._script_sync, query, params, None),
+            what="script",
+            idempotent=self._is_idempotent(query),
+        )
 
     def _run(self, con: Any, statement: str, params: Any, limit: int | None) -> QueryResult:
         sql, bound = to_dollar(statement, params)
@@ -256,6 +263,16 @@ class DuckDBConnectionManager(BaseConnectionManager):
         return [row[0] for row in result.rows]
 
     # -- errors ----------------------------------------------------------------------
+    def _error(self, exc: BaseException, what: str, timeout: float | None) -> ConnError:
+        if isinstance(exc, TimeoutError) and self._con is not None:
+            # In-process: stop the query itself; the connection stays usable.
+            self._con.interrupt()
+            return QueryError(
+                f"duckdb '{self.name}' {what} was interrupted after {timeout} s; "
+                "raise the timeout setting for longer queries."
+            )
+        return super()._error(exc, what, timeout)
+
     def _translate(self, exc: BaseException, what: str) -> ConnError:
         detail = one_line(str(exc)) or type(exc).__name__
         if isinstance(exc, duckdb.IOException | duckdb.ConnectionException | OSError):

@@ -30,6 +30,9 @@ class TestDuckDBContract(ManagerContract):
             database=str(tmp_path / "not-a-dir" / "db.duckdb"), retries=0
         )
 
+    async def sever(self, manager: DuckDBConnectionManager) -> None:  # type: ignore[override]
+        manager._con.close()
+
 
 @pytest.fixture
 async def db() -> Any:
@@ -130,3 +133,21 @@ async def test_read_only_missing_file_is_unavailable(tmp_path: Path) -> None:
     mgr = DuckDBConnectionManager(database=str(tmp_path / "nope.duckdb"), read_only=True, retries=0)
     with pytest.raises(ConnectionUnavailableError, match=r"nope\.duckdb"):
         await mgr.connect()
+
+
+async def test_execute_script_returns_each_result(db: DuckDBConnectionManager) -> None:
+    results = await db.execute_script(
+        "INSERT INTO users VALUES (1, 'a'); SELECT name FROM users; SELECT :x AS x", {"x": 5}
+    )
+    assert [r.rows for r in results] == [[(1,)], [("a",)], [(5,)]]
+    assert results[0].rowcount == 1
+
+
+async def test_timeout_interrupts_the_query_and_keeps_the_connection() -> None:
+    async with DuckDBConnectionManager(timeout=0.2, retries=0) as mgr:
+        with pytest.raises(QueryError, match="interrupted"):
+            await mgr.execute_query(
+                "SELECT count(*) FROM range(100000000000) a(i), range(1000) b(j) WHERE i + j = -1"
+            )
+        assert (await mgr.execute_query("SELECT 1")).scalar() == 1
+        assert mgr.is_healthy()

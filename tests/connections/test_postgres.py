@@ -17,6 +17,7 @@ from tests.connections.contract import ManagerContract
 
 HOSTILE = "'; DROP TABLE users; --"
 SECRET = "s3cr3t-pg-pass"
+RESOURCES = Path(__file__).resolve().parents[2] / "nbinfra" / "resources"
 
 
 class TestPostgresContract(ManagerContract):
@@ -219,3 +220,41 @@ def test_manager_reconnects_after_its_loop_stopped(postgres_server: PostgresServ
         first.close()
         second.close()
         gc.collect()
+
+
+async def test_seed_snippet_with_database_url_from_the_environment(
+    postgres_server: PostgresServer,
+) -> None:
+    from nbinfra.config import load_settings
+    from nbinfra.connections import ConnectionFactory, ConnectionType
+
+    settings = load_settings(
+        RESOURCES,
+        environ={"DATABASE_URL": postgres_server.url},
+    )
+    postgres_mgr = ConnectionFactory.get_connection_manager(
+        ConnectionType.POSTGRES, settings=settings
+    )
+    await postgres_mgr.connect()
+    try:
+        await postgres_mgr.execute_query(
+            "CREATE TABLE IF NOT EXISTS seed_users (id int); INSERT INTO seed_users VALUES (1)"
+        )
+        result = await postgres_mgr.execute_query("SELECT * FROM seed_users")
+        assert result.rows == [(1,)]
+        assert postgres_mgr.is_healthy()
+    finally:
+        await postgres_mgr.execute_query("DROP TABLE seed_users")
+        await postgres_mgr.disconnect()
+
+
+async def test_logs_never_show_the_password(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    url = f"postgresql://app:{SECRET}@127.0.0.1:{free_port()}/db"
+    mgr = PostgresConnectionManager(url=url, connect_timeout=1, retries=1, retry_backoff=0.01)
+    with caplog.at_level(logging.DEBUG, logger="nbinfra"), pytest.raises(ConnError):
+        await mgr.connect()
+    assert caplog.records, "connect failures are logged"
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+    assert any("retry" in r.getMessage() for r in caplog.records)
