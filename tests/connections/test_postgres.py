@@ -258,3 +258,17 @@ async def test_logs_never_show_the_password(caplog: pytest.LogCaptureFixture) ->
     assert caplog.records, "connect failures are logged"
     assert all(SECRET not in r.getMessage() for r in caplog.records)
     assert any("retry" in r.getMessage() for r in caplog.records)
+
+
+def test_sync_facade_streams_and_runs_transactions_natively(
+    postgres_server: PostgresServer,
+) -> None:
+    db = SyncConnection(PostgresConnectionManager(url=postgres_server.url, max_size=1))
+    try:
+        batches = list(db.stream("SELECT g FROM generate_series(1, 25) g", batch_size=10))
+        assert [len(b) for b in batches] == [10, 10, 5]
+        assert db.execute_script("SELECT 1; SELECT 2")[1].scalar() == 2
+        empty = db.query("SELECT 1 AS a WHERE false")
+        assert empty.columns == ["a"] and len(empty.df()) == 0
+    finally:
+        db.close()
