@@ -47,7 +47,15 @@ class Entry:
 # classes the modules really register (no drift).
 BUILTINS: dict[str, dict[str, Entry]] = {
     "nbinfra.caches": {},
-    "nbinfra.connections": {},
+    "nbinfra.connections": {
+        "confluence": Entry(
+            "nbinfra.connections.confluence:ConfluenceConnectionManager", "atlassian"
+        ),
+        "jira": Entry("nbinfra.connections.jira:JiraConnectionManager", "atlassian"),
+        "mongodb": Entry("nbinfra.connections.mongodb:MongoDBConnectionManager", "mongodb"),
+        "redis": Entry("nbinfra.connections.redis:RedisConnectionManager", "redis"),
+        "s3": Entry("nbinfra.connections.s3:S3ConnectionManager", "s3"),
+    },
     "nbinfra.llms": {},
 }
 
