@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,18 +87,16 @@ class S3ConnectionManager(BaseConnectionManager):
 
     # -- lifecycle ------------------------------------------------------------------
     def _open_sync(self) -> None:
-        import boto3
         from botocore.config import Config
 
         s = self.settings
-        session = boto3.session.Session(profile_name=s.profile or None)
         config = Config(
             connect_timeout=s.connect_timeout,
             read_timeout=s.timeout,
             retries={"max_attempts": max(1, s.max_attempts), "mode": "standard"},
             s3={"addressing_style": s.addressing_style},
         )
-        client = session.client(
+        client = _session(s.profile).client(
             "s3",
             endpoint_url=s.endpoint_url or None,
             region_name=s.region or None,
@@ -378,6 +377,34 @@ class S3ConnectionManager(BaseConnectionManager):
         if isinstance(exc, bex.BotoCoreError):
             return ConnError(f"{where}: {what} failed: {type(exc).__name__}: {one_line(str(exc))}")
         return super()._translate(exc, what)
+
+
+_sessions: dict[str | None, Any] = {}
+_sessions_lock = threading.Lock()
+
+
+class _LockedSession:
+    """A boto3 session shared per profile: its loader caches the service models, so a
+    reconnect costs milliseconds instead of a second. Client creation is serialised
+    because sessions are not thread-safe."""
+
+    def __init__(self, profile: str | None) -> None:
+        import boto3
+
+        self._session = boto3.session.Session(profile_name=profile)
+        self._lock = threading.Lock()
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._session.client(*args, **kwargs)
+
+
+def _session(profile: str | None) -> _LockedSession:
+    with _sessions_lock:
+        found = _sessions.get(profile)
+        if found is None:
+            found = _sessions[profile] = _LockedSession(profile)
+        return found
 
 
 def _format_of(key: str) -> str:
