@@ -123,6 +123,8 @@ class RedisConnectionManager(AsyncBaseConnectionManager):
     # -- lifecycle ------------------------------------------------------------------
     async def _open(self) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         s = self.settings
         options: dict[str, Any] = {
@@ -130,9 +132,9 @@ class RedisConnectionManager(AsyncBaseConnectionManager):
             "socket_connect_timeout": s.connect_timeout,
             "decode_responses": s.decode_responses,
             "max_connections": s.max_connections,
-            # The manager owns reconnects and retries (idempotent commands only).
-            "retry_on_timeout": False,
-            "retry": None,
+            # The manager owns reconnects and retries (idempotent commands only); redis-py
+            # would otherwise retry every command, writes included, with second-long backoff.
+            "retry": Retry(NoBackoff(), 0),
         }
         if s.username:
             options["username"] = s.username
