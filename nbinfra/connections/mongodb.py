@@ -15,8 +15,9 @@ as text or as Python objects, optionally prefixed by the collection name; otherw
 collection comes from ``params["collection"]`` or the configured ``collection``. JSON is
 MongoDB Extended JSON (``{"$oid": ...}``, ``{"$date": ...}``).
 
-The URL ``mongomock://name`` uses mongomock, an in-process stand-in with the same API;
-clients for the same name share one store, so data survives a reconnect.
+The URL ``mongomock://host/database`` uses mongomock, an in-process stand-in with the
+same API (for tests and demos); clients for the same host share one store, so data
+survives a reconnect.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from nbinfra._secrets import Secret, mask_url, reveal
 from nbinfra.connections.base import BaseConnectionManager
@@ -89,17 +91,24 @@ class MongoDBConnectionManager(BaseConnectionManager):
     def _make_client(self) -> Any:
         s = self.settings
         if s.url.startswith(_MOCK_SCHEME):
-            import mongomock
-            from mongomock.store import ServerStore
-
+            try:
+                import mongomock
+                from mongomock.store import ServerStore
+            except ImportError as exc:
+                raise ConnError(
+                    "A mongomock:// url needs the mongomock package: pip install mongomock"
+                ) from exc
             with _mock_lock:
-                store = _mock_stores.setdefault(s.url, ServerStore())  # type: ignore[no-untyped-call]
+                store = _mock_stores.setdefault(urlsplit(s.url).netloc, ServerStore())  # type: ignore[no-untyped-call]
             return mongomock.MongoClient(_store=store)
         import pymongo
 
+        # A little under the manager's own connect deadline, so pymongo's more precise
+        # error (which server, why) arrives before the generic timeout does.
+        selection_ms = max(1, int(s.connect_timeout * 800))
         options: dict[str, Any] = {
-            "serverSelectionTimeoutMS": max(1, int(s.connect_timeout * 1000)),
-            "connectTimeoutMS": max(1, int(s.connect_timeout * 1000)),
+            "serverSelectionTimeoutMS": selection_ms,
+            "connectTimeoutMS": selection_ms,
             "socketTimeoutMS": max(1, int(s.timeout * 1000)),
             "appname": "nbinfra",
         }
@@ -140,7 +149,7 @@ class MongoDBConnectionManager(BaseConnectionManager):
         if s.database:
             return s.database
         if s.url.startswith(_MOCK_SCHEME):
-            return "nbinfra"
+            return urlsplit(s.url).path.strip("/") or "nbinfra"
         from pymongo.uri_parser import parse_uri
 
         try:
