@@ -28,7 +28,13 @@ from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, one_line
 from nbinfra.connections.types import QueryResult
-from nbinfra.errors import ConfigError, ConnectionUnavailableError, ConnError, QueryError
+from nbinfra.errors import (
+    ConfigError,
+    ConnectionUnavailableError,
+    ConnError,
+    MissingDependencyError,
+    QueryError,
+)
 from nbinfra.logs import get_logger
 
 __all__ = ["S3ConnectionManager", "S3Settings"]
@@ -106,7 +112,7 @@ class S3ConnectionManager(BaseConnectionManager):
             config=config,
         )
         try:
-            self._probe_bucket(client)
+            self._probe_bucket(client, missing_ok=True)
         except BaseException:
             client.close()
             raise
@@ -121,11 +127,27 @@ class S3ConnectionManager(BaseConnectionManager):
         self._probe_bucket(self.client)
         return None
 
-    def _probe_bucket(self, client: Any) -> None:
-        if self.settings.bucket:
-            client.head_bucket(Bucket=self.settings.bucket)
-        else:
+    def _probe_bucket(self, client: Any, *, missing_ok: bool = False) -> None:
+        """One authenticated round trip. A missing default bucket fails the health check
+        but not ``connect``, so that ``create_bucket()`` can make it."""
+        from botocore.exceptions import ClientError
+
+        bucket = self.settings.bucket
+        if not bucket:
             client.list_buckets()
+            return
+        try:
+            client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in ("404", "NoSuchBucket"):
+                raise
+            if not missing_ok:
+                raise QueryError(
+                    f"Bucket s3://{bucket} does not exist at {self.target}; create it "
+                    "(create_bucket) or fix bucket in the connection settings."
+                ) from exc
+            log.warning("s3 '%s': bucket s3://%s does not exist yet", self.name, bucket)
 
     @property
     def client(self) -> Any:
@@ -267,8 +289,7 @@ class S3ConnectionManager(BaseConnectionManager):
         **read_options: Any,
     ) -> Any:
         """Read a CSV or Parquet object into pandas (format from the suffix by default)."""
-        import pandas as pd
-
+        pd = _pandas()
         kind = format or _format_of(key)
         data = await self.get_object(key, bucket=bucket)
         if kind == "parquet":
@@ -286,6 +307,7 @@ class S3ConnectionManager(BaseConnectionManager):
     ) -> dict[str, Any]:
         """Write a pandas DataFrame as CSV or Parquet (format from the suffix by default)."""
         kind = format or _format_of(key)
+        _pandas()
         buffer = io.BytesIO()
         if kind == "parquet":
             df.to_parquet(buffer, index=index)
@@ -405,6 +427,18 @@ def _session(profile: str | None) -> _LockedSession:
         if found is None:
             found = _sessions[profile] = _LockedSession(profile)
         return found
+
+
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401 - Parquet needs it; check both at once
+    except ImportError as exc:
+        hint = "pip install 'nbinfra[pandas]'"
+        raise MissingDependencyError(
+            f"DataFrames on S3 need pandas and pyarrow: {hint}", hint=hint
+        ) from exc
+    return pd
 
 
 def _format_of(key: str) -> str:

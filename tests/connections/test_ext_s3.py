@@ -162,7 +162,11 @@ async def test_create_and_list_buckets(s3_server: S3Server) -> None:
 async def test_missing_bucket_health_is_down(s3_server: S3Server) -> None:
     mgr = s3(s3_server, "nbinfra-does-not-exist", retries=0)
     status = await mgr.health_check()
-    assert not status.ok and "not found" in (status.error or "")
+    assert not status.ok and "s3://nbinfra-does-not-exist does not exist" in (status.error or "")
+    assert mgr.connected  # the endpoint answered: create_bucket() can still make it
+    await mgr.create_bucket()
+    assert (await mgr.health_check()).ok
+    await mgr.disconnect()
 
 
 async def test_blackhole_endpoint_times_out_with_conn_error(
