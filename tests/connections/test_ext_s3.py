@@ -75,6 +75,11 @@ class TestS3Contract(ManagerContract):
             max_attempts=1,
         )
 
+    async def sever(self, manager: Any) -> None:
+        pytest.skip(
+            "plain HTTP requests hold no session to sever; see test_endpoint_dies_then_returns"
+        )
+
 
 async def test_put_get_head_delete(s3_server: S3Server, bucket: str) -> None:
     async with s3(s3_server, bucket) as mgr:
