@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -54,7 +54,8 @@ _PREFIXED = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(.*)$", re.DOTALL)
 class MongoDBSettings(ConnectionSettings):
     """``connections.mongodb`` in application-db.yaml."""
 
-    url: str = "mongodb://localhost:27017"
+    # repr=False: a URL may carry a password; target() shows it masked.
+    url: str = field(default="mongodb://localhost:27017", repr=False)
     database: str | None = None  # default: the database in the URL, else "nbinfra"
     collection: str | None = None  # used by execute_query when none is named
     username: str | None = None

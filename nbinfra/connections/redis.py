@@ -20,7 +20,7 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from nbinfra._secrets import Secret, mask_url, reveal
@@ -88,7 +88,8 @@ _READ_ONLY = frozenset(
 class RedisSettings(ConnectionSettings):
     """``connections.redis`` in application-db.yaml: a ``url``, or host/port/db/password."""
 
-    url: str | None = None
+    # repr=False: a URL may carry a password; target() shows it masked.
+    url: str | None = field(default=None, repr=False)
     host: str = "localhost"
     port: int = 6379
     db: int = 0

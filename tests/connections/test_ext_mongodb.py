@@ -227,7 +227,7 @@ async def test_unreachable_server_fails_within_timeout_without_leaking(
             await mgr.find("people")
         status = await mgr.health_check()
     assert not status.ok and not mgr.is_healthy()
-    for text in (str(info.value), str(status), repr(mgr), caplog.text):
+    for text in (str(info.value), str(status), repr(mgr), repr(mgr.settings), caplog.text):
         assert SECRET not in text
 
 
