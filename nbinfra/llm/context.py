@@ -331,7 +331,7 @@ class ContextWindowManager:
         return budget - self._sys_tokens - TOKENS_REPLY_PRIMING
 
     def _too_long(self, budget: int) -> ContextLengthError:
-        newest = self._unit_tokens(len(self._units) - 1)
+        newest = self._unit_tokens(len(self._units) - 1) if self._units else 0
         return ContextLengthError(
             f"The newest turn needs {newest} tokens and the system prompt {self._sys_tokens}, "
             f"but the budget is {budget} (context_window {self.context_window} - "
@@ -471,10 +471,9 @@ class Chat:
     ) -> None:
         self.llm = llm
         if manager is None:
-            window = getattr(llm, "context_window", None)
-            manager = ContextWindowManager(
-                model=llm.model, context_window=window, system=system, **manager_options
-            )
+            manager_options.setdefault("context_window", getattr(llm, "context_window", None))
+            manager_options.setdefault("model", llm.model)
+            manager = ContextWindowManager(system=system, **manager_options)
         elif system is not None or manager_options:
             raise ValueError("Pass system and manager options to the manager, not to Chat.")
         self.manager = manager

@@ -223,8 +223,10 @@ class Encoder:
         ids = self._encoding.encode(text, disallowed_special=())
         if len(ids) <= max_tokens:
             return text
-        cut = str(self._encoding.decode(ids[:max_tokens]))
-        # decoding a prefix can end mid-character and re-encode longer; shrink until it fits
+        # a token prefix can end mid-character: drop the partial bytes, keep a text prefix
+        raw: bytes = self._encoding.decode_bytes(ids[:max_tokens])
+        cut = raw.decode("utf-8", errors="ignore")
+        # re-encoding a prefix can take more tokens than the prefix ids; shrink until it fits
         while cut and self.count(cut) > max_tokens:
             cut = cut[:-1]
         return cut

@@ -37,6 +37,8 @@ def check_prompt_tokens(
 ) -> bool:
     """True when ``reported`` is clearly below ``sent``: the prompt was probably truncated.
 
+    A ``reported`` of 0 or less means the provider did not say, and is never flagged.
+
     Flags ``response`` (``"prompt_truncated"`` in ``response.warnings``) and logs one
     WARNING per provider and model, not one per call.
     """
@@ -45,7 +47,7 @@ def check_prompt_tokens(
     else:
         count, exact = int(sent), True
     share, floor = _EXACT_SLACK if exact else _ESTIMATED_SLACK
-    if reported < 0 or reported >= count - max(floor, count * share):
+    if reported <= 0 or reported >= count - max(floor, count * share):
         return False
     if response is not None:
         if TRUNCATION_WARNING not in response.warnings:
