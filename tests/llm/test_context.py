@@ -371,3 +371,32 @@ def test_reply_priming_is_counted() -> None:
     manager = ContextWindowManager(context_window=2000)
     manager.add("hi")
     assert manager.count() == COUNTER.message_tokens(Message("user", "hi")) + TOKENS_REPLY_PRIMING
+
+
+def test_chat_ask_sync() -> None:
+    chat = Chat(ScriptedLLM(["sync answer"]), context_window=4096)
+    assert chat.ask_sync("hello").content == "sync answer"
+    assert [m.role for m in chat.history] == ["user", "assistant"]
+
+
+def test_modules_import_no_sdk() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "import nbinfra.llm.context, nbinfra.llm.replay, nbinfra.llm.tokens\n"
+        "heavy = {'tiktoken', 'httpx', 'openai', 'numpy', 'pandas', 'ipywidgets'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": root, "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
