@@ -26,11 +26,14 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from nbinfra.errors import ReplayMissError
 from nbinfra.llm.types import LLMResponse, Message, Usage
 from nbinfra.logs import get_logger
+
+if TYPE_CHECKING:
+    from nbinfra.session import Session
 
 __all__ = [
     "MODES",
@@ -52,6 +55,7 @@ log = get_logger(__name__)
 Mode = Literal["off", "cache", "record", "replay"]
 MODES: tuple[str, ...] = ("off", "cache", "record", "replay")
 STATE_KEY = "llm.response_store"  # where providers find the active store in session.state
+NAMESPACE = "llm.responses"
 FORMAT_VERSION = 1
 
 # Options that change how a call is made, not what it answers.
@@ -61,7 +65,7 @@ _TRANSPORT_OPTIONS = frozenset(
 
 
 class KeyValueStore(Protocol):
-    """The part of ``CacheService`` the store needs."""
+    """The part of ``CacheService`` the store needs (``MemoryKeyValueStore`` for tests)."""
 
     async def get(self, key: str) -> Any: ...
 
@@ -163,14 +167,30 @@ class ResponseStore:
         kv: KeyValueStore | None = None,
         *,
         ttl: float | None = None,
+        namespace: str = NAMESPACE,
+        session: Session | None = None,
     ) -> None:
         self.mode = mode
-        self.kv: KeyValueStore = kv if kv is not None else MemoryKeyValueStore()
+        self._kv = kv
         self.ttl = ttl
+        self.namespace = namespace
+        self._session = session
         self._entries: dict[str, dict[str, Any]] = {}  # key -> {"request", "response"}
         self.hits = 0
         self.misses = 0
         self.stored = 0
+
+    @property
+    def kv(self) -> KeyValueStore:
+        """Where responses live: the given store, else ``CacheService(namespace)`` (made on
+        first use, so the configured cache backend applies: memory, or Redis to share
+        recordings between kernels). Responses do not expire unless ``ttl`` says so."""
+        if self._kv is None:
+            from nbinfra.cache import CacheService
+
+            default_ttl = 0 if self.ttl is None else self.ttl
+            self._kv = CacheService(self.namespace, default_ttl, session=self._session)
+        return self._kv
 
     @property
     def mode(self) -> Mode:
@@ -301,8 +321,9 @@ def use_response_store(
     from nbinfra._loop import run_sync
     from nbinfra.session import session as current_session
 
-    store = ResponseStore(mode, kv)
+    target = session or current_session()
+    store = ResponseStore(mode, kv, session=target)
     if path is not None:
         run_sync(store.import_jsonl(path))
-    (session or current_session()).state[STATE_KEY] = store
+    target.state[STATE_KEY] = store
     return store

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from nbinfra.cache import CacheService
+from nbinfra.config import Settings
 from nbinfra.errors import ReplayMissError
 from nbinfra.llm.replay import (
     STATE_KEY,
@@ -26,7 +28,8 @@ from nbinfra.llm.replay import (
     use_response_store,
 )
 from nbinfra.llm.types import LLMResponse, Message, Usage
-from nbinfra.testing import LocalHTTPServer, Request, Response
+from nbinfra.session import Session
+from nbinfra.testing import LocalHTTPServer, RedisServer, Request, Response
 
 
 def _completion(request: Request) -> Response:
@@ -90,6 +93,12 @@ class SDKProvider:
             raw=raw,
             options=dict(request["options"]),
         )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session(nbinfra_session: Session) -> Session:
+    """Stores without an explicit kv use ``CacheService`` on the session: one per test."""
+    return nbinfra_session
 
 
 @pytest.fixture
@@ -214,3 +223,38 @@ def test_use_response_store_installs_into_the_session(nbinfra_session: Any, tmp_
     store = use_response_store("replay", path)
     assert nbinfra_session.state[STATE_KEY] is store
     assert len(store) == 1 and store.mode == "replay"
+
+
+async def test_default_store_lives_in_cache_service() -> None:
+    store = ResponseStore("cache")
+    assert isinstance(store.kv, CacheService) and store.kv.namespace == "llm.responses"
+    assert store.kv.default_ttl == 0  # recordings do not expire
+    request = build_request("fake", "m", [Message("user", "q")], {"temperature": 0.1})
+    await store.put(request, LLMResponse("a", "m", "fake", usage=Usage(4, 1)))
+    hit = await ResponseStore("replay").get(request)  # another store, same session cache
+    assert hit is not None and (hit.content, hit.usage.input_tokens) == ("a", 4)
+
+
+async def test_recordings_shared_through_redis(
+    server: LocalHTTPServer, redis_server: RedisServer
+) -> None:
+    cache = {"backend": "redis", "redis": {"url": redis_server.url}}
+    settings = Settings.from_dict({"cache": cache})
+    kernel_one, kernel_two = Session(settings), Session(settings)  # two notebooks
+    try:
+        recorder = ResponseStore("record", namespace="llm.test-redis", session=kernel_one)
+        await recorder.kv.clear()  # type: ignore[attr-defined]
+        live = SDKProvider(server.url + "/v1", recorder)
+        recorded = [await live.generate(msgs, **opts) for msgs, opts in SESSION]
+        assert live.network_calls == 3
+
+        replayer = ResponseStore("replay", namespace="llm.test-redis", session=kernel_two)
+        assert replayer.kv.provider.kind == "redis"  # type: ignore[attr-defined]
+        offline = SDKProvider("http://127.0.0.1:9/v1", replayer)
+        replayed = [await offline.generate(msgs, **opts) for msgs, opts in SESSION]
+        assert [r.content for r in replayed] == [r.content for r in recorded]
+        assert offline.network_calls == 0 and len(server.requests) == 3
+        await recorder.kv.clear()  # type: ignore[attr-defined]
+    finally:  # the Redis clients live on this test's loop: close them here
+        await kernel_one.aclose()
+        await kernel_two.aclose()
