@@ -422,7 +422,8 @@ class ContextWindowManager:
             text = text[:-1]
             message = Message("system", SUMMARY_PREFIX + text)
         self._summary = _Summary(text, upto, message, state.calls + 1)
-        log.info("Summarised messages %d-%d into %d tokens", first, upto - 1, len(text))
+        tokens = self.counter.count_text(text).tokens
+        log.info("Summarised messages %d-%d into %d tokens", first, upto - 1, tokens)
 
     def preview(self, strategy: str | None = None, budget: int | None = None) -> ContextPreview:
         """Which messages ``fit()`` keeps, drops or summarises (never calls the summarizer)."""
@@ -444,7 +445,10 @@ class ContextWindowManager:
         total = plan.tokens
         if plan.summarise_to > self._sys_end:
             summary = self._summary.message
-            total += self.counter.message_tokens(summary) if summary else self._summary_reserve()
+            if summary is not None and self._summary.upto >= plan.summarise_to:
+                total += self.counter.message_tokens(summary)
+            else:  # a summary still to be (re)written is counted at its cap
+                total += self._summary_reserve()
         return ContextPreview(
             entries, total, budget, strategy, self._summary.text, self.counter.exact
         )

@@ -120,6 +120,10 @@ def test_fit_invariants(strategy: str, conv: Conversation, budget: int, max_turn
     kept_units = [u for u in conv.units if u[0] in kept]
     assert kept_units == conv.units[len(conv.units) - len(kept_units) :], "kept turns are newest"
     summaries = [m for m in fitted if m.content.startswith(SUMMARY_PREFIX)]
+    preview = manager.preview()
+    assert preview.total_tokens == _tokens(fitted) <= preview.budget == budget
+    assert preview.count("kept") == len(fitted) - len(summaries)
+    assert {e.index for e in preview.entries if e.status == "kept"} == kept
     if strategy == "recent":
         dropped = len(conv.units) - len(kept_units)
         if dropped:  # maximal: the next older turn would not have fit
