@@ -175,7 +175,7 @@ def _table(results: list[Comparison]) -> str:
                 f"| {ratio} |"
             )
         if c.met is not None:
-            lines.append(f"| {c.name} | target {c.notes} | | | {'met' if c.met else 'NOT met'} |")
+            lines.append(f"| {c.name} | {c.notes} | | | {'met' if c.met else 'NOT met'} |")
         for key, value in c.extra.items():
             lines.append(f"| {c.name} | {key} | {value:.4f} | | |")
     return "\n".join(lines)

@@ -88,7 +88,7 @@ _SPECIALS: dict[str, tuple[str, dict[str, int]]] = {
     "o200k_base": (_O200K_PATTERN, {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
 }
 
-# Model name prefixes -> encoding, longest prefix first (mirrors tiktoken/model.py).
+# Model name prefixes -> encoding, specific before general (as in tiktoken/model.py).
 _MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
     ("ft:gpt-3.5-turbo", "cl100k_base"),
     ("text-embedding-", "cl100k_base"),
