@@ -130,6 +130,8 @@ class ConnectionManager(abc.ABC):
                     await asyncio.wait_for(self._open(), timeout)
                     break
                 except Exception as exc:
+                    if isinstance(exc, NbinfraError) and not isinstance(exc, ConnError):
+                        raise  # e.g. MissingDependencyError: its own message says what to do
                     failures += 1
                     err = self._error(exc, "connect", timeout)
                     await self._discard()
@@ -263,12 +265,16 @@ class ConnectionManager(abc.ABC):
             try:
                 result = await asyncio.wait_for(fn(), limit)
             except Exception as exc:
+                if isinstance(exc, NbinfraError) and not isinstance(exc, ConnError):
+                    raise
                 failures += 1
                 err = self._error(exc, what, limit)
                 if isinstance(err, ConnectionUnavailableError):
                     self._healthy = False
                     await self._discard()
-                    if idempotent and failures < self.retry.attempts:
+                    # A slow operation is not retried: it would only time out again.
+                    timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+                    if idempotent and not timed_out and failures < self.retry.attempts:
                         delay = self.retry.delay(failures)
                         log.warning(
                             "%s '%s': %s lost the connection (%s); reconnecting, retry %d in %.2fs",
