@@ -106,6 +106,8 @@ def test_configured_connections_are_masked(tmp_path: Path) -> None:
         "    kind: duckdb\n"
     )
     (tmp_path / "application-vector.yaml").write_text("connections:\n  vectors: {kind: qdrant}\n")
+    # The shipped application-external.yaml configures jira/confluence/s3; keep it out.
+    (tmp_path / "application-external.yaml").write_text("connections: {}\n")
     specs = configured_connections(load_settings(tmp_path))
     assert list(specs) == ["local", "vectors", "warehouse"]
     warehouse = specs["warehouse"]
