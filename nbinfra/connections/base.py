@@ -34,7 +34,13 @@ from nbinfra.connections.settings import (
     one_line,
 )
 from nbinfra.connections.types import HealthStatus, QueryResult
-from nbinfra.errors import ConnectionUnavailableError, ConnError, NbinfraError, QueryError
+from nbinfra.errors import (
+    ConnectionUnavailableError,
+    ConnError,
+    NbinfraError,
+    QueryError,
+    RegistryError,
+)
 from nbinfra.logs import get_logger
 
 __all__ = [
@@ -130,8 +136,8 @@ class ConnectionManager(abc.ABC):
                     await asyncio.wait_for(self._open(), timeout)
                     break
                 except Exception as exc:
-                    if isinstance(exc, NbinfraError) and not isinstance(exc, ConnError):
-                        raise  # e.g. MissingDependencyError: its own message says what to do
+                    if isinstance(exc, RegistryError):
+                        raise  # MissingDependencyError: its own message says what to install
                     failures += 1
                     err = self._error(exc, "connect", timeout)
                     await self._discard()
@@ -265,7 +271,7 @@ class ConnectionManager(abc.ABC):
             try:
                 result = await asyncio.wait_for(fn(), limit)
             except Exception as exc:
-                if isinstance(exc, NbinfraError) and not isinstance(exc, ConnError):
+                if isinstance(exc, RegistryError):
                     raise
                 failures += 1
                 err = self._error(exc, what, limit)
