@@ -330,25 +330,24 @@ class CacheService:
         """
         k = self._key(key)
         t0 = _perf()
-        try:
-            data = await self.provider.get(k)
-        except CacheError:
-            self._error()
-            raise
-        if data is not None:
-            return self._hit(data, t0, None)  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
         flight = (id(loop), k)
         running = self._flights.get(flight)
-        if running is not None:
+        if running is not None:  # someone here is already reading or loading this key
             data = await asyncio.shield(running)
             return self._hit(data, t0, None)  # type: ignore[no-any-return]
         future: asyncio.Future[bytes] = loop.create_future()
         future.add_done_callback(_consume)
         self._flights[flight] = future
         try:
-            found, value, data = await self._load(k, loader, ttl, lock_timeout)
+            data = await self.provider.get(k)
+            if data is not None:
+                found, value = True, None
+            else:
+                found, value, data = await self._load(k, loader, ttl, lock_timeout)
         except BaseException as exc:
+            if isinstance(exc, CacheError):
+                self._error()
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
             else:
