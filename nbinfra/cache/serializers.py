@@ -69,11 +69,17 @@ def _is_plain(value: Any) -> bool:
     if t is float:
         return math.isfinite(value)
     if t is list:
-        return all(_is_plain(item) for item in value)
+        for item in value:  # noqa: SIM110 - a plain loop is faster than all() on this path
+            if not _is_plain(item):
+                return False
+        return True
     if t is dict:
         if TAG in value:
             return False
-        return all(type(k) is str and _is_plain(item) for k, item in value.items())
+        for k, item in value.items():  # noqa: SIM110 - see above
+            if type(k) is not str or not _is_plain(item):
+                return False
+        return True
     return False
 
 
@@ -277,10 +283,12 @@ class JsonSerializer:
         self._decode_tagged = json.JSONDecoder(object_hook=_hook_pairs).decode
 
     def dumps(self, value: Any) -> bytes:
-        if not _is_plain(value):
-            value = to_tagged(value)
         try:
+            if not _is_plain(value):
+                value = to_tagged(value)
             return self._encode(value).encode()
+        except SerializationError:
+            raise
         except (TypeError, ValueError) as exc:  # e.g. a recursive structure
             raise SerializationError(f"Cannot serialize value to JSON: {exc}") from exc
         except RecursionError as exc:
@@ -317,11 +325,15 @@ class MsgpackSerializer:
         self._msgpack = msgpack
 
     def dumps(self, value: Any) -> bytes:
-        data = value if _is_plain(value) else to_tagged(value)
         try:
+            data = value if _is_plain(value) else to_tagged(value)
             return bytes(self._msgpack.packb(data, use_bin_type=True))
+        except SerializationError:
+            raise
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"Cannot serialize value to msgpack: {exc}") from exc
+        except RecursionError as exc:
+            raise SerializationError("Cannot serialize a self-referencing value.") from exc
 
     def loads(self, data: bytes) -> Any:
         try:

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from nbinfra.cache.base import BaseCacheProvider, escape_glob
 from nbinfra.cache.factory import CacheFactory, cache_config
@@ -334,15 +334,17 @@ class CacheService:
         flight = (id(loop), k)
         running = self._flights.get(flight)
         if running is not None:  # someone here is already reading or loading this key
-            data = await asyncio.shield(running)
-            return self._hit(data, t0, None)  # type: ignore[no-any-return]
+            shared = await asyncio.shield(running)
+            return self._hit(shared, t0, None)  # type: ignore[no-any-return]
         future: asyncio.Future[bytes] = loop.create_future()
         future.add_done_callback(_consume)
         self._flights[flight] = future
+        value: Any = None
         try:
-            data = await self.provider.get(k)
-            if data is not None:
-                found, value = True, None
+            cached = await self.provider.get(k)
+            found = cached is not None
+            if cached is not None:
+                data = cached
             else:
                 found, value, data = await self._load(k, loader, ttl, lock_timeout)
         except BaseException as exc:
@@ -359,7 +361,7 @@ class CacheService:
         if found:
             return self._hit(data, t0, None)  # type: ignore[no-any-return]
         self._stats.misses += 1
-        return value  # type: ignore[no-any-return]
+        return cast(T, value)
 
     async def _load(
         self, k: str, loader: Callable[[], Any], ttl: float | None, lock_timeout: float

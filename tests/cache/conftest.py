@@ -47,9 +47,7 @@ async def provider(
 
 
 @pytest.fixture
-def make_service(
-    provider: BaseCacheProvider, session: Session
-) -> Callable[..., CacheService]:
+def make_service(provider: BaseCacheProvider, session: Session) -> Callable[..., CacheService]:
     """A CacheService on ``provider`` in a namespace no other test uses."""
 
     def make(namespace: str | None = None, **kwargs: Any) -> CacheService:

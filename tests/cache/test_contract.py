@@ -240,11 +240,13 @@ json_values = st.recursive(
     | st.uuids()
     | st.dates()
     | st.datetimes(timezones=st.none() | st.just(dt.timezone.utc)),
-    lambda children: st.lists(children, max_size=5)
-    | st.tuples(children, children)
-    | st.dictionaries(st.text(max_size=8), children, max_size=5)
-    | st.dictionaries(st.integers(), children, max_size=3)
-    | st.frozensets(st.integers() | st.text(max_size=4), max_size=4),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=8), children, max_size=5)
+        | st.dictionaries(st.integers(), children, max_size=3)
+        | st.frozensets(st.integers() | st.text(max_size=4), max_size=4)
+    ),
     max_leaves=20,
 )
 

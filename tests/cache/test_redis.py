@@ -229,7 +229,9 @@ def test_value_written_by_one_process_is_read_by_another(
 def test_sync_facade_get_is_served_on_the_background_loop(redis_server: RedisServer) -> None:
     from nbinfra.config import Settings
 
-    settings = Settings.from_dict({"cache": {"backend": "redis", "redis": {"url": redis_server.url}}})
+    settings = Settings.from_dict(
+        {"cache": {"backend": "redis", "redis": {"url": redis_server.url}}}
+    )
     with Session(settings) as sess:
         import nbinfra.cache
 
