@@ -85,10 +85,10 @@ class RedisCacheProvider(BaseCacheProvider):
         self.fallback: InMemoryCacheProvider | None = (
             InMemoryCacheProvider(max_size=10_000) if cfg.fallback == "memory" else None
         )
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._last: tuple[asyncio.AbstractEventLoop | None, Any] = (None, None)
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
+        self._last: tuple[Any, Any, Any] = (None, None, None)
         self.fallback_ops = 0
         self._closed = False
 
@@ -101,20 +101,26 @@ class RedisCacheProvider(BaseCacheProvider):
     def is_cluster(self) -> bool:
         return self._mode == "cluster"
 
-    def _client(self) -> Any:
+    def _slot(self) -> tuple[Any, asyncio.Semaphore]:
+        """This loop's client and the gate bounding its concurrent commands."""
         loop = asyncio.get_running_loop()
-        last_loop, client = self._last
-        if last_loop is loop:
-            return client
-        client = self._clients.get(loop)
-        if client is None:
+        last = self._last
+        if last[0] is loop:
+            return last[1], last[2]
+        found = self._clients.get(loop)
+        if found is None:
             if self._closed:
                 raise CacheError("This Redis cache provider is closed; create a new one.")
-            client = self._make_client()
-            self._clients[loop] = client
+            # The gate makes callers queue for a connection instead of failing with "too
+            # many connections"; a plain pool under it is cheaper than a blocking pool.
+            found = (self._make_client(), asyncio.Semaphore(self.settings.max_connections))
+            self._clients[loop] = found
             log.info("redis cache connecting to %s", self._target)
-        self._last = (loop, client)
-        return client
+        self._last = (loop, *found)
+        return found
+
+    def _client(self) -> Any:
+        return self._slot()[0]
 
     def _make_client(self) -> Any:
         cfg = self.settings
@@ -156,13 +162,10 @@ class RedisCacheProvider(BaseCacheProvider):
                 password=pw or password,
                 ssl=use_tls or cfg.ssl,
             )
-        pool_opts: dict[str, Any] = {
-            **common,
-            "max_connections": cfg.max_connections,
-            "timeout": max(1.0, cfg.socket_timeout * 4),  # waiting for a free connection
-        }
+        # Headroom over the gate for scans, which hold no gate while their caller works.
+        pool_opts: dict[str, Any] = {**common, "max_connections": cfg.max_connections + 16}
         if cfg.url:
-            pool = aioredis.BlockingConnectionPool.from_url(cfg.url, **pool_opts)
+            pool = aioredis.ConnectionPool.from_url(cfg.url, **pool_opts)
         else:
             tls: dict[str, Any] = {}
             if cfg.ssl:
@@ -173,7 +176,7 @@ class RedisCacheProvider(BaseCacheProvider):
                     "ssl_keyfile": cfg.ssl_keyfile,
                     "ssl_cert_reqs": cfg.ssl_cert_reqs,
                 }
-            pool = aioredis.BlockingConnectionPool(
+            pool = aioredis.ConnectionPool(
                 host=cfg.host,
                 port=cfg.port,
                 db=cfg.db,
@@ -224,7 +227,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if self.breaker._state is not CLOSED and not self.breaker.allow():
             return await self._refuse().get(key)
         try:
-            data = await self._client().get(key)
+            client, gate = self._slot()
+            async with gate:
+                data = await client.get(key)
         except _DOWN as exc:
             return await self._failed(exc).get(key)
         self._ok()
@@ -237,7 +242,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if self.breaker._state is not CLOSED and not self.breaker.allow():
             return await self._refuse().set(key, value, ttl, nx=nx)
         try:
-            done = await self._client().set(key, value, px=ms, nx=nx)
+            client, gate = self._slot()
+            async with gate:
+                done = await client.set(key, value, px=ms, nx=nx)
         except _DOWN as exc:
             return await self._failed(exc).set(key, value, ttl, nx=nx)
         self._ok()
@@ -247,7 +254,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return await self._refuse().delete(key)
         try:
-            n = await self._client().unlink(key)
+            client, gate = self._slot()
+            async with gate:
+                n = await client.unlink(key)
         except _DOWN as exc:
             return await self._failed(exc).delete(key)
         self._ok()
@@ -257,7 +266,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return await self._refuse().exists(key)
         try:
-            n = await self._client().exists(key)
+            client, gate = self._slot()
+            async with gate:
+                n = await client.exists(key)
         except _DOWN as exc:
             return await self._failed(exc).exists(key)
         self._ok()
@@ -267,7 +278,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return await self._refuse().ttl(key)
         try:
-            ms = await self._client().pttl(key)
+            client, gate = self._slot()
+            async with gate:
+                ms = await client.pttl(key)
         except _DOWN as exc:
             return await self._failed(exc).ttl(key)
         self._ok()
@@ -281,16 +294,17 @@ class RedisCacheProvider(BaseCacheProvider):
         ms = ttl_ms(ttl)
         if not self.breaker.allow():
             return await self._refuse().expire(key, ttl)
-        client = self._client()
+        client, gate = self._slot()
         try:
-            if ms is None:
-                async with client.pipeline(transaction=False) as pipe:
-                    pipe.exists(key)
-                    pipe.persist(key)
-                    existed, _ = await pipe.execute()
-                done = bool(existed)
-            else:
-                done = bool(await client.pexpire(key, ms))
+            async with gate:
+                if ms is None:
+                    async with client.pipeline(transaction=False) as pipe:
+                        pipe.exists(key)
+                        pipe.persist(key)
+                        existed, _ = await pipe.execute()
+                    done = bool(existed)
+                else:
+                    done = bool(await client.pexpire(key, ms))
         except _DOWN as exc:
             return await self._failed(exc).expire(key, ttl)
         self._ok()
@@ -300,12 +314,13 @@ class RedisCacheProvider(BaseCacheProvider):
         ms = ttl_ms(ttl)
         if not self.breaker.allow():
             return await self._refuse().incr(key, delta, ttl)
-        client = self._client()
+        client, gate = self._slot()
         try:
-            if ms is None:
-                value = await client.incrby(key, delta)
-            else:
-                value = await client.eval(_INCR_TTL, 1, key, delta, ms)
+            async with gate:
+                if ms is None:
+                    value = await client.incrby(key, delta)
+                else:
+                    value = await client.eval(_INCR_TTL, 1, key, delta, ms)
         except _DOWN as exc:
             return await self._failed(exc).incr(key, delta, ttl)
         except rexc.ResponseError as exc:
@@ -322,12 +337,13 @@ class RedisCacheProvider(BaseCacheProvider):
             return []
         if not self.breaker.allow():
             return await self._refuse().get_many(keys)
-        client = self._client()
+        client, gate = self._slot()
         try:
-            if self._mode == "cluster":
-                values = await client.mget_nonatomic(keys)
-            else:
-                values = await client.mget(keys)
+            async with gate:
+                if self._mode == "cluster":
+                    values = await client.mget_nonatomic(keys)
+                else:
+                    values = await client.mget(keys)
         except _DOWN as exc:
             return await self._failed(exc).get_many(keys)
         self._ok()
@@ -339,18 +355,19 @@ class RedisCacheProvider(BaseCacheProvider):
         ms = ttl_ms(ttl)
         if not self.breaker.allow():
             return await self._refuse().set_many(items, ttl)
-        client = self._client()
+        client, gate = self._slot()
         try:
-            if ms is None:
-                if self._mode == "cluster":
-                    await client.mset_nonatomic(items)
+            async with gate:
+                if ms is None:
+                    if self._mode == "cluster":
+                        await client.mset_nonatomic(items)
+                    else:
+                        await client.mset(items)
                 else:
-                    await client.mset(items)
-            else:
-                async with client.pipeline(transaction=False) as pipe:
-                    for key, value in items.items():
-                        pipe.set(key, value, px=ms)
-                    await pipe.execute()
+                    async with client.pipeline(transaction=False) as pipe:
+                        for key, value in items.items():
+                            pipe.set(key, value, px=ms)
+                        await pipe.execute()
         except _DOWN as exc:
             return await self._failed(exc).set_many(items, ttl)
         self._ok()
@@ -361,7 +378,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return await self._refuse().delete_many(keys)
         try:
-            n = await self._client().unlink(*keys)
+            client, gate = self._slot()
+            async with gate:
+                n = await client.unlink(*keys)
         except _DOWN as exc:
             return await self._failed(exc).delete_many(keys)
         self._ok()
@@ -371,21 +390,22 @@ class RedisCacheProvider(BaseCacheProvider):
     async def clear(self, prefix: str) -> int:
         if not self.breaker.allow():
             return await self._refuse().clear(prefix)
-        client = self._client()
+        client, gate = self._slot()
         raw = prefix.encode()
         pattern = escape_glob(prefix) + "*"
         count = 0
         batch: list[bytes] = []
         try:
-            async for key in client.scan_iter(match=pattern, count=1000):
-                if not key.startswith(raw):  # belt and braces: never delete outside prefix
-                    continue
-                batch.append(key)
-                if len(batch) >= _BATCH:
+            async with gate:
+                async for key in client.scan_iter(match=pattern, count=1000):
+                    if not key.startswith(raw):  # belt and braces: never delete outside prefix
+                        continue
+                    batch.append(key)
+                    if len(batch) >= _BATCH:
+                        count += await client.unlink(*batch)
+                        batch = []
+                if batch:
                     count += await client.unlink(*batch)
-                    batch = []
-            if batch:
-                count += await client.unlink(*batch)
         except _DOWN as exc:
             return await self._failed(exc).clear(prefix)
         self._ok()
@@ -417,7 +437,9 @@ class RedisCacheProvider(BaseCacheProvider):
             return await self._refuse().acquire_lock(name, ttl)
         token = self.new_token()
         try:
-            ok = await self._client().set(name, token.encode(), nx=True, px=ttl_ms(ttl))
+            client, gate = self._slot()
+            async with gate:
+                ok = await client.set(name, token.encode(), nx=True, px=ttl_ms(ttl))
         except _DOWN as exc:
             return await self._failed(exc).acquire_lock(name, ttl)
         self._ok()
@@ -429,7 +451,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return False
         try:
-            n = await self._client().eval(_RELEASE, 1, name, token)
+            client, gate = self._slot()
+            async with gate:
+                n = await client.eval(_RELEASE, 1, name, token)
         except _DOWN as exc:
             self.breaker.failure()
             log.debug("releasing lock %s failed: %r (it expires by itself)", name, exc)
@@ -440,7 +464,9 @@ class RedisCacheProvider(BaseCacheProvider):
     # -- lifecycle ------------------------------------------------------------------------
     async def ping(self) -> bool:
         try:
-            ok = await self._client().ping()
+            client, gate = self._slot()
+            async with gate:
+                ok = await client.ping()
         except _DOWN as exc:
             self.breaker.failure()
             raise CacheUnavailableError(
@@ -453,7 +479,9 @@ class RedisCacheProvider(BaseCacheProvider):
         status = await super().health()
         if status.ok:
             try:
-                info = await self._client().info("server")
+                client, gate = self._slot()
+                async with gate:
+                    info = await client.info("server")
                 version = f"redis {info.get('redis_version', '?')}"
                 status = replace(status, server_version=version)
             except (*_DOWN, rexc.ResponseError):
@@ -475,8 +503,8 @@ class RedisCacheProvider(BaseCacheProvider):
         current = asyncio.get_running_loop()
         clients = list(self._clients.items())
         self._clients.clear()
-        self._last = (None, None)
-        for loop, client in clients:
+        self._last = (None, None, None)
+        for loop, (client, _gate) in clients:
             try:
                 if loop is current:
                     await client.aclose()

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import importlib
 import json
+import json.scanner
 import math
 import uuid
 from collections.abc import Callable
@@ -279,8 +280,11 @@ class JsonSerializer:
         self._encode = json.JSONEncoder(
             ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode
-        self._decode = json.JSONDecoder().decode
-        self._decode_tagged = json.JSONDecoder(object_hook=_hook_pairs).decode
+        plain, tagged = json.JSONDecoder(), json.JSONDecoder(object_hook=_hook_pairs)
+        self._decode, self._decode_tagged = plain.decode, tagged.decode
+        make_scanner: Any = json.scanner.make_scanner  # typeshed types it as a class
+        self._scan = make_scanner(plain)
+        self._scan_tagged = make_scanner(tagged)
 
     def dumps(self, value: Any) -> bytes:
         try:
@@ -295,14 +299,21 @@ class JsonSerializer:
             raise SerializationError("Cannot serialize a self-referencing value.") from exc
 
     def loads(self, data: bytes) -> Any:
+        tagged = _TAG_BYTES in data
         try:
             text = data.decode()
-            if _TAG_BYTES in data:
-                return self._decode_tagged(text)
-            return self._decode(text)
+            # The C scanner without the decoder's two whitespace regexes: what we wrote has
+            # no padding. Anything else (padding, trailing data) takes the full decoder.
+            try:
+                obj, end = (self._scan_tagged if tagged else self._scan)(text, 0)
+            except StopIteration:
+                end = -1
+            if end != len(text):
+                obj = (self._decode_tagged if tagged else self._decode)(text)
+            return obj
+        except SerializationError:
+            raise
         except (UnicodeDecodeError, ValueError) as exc:
-            if isinstance(exc, SerializationError):
-                raise
             raise SerializationError(
                 f"A cached value is not valid JSON ({exc}); was it written by another "
                 "serializer? Delete the key or configure the same serializer."
