@@ -155,13 +155,15 @@ class RedisCacheProvider(BaseCacheProvider):
                 sentinel_kwargs={"socket_timeout": cfg.socket_timeout},
                 **common,
             )
-            return sentinel.master_for(
+            client = sentinel.master_for(
                 service,
                 db=db,
                 username=user or cfg.username,
                 password=pw or password,
                 ssl=use_tls or cfg.ssl,
             )
+            client.nbinfra_sentinels = sentinel.sentinels  # closed with the client
+            return client
         # Headroom over the gate for scans, which hold no gate while their caller works.
         pool_opts: dict[str, Any] = {**common, "max_connections": cfg.max_connections + 16}
         if cfg.url:
@@ -507,9 +509,9 @@ class RedisCacheProvider(BaseCacheProvider):
         for loop, (client, _gate) in clients:
             try:
                 if loop is current:
-                    await client.aclose()
+                    await _close_client(client)
                 elif loop.is_running() and not loop.is_closed():
-                    fut = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                    fut = asyncio.run_coroutine_threadsafe(_close_client(client), loop)
                     await asyncio.wait_for(asyncio.wrap_future(fut), 2.0)
                 # A closed loop took its sockets with it; nothing to do.
             except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - closing
@@ -517,6 +519,15 @@ class RedisCacheProvider(BaseCacheProvider):
 
     def __repr__(self) -> str:
         return f"<RedisCacheProvider {self._target} breaker={self.breaker.state}>"
+
+
+async def _close_client(client: Any) -> None:
+    await client.aclose()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:  # a sentinel client does not own its pool
+        await pool.disconnect()
+    for sentinel in getattr(client, "nbinfra_sentinels", ()):
+        await sentinel.aclose()
 
 
 def _describe(cfg: RedisSettings) -> tuple[str, str, str]:

@@ -1,4 +1,4 @@
-"""Redis Cluster: three local primaries started for this module (skipped if impossible)."""
+"""Redis Cluster (three local primaries) and Sentinel (one sentinel over a primary)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ import pytest
 from nbinfra.cache import CacheService
 from nbinfra.cache.redis import RedisCacheProvider
 from nbinfra.session import Session
-from nbinfra.testing import _die_with_parent, find_redis_server, free_port, service_unavailable
+from nbinfra.testing import (
+    RedisServer,
+    _die_with_parent,
+    find_redis_server,
+    free_port,
+    service_unavailable,
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +29,7 @@ def cluster_url() -> Iterator[str]:
     if server is None or cli is None:
         service_unavailable("redis cluster", "needs redis-server and redis-cli")
     workdir = Path(tempfile.mkdtemp(prefix="nbinfra-cluster-"))
-    ports = [free_port() for _ in range(3)]
+    ports = [_bus_safe_port() for _ in range(3)]
     procs = []
     try:
         for port in ports:
@@ -77,6 +83,15 @@ def cluster_url() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _bus_safe_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 <= 65535:
+            return port
+    service_unavailable("redis cluster", "no free port below 55536")
+
+
 def _wait_ping(cli: str, port: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -119,5 +134,51 @@ async def test_cluster_contract(cluster_url: str, session: Session) -> None:
         async with provider.lock("cluster-lock", ttl=5, wait=1):
             assert await provider.acquire_lock("cluster-lock", 5) is None
         assert (await svc.health()).ok
+    finally:
+        await provider.close()
+
+
+@pytest.fixture
+def sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
+    binary = find_redis_server()
+    assert binary is not None
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"  # sentinel rewrites its config, so a private file
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {tmp_path}\n"
+        f"sentinel monitor primary 127.0.0.1 {redis_server.port} 1\n"
+    )
+    proc = subprocess.Popen(
+        [binary, str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        cli = shutil.which("redis-cli")
+        if cli is not None:
+            _wait_ping(cli, port)
+        else:
+            time.sleep(0.5)
+        yield f"redis+sentinel://127.0.0.1:{port}/primary/0"
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+async def test_sentinel_finds_the_primary(
+    sentinel_url: str, redis_server: RedisServer, session: Session
+) -> None:
+    import redis
+
+    provider = RedisCacheProvider(url=sentinel_url)
+    svc = CacheService("sen", provider=provider, session=session)
+    try:
+        await svc.set("k", (1, 2))
+        assert await svc.get("k") == (1, 2)
+        raw = redis.Redis.from_url(redis_server.url)  # it really is on the primary
+        assert raw.get("sen:k") is not None
+        raw.close()
+        assert await svc.clear() == 1
     finally:
         await provider.close()
