@@ -63,8 +63,8 @@ def _redis_comparisons(
     from nbinfra.cache import CacheService
     from nbinfra.cache.redis import RedisCacheProvider
 
-    rounds = 3 if smoke else 9
-    n_pairs = 50 if smoke else 1000
+    rounds = 3 if smoke else 15
+    n_pairs = 50 if smoke else 300
     batch = 1000
     values = [_value(i) for i in range(batch)]
     session = _session()
@@ -295,9 +295,8 @@ def _table(results: list[Comparison]) -> str:
             if is_nb and "us/get" in c.extra:
                 target = "< 10 us/get"
                 met = "yes" if c.extra["us/get"] < 10 else "NO"
-            lines.append(
-                f"| {c.name} | {name} | {shown} | {c.spread(name):.0%} | {ratio} | {target} | {met} |"
-            )
+            cells = [c.name, name, shown, f"{c.spread(name):.0%}", ratio, target, met]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
