@@ -333,8 +333,14 @@ class CacheService:
         loop = asyncio.get_running_loop()
         flight = (id(loop), k)
         running = self._flights.get(flight)
-        if running is not None:  # someone here is already reading or loading this key
-            shared = await asyncio.shield(running)
+        while running is not None:  # someone here is already reading or loading this key
+            try:
+                shared = await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if not running.cancelled():
+                    raise  # this caller was cancelled
+                running = self._flights.get(flight)  # the leader was: take over
+                continue
             return self._hit(shared, t0, None)  # type: ignore[no-any-return]
         future: asyncio.Future[bytes] = loop.create_future()
         future.add_done_callback(_consume)

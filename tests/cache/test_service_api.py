@@ -113,6 +113,12 @@ def test_bad_config_names_the_key() -> None:
         CacheService("x", cache_type="redis", session=sess)
 
 
+def test_typo_in_cache_section_is_caught() -> None:
+    settings = Settings.from_dict({"cache": {"defualt_ttl": 5}})
+    with Session(settings) as sess, pytest.raises(ConfigError, match="did you mean 'default_ttl'"):
+        CacheService("x", session=sess)
+
+
 def test_pickle_needs_a_key_and_works_with_one() -> None:
     with (
         Session(Settings.from_dict({"cache": {"serializer": "pickle"}})) as sess,
