@@ -25,7 +25,7 @@ from nbinfra.errors import CacheError
 from nbinfra.session import Session
 from nbinfra.session import session as default_session
 
-__all__ = ["MISS", "CacheService"]
+__all__ = ["MISS", "CacheService", "all_stats"]
 
 T = TypeVar("T")
 _perf = time.perf_counter
@@ -54,19 +54,30 @@ MISS: Final = _Miss()
 class _Shared:
     """What every ``CacheService`` of one namespace in one session shares."""
 
-    __slots__ = ("flights", "stats")
+    __slots__ = ("backend", "flights", "stats")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, backend: str) -> None:
         self.stats = StatsRecorder(window)
+        self.backend = backend
         self.flights: dict[tuple[int, str], asyncio.Future[bytes]] = {}
 
 
-def _shared(sess: Session, namespace: str, window: int) -> _Shared:
-    table: dict[str, _Shared] = sess.state.setdefault("cache.namespaces", {})
+_NAMESPACES = "cache.namespaces"
+
+
+def _shared(sess: Session, namespace: str, window: int, backend: str) -> _Shared:
+    table: dict[str, _Shared] = sess.state.setdefault(_NAMESPACES, {})
     found = table.get(namespace)
     if found is None:
-        found = table.setdefault(namespace, _Shared(window))
+        found = table.setdefault(namespace, _Shared(window, backend))
     return found
+
+
+def all_stats(session: Session | None = None) -> list[CacheStats]:
+    """Stats of every namespace used in ``session`` (default: the current one), by name."""
+    sess = session or default_session()
+    table: dict[str, _Shared] = sess.state.get(_NAMESPACES, {})
+    return [table[ns].stats.snapshot(ns, table[ns].backend) for ns in sorted(table)]
 
 
 class CacheService:
@@ -111,7 +122,8 @@ class CacheService:
         self.serializer: Serializer = serializer
         self._dumps = serializer.dumps
         self._loads = serializer.loads
-        shared = _shared(sess, namespace, config.stats_window)
+        backend = str(getattr(provider, "kind", "?"))
+        shared = _shared(sess, namespace, config.stats_window, backend)
         self._stats = shared.stats
         self._flights = shared.flights
 

@@ -18,6 +18,7 @@ from nbinfra.cache import (
     CacheRegistry,
     CacheService,
     CacheType,
+    all_stats,
     cached,
 )
 from nbinfra.cache.memory import InMemoryCacheProvider
@@ -86,6 +87,10 @@ async def test_services_of_one_namespace_share_data_and_stats(session: Session) 
     await one.set("k", 1)
     assert await two.get("k") == 1
     assert one.stats().hits == two.stats().hits == 1
+    await CacheService("another").get("nothing")
+    listed = {s.namespace: s for s in all_stats()}
+    assert listed["shared"].hits == 1 and listed["another"].misses == 1
+    assert listed["shared"].backend == "memory"
 
 
 def test_backend_from_config_and_unset_variable_raised_only_on_use(
