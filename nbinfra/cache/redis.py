@@ -21,17 +21,13 @@ import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import redis.asyncio as aioredis
 from redis import exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from nbinfra._secrets import mask_url, reveal
 from nbinfra.cache.base import BaseCacheProvider, escape_glob, ttl_ms
 from nbinfra.cache.breaker import CLOSED, CircuitBreaker
 from nbinfra.cache.memory import InMemoryCacheProvider
+from nbinfra.cache.redis_connect import close_client, describe, make_client
 from nbinfra.cache.registry import CacheRegistry, CacheType
 from nbinfra.cache.settings import RedisSettings
 from nbinfra.errors import CacheError, CacheUnavailableError, ConfigError
@@ -75,7 +71,7 @@ class RedisCacheProvider(BaseCacheProvider):
         if breaker_opts:
             cfg.breaker = replace(cfg.breaker, **breaker_opts)
         self.settings = cfg
-        self._mode, self._address, self._target = _describe(cfg)
+        self._mode, self._address, self._target = describe(cfg)
         self.breaker = CircuitBreaker(
             self._target,
             failure_threshold=cfg.breaker.failure_threshold,
@@ -123,71 +119,7 @@ class RedisCacheProvider(BaseCacheProvider):
         return self._slot()[0]
 
     def _make_client(self) -> Any:
-        cfg = self.settings
-        common: dict[str, Any] = {
-            "socket_timeout": cfg.socket_timeout,
-            "socket_connect_timeout": cfg.socket_connect_timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "health_check_interval": cfg.health_check_interval,
-        }
-        password = reveal(cfg.password) or None
-        if self._mode == "cluster":
-            from redis.asyncio.cluster import RedisCluster
-
-            url = cfg.url or f"redis://{cfg.host}:{cfg.port}"
-            url = url.replace("redis+cluster://", "redis://").replace(
-                "rediss+cluster://", "rediss://"
-            )
-            common.pop("retry")
-            return RedisCluster.from_url(
-                url,
-                password=password,
-                username=cfg.username,
-                max_connections=cfg.max_connections,
-                **common,
-            )
-        if self._mode == "sentinel":
-            from redis.asyncio.sentinel import Sentinel
-
-            hosts, service, db, user, pw, use_tls = _parse_sentinel(cfg)
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
-                hosts,
-                sentinel_kwargs={"socket_timeout": cfg.socket_timeout},
-                **common,
-            )
-            client = sentinel.master_for(
-                service,
-                db=db,
-                username=user or cfg.username,
-                password=pw or password,
-                ssl=use_tls or cfg.ssl,
-            )
-            client.nbinfra_sentinels = sentinel.sentinels  # closed with the client
-            return client
-        # Headroom over the gate for scans, which hold no gate while their caller works.
-        pool_opts: dict[str, Any] = {**common, "max_connections": cfg.max_connections + 16}
-        if cfg.url:
-            pool = aioredis.ConnectionPool.from_url(cfg.url, **pool_opts)
-        else:
-            tls: dict[str, Any] = {}
-            if cfg.ssl:
-                tls = {
-                    "connection_class": aioredis.SSLConnection,
-                    "ssl_ca_certs": cfg.ssl_ca_certs,
-                    "ssl_certfile": cfg.ssl_certfile,
-                    "ssl_keyfile": cfg.ssl_keyfile,
-                    "ssl_cert_reqs": cfg.ssl_cert_reqs,
-                }
-            pool = aioredis.ConnectionPool(
-                host=cfg.host,
-                port=cfg.port,
-                db=cfg.db,
-                username=cfg.username,
-                password=password,
-                **tls,
-                **pool_opts,
-            )
-        return aioredis.Redis.from_pool(pool)
+        return make_client(self.settings, self._mode)
 
     def _refuse(self) -> InMemoryCacheProvider:
         """The breaker is open: the fallback tier, or an immediate error."""
@@ -509,9 +441,9 @@ class RedisCacheProvider(BaseCacheProvider):
         for loop, (client, _gate) in clients:
             try:
                 if loop is current:
-                    await _close_client(client)
+                    await close_client(client)
                 elif loop.is_running() and not loop.is_closed():
-                    fut = asyncio.run_coroutine_threadsafe(_close_client(client), loop)
+                    fut = asyncio.run_coroutine_threadsafe(close_client(client), loop)
                     await asyncio.wait_for(asyncio.wrap_future(fut), 2.0)
                 # A closed loop took its sockets with it; nothing to do.
             except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - closing
@@ -519,74 +451,3 @@ class RedisCacheProvider(BaseCacheProvider):
 
     def __repr__(self) -> str:
         return f"<RedisCacheProvider {self._target} breaker={self.breaker.state}>"
-
-
-async def _close_client(client: Any) -> None:
-    await client.aclose()
-    pool = getattr(client, "connection_pool", None)
-    if pool is not None:  # a sentinel client does not own its pool
-        await pool.disconnect()
-    for sentinel in getattr(client, "nbinfra_sentinels", ()):
-        await sentinel.aclose()
-
-
-def _describe(cfg: RedisSettings) -> tuple[str, str, str]:
-    """(mode, host:port for errors, masked target for display)."""
-    url = cfg.url
-    if url:
-        scheme = url.split("://", 1)[0].lower()
-        if scheme not in {
-            "redis",
-            "rediss",
-            "unix",
-            "redis+sentinel",
-            "rediss+sentinel",
-            "redis+cluster",
-            "rediss+cluster",
-        }:
-            raise ConfigError(
-                f"cache.redis.url has scheme {scheme!r}; use redis://, rediss://, unix://, "
-                "redis+sentinel:// or redis+cluster://."
-            )
-        parts = urlsplit(url)
-        if scheme == "unix":
-            address = parts.path
-        else:
-            address = parts.netloc.rpartition("@")[2] or "localhost:6379"
-        if "sentinel" in scheme or cfg.sentinel_service:
-            mode = "sentinel"
-        elif "cluster" in scheme or cfg.cluster:
-            mode = "cluster"
-        else:
-            mode = "single"
-        return mode, address, mask_url(url)
-    mode = "cluster" if cfg.cluster else "single"
-    address = f"{cfg.host}:{cfg.port}"
-    scheme = "rediss" if cfg.ssl else "redis"
-    return mode, address, f"{scheme}://{address}/{cfg.db}"
-
-
-def _parse_sentinel(
-    cfg: RedisSettings,
-) -> tuple[list[tuple[str, int]], str, int, str | None, str | None, bool]:
-    """hosts, service, db, username, password, tls from a ``redis+sentinel://`` URL."""
-    if not cfg.url:
-        if not cfg.sentinel_service:
-            raise ConfigError("cache.redis.sentinel_service is required for Sentinel.")
-        return [(cfg.host, cfg.port)], cfg.sentinel_service, cfg.db, None, None, cfg.ssl
-    parts = urlsplit(cfg.url)
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
-    user, _, pw = userinfo.partition(":")
-    hosts: list[tuple[str, int]] = []
-    for item in filter(None, hostlist.split(",")):
-        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
-        hosts.append((host or item, int(port or 26379)))
-    path = [p for p in parts.path.split("/") if p]
-    service = path[0] if path else cfg.sentinel_service
-    if not service:
-        raise ConfigError(
-            "A redis+sentinel:// URL needs the service name: redis+sentinel://host:26379/mymaster/0"
-        )
-    db = int(path[1]) if len(path) > 1 else cfg.db
-    tls = parts.scheme.lower().startswith("rediss")
-    return hosts, service, db, unquote(user) or None, unquote(pw) or None, tls

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from nbinfra.cache import CacheService
-from nbinfra.cache.redis import RedisCacheProvider, _describe, _parse_sentinel
+from nbinfra.cache.redis import RedisCacheProvider
+from nbinfra.cache.redis_connect import describe, parse_sentinel
 from nbinfra.cache.settings import RedisSettings
 from nbinfra.errors import ConfigError
 from nbinfra.session import Session
@@ -41,23 +42,23 @@ async def test_host_port_settings_and_masked_target(
 
 
 def test_url_forms_are_understood_and_passwords_masked() -> None:
-    mode, address, target = _describe(RedisSettings(url="redis://:s3cr3tpw@cache.local:6380/1"))
+    mode, address, target = describe(RedisSettings(url="redis://:s3cr3tpw@cache.local:6380/1"))
     assert (mode, address) == ("single", "cache.local:6380")
     assert "s3cr3tpw" not in target and "cache.local:6380" in target
-    assert _describe(RedisSettings(url="rediss://h:6379/0"))[0] == "single"
-    assert _describe(RedisSettings(url="unix:///tmp/redis.sock"))[:2] == (
+    assert describe(RedisSettings(url="rediss://h:6379/0"))[0] == "single"
+    assert describe(RedisSettings(url="unix:///tmp/redis.sock"))[:2] == (
         "single",
         "/tmp/redis.sock",
     )
-    assert _describe(RedisSettings(url="redis+cluster://h1:7000"))[0] == "cluster"
-    assert _describe(RedisSettings(host="h", port=7000, cluster=True))[0] == "cluster"
+    assert describe(RedisSettings(url="redis+cluster://h1:7000"))[0] == "cluster"
+    assert describe(RedisSettings(host="h", port=7000, cluster=True))[0] == "cluster"
     sentinel = RedisSettings(url="redis+sentinel://:pw@s1:26379,s2:26380/mymaster/3")
-    assert _describe(sentinel)[0] == "sentinel"
-    hosts, service, db, user, pw, tls = _parse_sentinel(sentinel)
+    assert describe(sentinel)[0] == "sentinel"
+    hosts, service, db, user, pw, tls = parse_sentinel(sentinel)
     assert hosts == [("s1", 26379), ("s2", 26380)] and service == "mymaster"
     assert (db, user, pw, tls) == (3, None, "pw", False)
     with pytest.raises(ConfigError, match="service name"):
-        _parse_sentinel(RedisSettings(url="redis+sentinel://s1:26379"))
+        parse_sentinel(RedisSettings(url="redis+sentinel://s1:26379"))
     with pytest.raises(ConfigError, match="scheme 'http'"):
         RedisCacheProvider(url="http://localhost:6379")
 
@@ -77,7 +78,7 @@ async def test_password_never_in_errors(session: Session) -> None:
 async def test_clear_uses_scan_and_unlink_never_keys_or_flush(
     redis_server: RedisServer, session: Session
 ) -> None:
-    provider = RedisCacheProvider(url=redis_server.url)
+    provider = RedisCacheProvider(url=redis_server.url, socket_timeout=5, socket_connect_timeout=5)
     raw = _raw(redis_server)
     try:
         svc = CacheService("bulk", provider=provider, session=session)
@@ -98,7 +99,7 @@ async def test_clear_uses_scan_and_unlink_never_keys_or_flush(
 
 
 async def test_batches_are_single_round_trips(redis_server: RedisServer, session: Session) -> None:
-    provider = RedisCacheProvider(url=redis_server.url)
+    provider = RedisCacheProvider(url=redis_server.url, socket_timeout=5, socket_connect_timeout=5)
     raw = _raw(redis_server)
     try:
         svc = CacheService("rt", provider=provider, session=session)
@@ -195,7 +196,9 @@ def test_value_written_by_one_process_is_read_by_another(
     }
 
     async def write() -> None:
-        provider = RedisCacheProvider(url=redis_server.url)
+        provider = RedisCacheProvider(
+            url=redis_server.url, socket_timeout=5, socket_connect_timeout=5
+        )
         await CacheService("xproc", provider=provider, session=session).set("v", value)
         await provider.close()
 
@@ -210,7 +213,8 @@ def test_value_written_by_one_process_is_read_by_another(
         from tests.cache.models import Order
 
         settings = Settings.from_dict(
-            {{"cache": {{"backend": "redis", "redis": {{"url": {redis_server.url!r}}}}}}}
+            {{"cache": {{"backend": "redis",
+                        "redis": {{"url": {redis_server.url!r}, "socket_connect_timeout": 5}}}}}}
         )
         with Session(settings) as session:
             got = nbinfra.cache("xproc", session=session).get("v")
@@ -230,7 +234,12 @@ def test_sync_facade_get_is_served_on_the_background_loop(redis_server: RedisSer
     from nbinfra.config import Settings
 
     settings = Settings.from_dict(
-        {"cache": {"backend": "redis", "redis": {"url": redis_server.url}}}
+        {
+            "cache": {
+                "backend": "redis",
+                "redis": {"url": redis_server.url, "socket_connect_timeout": 5},
+            }
+        }
     )
     with Session(settings) as sess:
         import nbinfra.cache

@@ -182,7 +182,12 @@ def test_facade_fast_path_never_touches_the_loop(session: Session) -> None:
 
 def test_facade_on_redis_goes_through_the_loop(redis_server: RedisServer) -> None:
     settings = Settings.from_dict(
-        {"cache": {"backend": "redis", "redis": {"url": redis_server.url}}}
+        {
+            "cache": {
+                "backend": "redis",
+                "redis": {"url": redis_server.url, "socket_connect_timeout": 5},
+            }
+        }
     )
     with Session(settings) as sess:
         cache = nbinfra.cache("facade-redis", session=sess)
