@@ -18,7 +18,7 @@ from nbinfra.cache.base import BaseCacheProvider
 from nbinfra.cache.decorators import cached
 from nbinfra.cache.factory import CacheFactory
 from nbinfra.cache.registry import CacheRegistry, CacheType
-from nbinfra.cache.service import MISS, CacheService
+from nbinfra.cache.service import MISS, CacheService, all_stats
 from nbinfra.cache.stats import CacheStats
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ __all__ = [
     "InMemoryCacheProvider",
     "RedisCacheProvider",
     "SyncCache",
+    "all_stats",
     "cache",
     "cached",
 ]
