@@ -47,7 +47,11 @@ class Entry:
 # classes the modules really register (no drift).
 BUILTINS: dict[str, dict[str, Entry]] = {
     "nbinfra.caches": {},
-    "nbinfra.connections": {},
+    "nbinfra.connections": {
+        "chromadb": Entry("nbinfra.connections.chromadb:ChromaConnectionManager", "chroma"),
+        "pgvector": Entry("nbinfra.connections.pgvector:PgVectorConnectionManager", "pgvector"),
+        "qdrant": Entry("nbinfra.connections.qdrant:QdrantConnectionManager", "qdrant"),
+    },
     "nbinfra.llms": {},
 }
 
