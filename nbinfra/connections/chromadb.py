@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from nbinfra._loop import run_sync
-from nbinfra._secrets import Secret
 from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import describe_target
@@ -46,13 +45,13 @@ class ChromaSettings(VectorStoreSettings):
     """``url`` for a Chroma server; else ``path`` (``:memory:`` for an ephemeral client)."""
 
     path: str = DEFAULT_PATH
-    url: Secret = field(default_factory=lambda: Secret(""))
+    url: str = ""
     headers: dict[str, Any] = field(default_factory=dict)
     tenant: str = "default_tenant"
     database: str = "default_database"
 
     def target(self) -> str:
-        url = self.url.reveal()
+        url = self.url
         return describe_target({"url": url}) if url else self.path
 
 
@@ -77,7 +76,7 @@ class ChromaConnectionManager(VectorStore, BaseConnectionManager):
 
         s = self.settings
         options = Settings(anonymized_telemetry=False)  # no phoning home from a notebook
-        url = s.url.reveal()
+        url = s.url
         if url:
             parts = urlsplit(url)
             self.client = chromadb.HttpClient(
@@ -195,10 +194,22 @@ class ChromaConnectionManager(VectorStore, BaseConnectionManager):
     async def _v_upsert(
         self, name: str, ids: list[str], vectors: Any, payloads: list[dict[str, Any] | None]
     ) -> None:
-        metadatas = payloads if any(p for p in payloads) else None
-        await self.to_thread(
-            lambda: self._collection(name).upsert(ids=ids, embeddings=vectors, metadatas=metadatas)
-        )
+        def upsert() -> None:
+            handle = self._collection(name)
+            # Chroma merges metadata on upsert; the contract replaces it, so keys the new
+            # payload lacks are set to None, which Chroma removes.
+            new = dict(zip(ids, payloads, strict=True))
+            old = handle.get(ids=ids, include=["metadatas"])
+            for key, meta in zip(old["ids"], old["metadatas"] or [], strict=False):
+                stale = [k for k in (meta or {}) if k not in (new[key] or {})]
+                if stale:
+                    new[key] = {**(new[key] or {}), **dict.fromkeys(stale, None)}
+            metadatas = [new[key] or None for key in ids]
+            handle.upsert(
+                ids=ids, embeddings=vectors, metadatas=metadatas if any(metadatas) else None
+            )
+
+        await self.to_thread(upsert)
 
     async def _v_search(
         self, info: CollectionInfo, vector: Any, top_k: int, conditions: list[Condition]

@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbinfra._secrets import Secret
+from nbinfra._secrets import remember_url
 from nbinfra.connections.base import AsyncBaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import describe_target
@@ -50,14 +50,14 @@ _RANGE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 class PgVectorSettings(VectorStoreSettings):
     """``url`` of a PostgreSQL with pgvector; empty = embedded server in ``data_dir``."""
 
-    url: Secret = field(default_factory=lambda: Secret(""))
+    url: str = ""
     schema: str = "public"
     index: str = "hnsw"  # "hnsw" or "none" (exact scans)
     pool_size: int = 4
     data_dir: str = DEFAULT_DATA_DIR
 
     def target(self) -> str:
-        url = self.url.reveal()
+        url = self.url
         return describe_target({"url": url}) if url else f"embedded PostgreSQL ({self.data_dir})"
 
 
@@ -97,8 +97,10 @@ class PgVectorConnectionManager(VectorStore, AsyncBaseConnectionManager):
         import psycopg
         from psycopg_pool import AsyncConnectionPool
 
-        url = self.settings.url.reveal()
-        if not url:
+        url = self.settings.url
+        if url:
+            remember_url(url)  # so no error or log line can show its password
+        else:
             self._server, url = await asyncio.to_thread(_embedded_url, self.settings.data_dir)
             log.info("pgvector '%s': embedded PostgreSQL in %s", self.name, self.settings.data_dir)
         timeout = self.settings.connect_timeout

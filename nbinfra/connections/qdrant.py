@@ -41,14 +41,14 @@ _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid"}
 class QdrantSettings(VectorStoreSettings):
     """``url`` for a server; else ``path`` for a local folder; else ``location`` (``:memory:``)."""
 
-    url: Secret = field(default_factory=lambda: Secret(""))
+    url: str = ""
     api_key: Secret = field(default_factory=lambda: Secret(""))
     path: str = ""
     location: str = ":memory:"
     prefer_grpc: bool = False
 
     def target(self) -> str:
-        url = self.url.reveal()
+        url = self.url
         if url:
             return describe_target({"url": url})
         return self.path or self.location
@@ -89,9 +89,9 @@ class QdrantConnectionManager(VectorStore, BaseConnectionManager):
 
         s = self.settings
         timeout = max(1, int(s.timeout))
-        if s.url.reveal():
+        if s.url:
             self.client = QdrantClient(
-                url=s.url.reveal(),
+                url=s.url,
                 api_key=s.api_key.reveal() or None,
                 prefer_grpc=s.prefer_grpc,
                 timeout=timeout,
@@ -111,7 +111,7 @@ class QdrantConnectionManager(VectorStore, BaseConnectionManager):
         from importlib.metadata import version
 
         self._require().get_collections()
-        if self.settings.url.reveal():
+        if self.settings.url:
             try:
                 return f"qdrant {self._require().info().version}"
             except Exception:  # noqa: BLE001 - version is optional
