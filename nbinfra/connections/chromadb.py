@@ -130,6 +130,19 @@ class ChromaConnectionManager(VectorStore, BaseConnectionManager):
             self._handles[name] = handle
         return handle
 
+    def _is_disconnect(self, exc: BaseException) -> bool:
+        import httpx  # chromadb's HTTP client
+
+        # Chroma wraps transport errors in a ValueError ("Could not connect ...").
+        seen: BaseException | None = exc
+        for _ in range(5):
+            if seen is None:
+                break
+            if isinstance(seen, (httpx.TransportError, ConnectionError)):
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return super()._is_disconnect(exc)
+
     def _payload_problem(self, payload: Mapping[str, Any]) -> str | None:
         for key, value in payload.items():
             if not isinstance(key, str):

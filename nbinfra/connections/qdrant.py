@@ -95,6 +95,8 @@ class QdrantConnectionManager(VectorStore, BaseConnectionManager):
                 api_key=s.api_key.reveal() or None,
                 prefer_grpc=s.prefer_grpc,
                 timeout=timeout,
+                # Its background version check warns from a thread; connect checks instead.
+                check_compatibility=False,
             )
             self.client.get_collections()  # fail here, not on first use
         elif s.path:
