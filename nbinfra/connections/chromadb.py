@@ -10,10 +10,10 @@ payload values must be strings, numbers, booleans or lists of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from nbinfra._loop import run_sync
@@ -33,6 +33,8 @@ from nbinfra.errors import ConnectionUnavailableError
 
 __all__ = ["ChromaConnectionManager", "ChromaSettings"]
 
+T = TypeVar("T")
+
 DEFAULT_PATH = ".nbinfra/chroma"
 _SPACES = {"cosine": "cosine", "dot": "ip", "euclid": "l2"}
 _DIM_KEY = "nbinfra_dim"
@@ -49,6 +51,10 @@ class ChromaSettings(VectorStoreSettings):
     headers: dict[str, Any] = field(default_factory=dict)
     tenant: str = "default_tenant"
     database: str = "default_database"
+
+    # Run in-process engines on the caller's loop (None: yes unless ``url`` is set). A
+    # thread hop costs more than a small local search; a server call is better off a thread.
+    inline: bool | None = None
 
     def target(self) -> str:
         url = self.url
@@ -117,6 +123,13 @@ class ChromaConnectionManager(VectorStore, BaseConnectionManager):
 
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         return run_sync(self._execute(query, params, limit))
+
+    async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Blocking ``fn`` in the worker thread, or right here for in-process engines."""
+        inline = self.settings.inline
+        if inline or (inline is None and not self.settings.url):
+            return fn(*args, **kwargs)
+        return await super().to_thread(fn, *args, **kwargs)
 
     def _require(self) -> Any:
         if self.client is None:

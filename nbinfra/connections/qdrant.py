@@ -9,9 +9,9 @@ kept in the payload under ``_nbinfra_id`` (removed again on the way out).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from nbinfra._loop import run_sync
 from nbinfra._secrets import Secret
@@ -31,6 +31,8 @@ from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 
 __all__ = ["QdrantConnectionManager", "QdrantSettings"]
 
+T = TypeVar("T")
+
 ID_KEY = "_nbinfra_id"
 _NAMESPACE = uuid.UUID("6f1c1a52-7d0e-4c55-9a43-2f7f3f8e2b10")
 _MAX_UINT64 = 2**64 - 1
@@ -46,6 +48,10 @@ class QdrantSettings(VectorStoreSettings):
     path: str = ""
     location: str = ":memory:"
     prefer_grpc: bool = False
+
+    # Run in-process engines on the caller's loop (None: yes unless ``url`` is set). A
+    # thread hop costs more than a small local search; a server call is better off a thread.
+    inline: bool | None = None
 
     def target(self) -> str:
         url = self.url
@@ -122,6 +128,13 @@ class QdrantConnectionManager(VectorStore, BaseConnectionManager):
 
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         return run_sync(self._execute(query, params, limit))
+
+    async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Blocking ``fn`` in the worker thread, or right here for in-process engines."""
+        inline = self.settings.inline
+        if inline or (inline is None and not self.settings.url):
+            return fn(*args, **kwargs)
+        return await super().to_thread(fn, *args, **kwargs)
 
     def _require(self) -> Any:
         if self.client is None:
@@ -211,7 +224,7 @@ class QdrantConnectionManager(VectorStore, BaseConnectionManager):
         response = await self.to_thread(
             lambda: self._require().query_points(
                 info.name,
-                query=vector.tolist(),
+                query=vector,
                 limit=top_k,
                 query_filter=query_filter,
                 with_payload=True,

@@ -213,6 +213,29 @@ def as_matrix(vectors: Any, dim: int, distance: str, what: str = "vectors") -> n
     return matrix
 
 
+def as_vector(vector: Any, dim: int, distance: str) -> np.ndarray[Any, Any]:
+    """One query vector as float32, checked like ``as_matrix`` (cheap: one dot product)."""
+    import numpy as np
+
+    try:
+        row = np.asarray(vector, dtype=np.float32)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("the query vector must be a list of numbers (or a 1-D array).") from exc
+    if row.ndim != 1:
+        raise ValueError(f"the query vector must be 1-D, got shape {row.shape}.")
+    if row.shape[0] != dim:
+        raise ValueError(
+            f"the query vector has {row.shape[0]} dimensions; the collection has {dim}."
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        squared = float(row @ row)
+    if not math.isfinite(squared) and not np.isfinite(row).all():
+        raise ValueError("the query vector contains NaN or infinite values.")
+    if squared == 0.0 and distance == "cosine":
+        raise ValueError("the query vector is all zeros; cosine similarity is undefined for it.")
+    return row
+
+
 def hits_to_result(hits: list[SearchHit], elapsed: float, statement: str) -> QueryResult:
     """Search hits as a table: ``id``, ``score``, then payload keys in order of appearance."""
     keys: dict[str, None] = {}
@@ -364,7 +387,7 @@ class VectorStore(ConnectionManager):
         assert info is not None
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-        query = as_matrix([vector], info.dim, info.distance, what="the query vector")[0]
+        query = as_vector(vector, info.dim, info.distance)
         conditions = parse_filter(filter)
         return await self._call(
             lambda: self._v_search(info, query, top_k, conditions), what="search", idempotent=True
@@ -488,7 +511,7 @@ class VectorStore(ConnectionManager):
             statement = f"search {collection} by vector top {top_k}"
         info = await self._info(collection)
         assert info is not None
-        row = as_matrix([vector], info.dim, info.distance, what="the query vector")[0]
+        row = as_vector(vector, info.dim, info.distance)
         hits = await self._v_search(info, row, top_k, parse_filter(options.get("filter")))
         return hits_to_result(hits, time.perf_counter() - start, statement)
 
