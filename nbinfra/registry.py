@@ -48,7 +48,12 @@ class Entry:
 BUILTINS: dict[str, dict[str, Entry]] = {
     "nbinfra.caches": {},
     "nbinfra.connections": {},
-    "nbinfra.llms": {},
+    "nbinfra.llms": {
+        "azure": Entry("nbinfra.llm.azure:AzureOpenAIProvider", "openai"),
+        "fake": Entry("nbinfra.llm.fake:FakeLLMProvider"),
+        "groq": Entry("nbinfra.llm.groq:GroqProvider", "groq"),
+        "openai": Entry("nbinfra.llm.openai:OpenAIProvider", "openai"),
+    },
 }
 
 
