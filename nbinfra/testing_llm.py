@@ -454,6 +454,18 @@ class LLMWireServer:
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> LLMWireServer:
         self.http.start()
+        httpd = getattr(self.http, "_httpd", None)
+        if httpd is not None:
+            default = httpd.handle_error
+
+            def handle_error(request: Any, client_address: Any) -> None:
+                # Clients hanging up on purpose (timeouts, cut streams) are expected here.
+                import sys
+
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    default(request, client_address)
+
+            httpd.handle_error = handle_error
         return self
 
     def stop(self) -> None:

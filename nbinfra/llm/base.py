@@ -631,7 +631,10 @@ class BaseLLMProvider(ABC):
                 except LLMError:
                     raise
                 except Exception as exc:
-                    raise self._translate(exc) from exc
+                    translated = self._translate(exc)
+                    if isinstance(translated, ProviderTimeout) and timeout != self.timeout:
+                        translated = self.timeout_error(timeout)  # name the per-call limit
+                    raise translated from exc
             except LLMError as error:
                 attempt += 1
                 wait = self.retry.delay(attempt, error)
