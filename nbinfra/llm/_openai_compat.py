@@ -187,7 +187,8 @@ class OpenAICompatibleProvider(BaseLLMProvider):
                     if choice.delta is not None:
                         text = choice.delta.content or ""
                     finish = choice.finish_reason
-                usage = self._usage(chunk)
+                # Usage comes on the last chunks only (finish, or empty choices).
+                usage = self._usage(chunk) if finish or not chunk.choices else None
                 if text or finish or usage is not None:
                     yield Delta(text, finish, usage, chunk.model or None, chunk)
         finally:

@@ -152,7 +152,7 @@ class Completion:
     raw: Any = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Delta:
     """One item of a provider's ``_stream``: text and/or end-of-stream facts."""
 
@@ -384,9 +384,9 @@ class BaseLLMProvider(ABC):
 
     async def stream_generate(self, prompt: MessagesLike, **options: Any) -> AsyncIterator[str]:
         """Text deltas as they arrive (the seed's ``print(chunk, end="")`` loop)."""
-        async for event in self.stream_events(prompt, **options):
-            if not event.final and event.text:
-                yield event.text
+        async for item in self._run_stream(prompt, options):
+            if item.__class__ is str:
+                yield item
 
     async def stream_events(
         self, prompt: MessagesLike, **options: Any
@@ -396,13 +396,24 @@ class BaseLLMProvider(ABC):
         Errors before any text are retried like ``generate``; once text has arrived, a
         failure is raised with ``error.partial`` holding what was received.
         """
+        async for item in self._run_stream(prompt, options):
+            if isinstance(item, str):
+                yield StreamChunk(text=item)
+            else:
+                yield StreamChunk(final=True, response=item)
+
+    async def _run_stream(
+        self, prompt: MessagesLike, options: Mapping[str, Any]
+    ) -> AsyncIterator[str | LLMResponse]:
+        # Text deltas as plain strings, then the final response: no per-chunk objects,
+        # so ``stream_generate`` costs next to nothing over the SDK's own iteration.
         messages, opts = self.prepare(prompt, options)
         request = self.request_key(messages, opts)
         hit = await self._lookup(request)
         if hit is not None:
             if hit.content:
-                yield StreamChunk(text=hit.content)
-            yield StreamChunk(final=True, response=hit)
+                yield hit.content
+            yield hit
             return
         await self._ensure_client()
         parts: list[str] = []
@@ -433,7 +444,7 @@ class BaseLLMProvider(ABC):
                         if ttft is None:
                             ttft = time.perf_counter() - start
                         parts.append(delta.text)
-                        yield StreamChunk(text=delta.text)
+                        yield delta.text
                 break
             except Exception as exc:
                 error = self._translate(exc)
@@ -470,7 +481,7 @@ class BaseLLMProvider(ABC):
             raw=last_raw,
         )
         await self._remember(request, response)
-        yield StreamChunk(final=True, response=response)
+        yield response
 
     async def embed(
         self, texts: str | Sequence[str], *, model: str | None = None
