@@ -78,7 +78,7 @@ async def _nbinfra(llm: OpenAIProvider) -> tuple[float, float, int]:
 
 
 def run(smoke: bool) -> list[Comparison]:
-    chunks = 1_000 if smoke else 10_000
+    chunks = 300 if smoke else 10_000
     rounds = 3 if smoke else 9
     import openai
 
@@ -115,7 +115,9 @@ def run(smoke: bool) -> list[Comparison]:
 
     ttfc = {n: [s[0] for s in v] for n, v in samples.items()}
     total = {n: [s[1] for s in v] for n, v in samples.items()}
-    delta_ms = (statistics.median(ttfc["nbinfra"]) - statistics.median(ttfc["openai SDK"])) * 1e3
+    sdk_ttfc = statistics.median(ttfc["openai SDK"])
+    delta_ms = (statistics.median(ttfc["nbinfra"]) - sdk_ttfc) * 1e3
+    verdict = "met" if delta_ms <= 1.0 else "NOT met"
     workload = f"stream {chunks:,} chunks from a local SSE server"
     return [
         Comparison(
@@ -135,8 +137,10 @@ def run(smoke: bool) -> list[Comparison]:
             samples=ttfc,
             nbinfra="nbinfra",
             baseline="openai SDK",
+            # "within 1 ms of the SDK" expressed as a ratio against this run's SDK median
+            max_ratio=(sdk_ttfc + 1e-3) / sdk_ttfc if sdk_ttfc else None,
             unit="s",
-            notes=f"target: within 1 ms of the SDK; measured {delta_ms:+.3f} ms",
+            notes=f"target: within 1 ms of the SDK; measured {delta_ms:+.3f} ms ({verdict})",
             extra={"ttfc_delta_ms": delta_ms},
         ),
     ]
