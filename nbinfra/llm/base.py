@@ -248,7 +248,8 @@ class BaseLLMProvider(ABC):
         self._model = model or self.settings.model or self.default_model
         self._defaults = self._check_options({**self.settings.options, **options}, where="")
         self._defaults.pop("model", None)
-        self._client: Any = None
+        # One SDK client per event loop: clients hold connections bound to their loop.
+        self._clients: dict[asyncio.AbstractEventLoop | None, Any] = {}
         self._context_window: int | None = None
         self._initialized = False
         s = self.settings
@@ -342,11 +343,19 @@ class BaseLLMProvider(ABC):
         )
 
     async def aclose(self) -> None:
-        """Close the SDK client (idempotent)."""
-        client, self._client = self._client, None
+        """Close the SDK clients (idempotent); those of other running loops close there."""
+        clients, self._clients = self._clients, {}
         self._initialized = False
-        if client is not None:
-            await self._close_client(client)
+        here = _running_loop()
+        for loop, client in clients.items():
+            if loop is here or loop is None:
+                await self._close_client(client)
+            elif loop.is_running() and not loop.is_closed():
+                future = asyncio.run_coroutine_threadsafe(self._close_client(client), loop)
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(future), 5.0)
+                except Exception as exc:  # noqa: BLE001 - closing must not fail the caller
+                    log.debug("closing a client on another loop failed: %r", exc)
 
     async def __aenter__(self) -> BaseLLMProvider:
         await self.initialize()
@@ -610,18 +619,21 @@ class BaseLLMProvider(ABC):
             )
 
     async def _ensure_client(self) -> Any:
-        if self._client is None:
-            self._require_key()
-            self._client = self._create_client()
-        return self._client
+        return self.client
 
     @property
     def client(self) -> Any:
-        """The SDK client (created on first use)."""
-        if self._client is None:
+        """The SDK client for the running event loop (created on first use).
+
+        A provider used from a notebook's loop and from nbinfra's background loop gets
+        one client on each, since SDK clients hold connections bound to their loop.
+        """
+        loop = _running_loop()
+        found = self._clients.get(loop)
+        if found is None:
             self._require_key()
-            self._client = self._create_client()
-        return self._client
+            found = self._clients[loop] = self._create_client()
+        return found
 
     def _call_timeout(self, opts: CallOptions) -> float:
         return opts.timeout if opts.timeout is not None else self.timeout
@@ -731,6 +743,13 @@ class BaseLLMProvider(ABC):
 
 
 # -- module helpers -------------------------------------------------------------------
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _settings_for(kind: str, session: Session | None) -> ProviderSettings:
     from nbinfra.session import session as default_session
 
