@@ -134,6 +134,7 @@ class WireFormat:
     """One provider's wire format. ``server`` is set when it is attached."""
 
     name: ClassVar[str] = ""
+    stream_content_type: ClassVar[str] = "text/event-stream"  # NDJSON formats override
     server: LLMWireServer
 
     def routes(self) -> list[tuple[str, str, str]]:
@@ -174,35 +175,39 @@ class WireFormat:
 
     def malformed(self, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_SSE, chunks=[b"data: {not json\n\n"])
+            return Response(200, headers=self._stream_headers(), chunks=[b"data: {not json\n\n"])
         return Response(
             200, b'{"id": "x", "choices": [', headers={"Content-Type": "application/json"}
         )
+
+    def _stream_headers(self) -> dict[str, str]:
+        return {"Content-Type": self.stream_content_type, "Cache-Control": "no-cache"}
 
     def fault(self, fault: Fault, request: Request, stream: bool) -> Response:
         if fault.kind == "status":
             return self.error(fault)
         if fault.kind == "malformed":
             return self.malformed(stream)
-        if fault.kind in ("hang", "cut") and stream:
+        if stream:
             pieces = self.stream_events(self.server.default, request)
             head = pieces[: fault.after]
             if fault.kind == "cut":
                 return Response(
-                    200, headers=_SSE, chunks=[*head, *pieces[fault.after :]], cut_after=fault.after
+                    200, headers=self._stream_headers(), chunks=pieces, cut_after=fault.after
                 )
-            return Response(200, headers=_SSE, chunks=_stall(head, fault.seconds, pieces))
-        if fault.kind == "hang":
             return Response(
-                200,
-                self.chat(self.server.default, request, False).body,
-                headers={"Content-Type": "application/json"},
-                delay=fault.seconds,
+                200, headers=self._stream_headers(), chunks=_stall(head, fault.seconds, pieces)
             )
-        return self.chat(self.server.default, request, stream)  # "cut" on a JSON call
-
-
-_SSE = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        body = self.chat(self.server.default, request, False).body
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        json_headers = {"Content-Type": "application/json"}
+        if fault.kind == "hang":
+            return Response(200, payload, headers=json_headers, delay=fault.seconds)
+        # "cut" on a JSON answer: half the body, then the connection closes.
+        half = len(payload) // 2
+        return Response(
+            200, headers=json_headers, chunks=[payload[:half], payload[half:]], cut_after=1
+        )
 
 
 def _stall(head: list[bytes], seconds: float, rest: list[bytes]) -> Iterator[bytes]:
@@ -254,7 +259,9 @@ class OpenAIFormat(WireFormat):
 
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_SSE, chunks=self.stream_events(reply, request))
+            return Response(
+                200, headers=self._stream_headers(), chunks=self.stream_events(reply, request)
+            )
         body: dict[str, Any] = {
             "id": "chatcmpl-test",
             "object": "chat.completion",

@@ -13,17 +13,26 @@ same way for every provider:
 - streams that end with exactly one final event carrying the whole response; when a
   stream breaks, the error's ``partial`` keeps the text received so far;
 - the response-store hook (cache / record / replay) of the notebook layer.
+
+Adding a provider: subclass, set ``kind``, ``env_key`` (or ``needs_key = False``),
+``default_model`` (and ``default_embedding_model`` if it embeds); implement the hooks
+below, importing the SDK inside ``_create_client`` only, passing it our timeouts and
+turning its retries off; map its exceptions in ``_map_error`` (``nbinfra.llm.http_errors``
+has the status mapping and the Stainless-SDK mapping); decorate the class with
+``@LLMRegistry.register(LLMProvider.X)`` and add its row to ``registry.BUILTINS``.
+Test it with the SDK against a ``WireFormat`` in ``nbinfra.testing_llm``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import importlib
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -393,9 +402,10 @@ class BaseLLMProvider(ABC):
 
     async def stream_generate(self, prompt: MessagesLike, **options: Any) -> AsyncIterator[str]:
         """Text deltas as they arrive (the seed's ``print(chunk, end="")`` loop)."""
-        async for item in self._run_stream(prompt, options):
-            if item.__class__ is str:
-                yield item
+        async with contextlib.aclosing(self._run_stream(prompt, options)) as items:
+            async for item in items:
+                if item.__class__ is str:
+                    yield item
 
     async def stream_events(
         self, prompt: MessagesLike, **options: Any
@@ -405,15 +415,18 @@ class BaseLLMProvider(ABC):
         Errors before any text are retried like ``generate``; once text has arrived, a
         failure is raised with ``error.partial`` holding what was received.
         """
-        async for item in self._run_stream(prompt, options):
-            if isinstance(item, str):
-                yield StreamChunk(text=item)
-            else:
-                yield StreamChunk(final=True, response=item)
+        # aclosing: a consumer that stops early closes the provider's stream (and its
+        # HTTP connection) now, not whenever the generator is garbage-collected.
+        async with contextlib.aclosing(self._run_stream(prompt, options)) as items:
+            async for item in items:
+                if isinstance(item, str):
+                    yield StreamChunk(text=item)
+                else:
+                    yield StreamChunk(final=True, response=item)
 
     async def _run_stream(
         self, prompt: MessagesLike, options: Mapping[str, Any]
-    ) -> AsyncIterator[str | LLMResponse]:
+    ) -> AsyncGenerator[str | LLMResponse, None]:
         # Text deltas as plain strings, then the final response: no per-chunk objects,
         # so ``stream_generate`` costs next to nothing over the SDK's own iteration.
         messages, opts = self.prepare(prompt, options)

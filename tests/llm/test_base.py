@@ -16,7 +16,7 @@ from nbinfra.errors import (
     RateLimitError,
     ReplayMissError,
 )
-from nbinfra.llm.base import RetryPolicy, estimate_messages, estimate_text
+from nbinfra.llm.base import Delta, RetryPolicy, estimate_messages, estimate_text
 from nbinfra.llm.fake import FakeLLMProvider
 from nbinfra.llm.settings import ProviderSettings
 from nbinfra.llm.types import LLMResponse, Message
@@ -127,12 +127,24 @@ async def test_stream_generate_yields_only_text_and_events_end_once() -> None:
     assert final.usage.exact is False and final.time_to_first_token is not None
 
 
-async def test_breaking_off_a_stream_closes_it() -> None:
-    llm = fake(responses=["a b c d e f"])
-    stream = llm.stream_generate("hi")
-    first = await stream.__anext__()
-    await stream.aclose()
-    assert first == "a "
+async def test_breaking_off_a_stream_closes_the_provider_stream() -> None:
+    closed: list[bool] = []
+
+    class Tracking(FakeLLMProvider):
+        async def _stream(self, messages: Any, opts: Any) -> Any:
+            try:
+                for word in ("a ", "b ", "c "):
+                    yield Delta(word)
+            finally:
+                closed.append(True)
+
+    llm = Tracking(settings=ProviderSettings(), announce=False)
+    for make in (llm.stream_generate, llm.stream_events):
+        closed.clear()
+        stream = make("hi")
+        await stream.__anext__()
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert closed == [True]  # closed now, not at garbage collection
 
 
 # -- response store hook ------------------------------------------------------------

@@ -202,3 +202,16 @@ async def test_unreachable_server() -> None:
     with pytest.raises(ProviderServerError, match=r"Cannot reach openai at http://127\.0\.0\.1"):
         await asyncio.wait_for(llm.generate("x"), BOUND)
     await llm.aclose()
+
+
+async def test_json_answer_cut_mid_body(wire_factory: Callable[..., LLMWireServer]) -> None:
+    server = wire_factory("openai")
+    server.push(Fault.cut())
+    llm = provider_for("openai", server, max_retries=0)
+    with pytest.raises(ProviderServerError, match="broke mid-response"):
+        await asyncio.wait_for(llm.generate("x"), BOUND)
+    server.push(Fault.cut(), Reply("second try"))
+    retrying = provider_for("openai", server, max_retries=1)
+    assert (await retrying.generate("x")).content == "second try"
+    await llm.aclose()
+    await retrying.aclose()
