@@ -34,7 +34,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, TypeVar
 
 from nbinfra._secrets import Secret, mask_url
 from nbinfra.errors import (
@@ -468,7 +468,7 @@ class BaseLLMProvider(ABC):
                         parts.append(delta.text)
                         yield delta.text
                 break
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - translated and re-raised below
                 error = self._translate(exc)
                 if parts:
                     error.partial = self._finish(
@@ -482,11 +482,11 @@ class BaseLLMProvider(ABC):
                         ttft=ttft,
                         raw=last_raw,
                     )
-                    raise error from exc
+                    _raise(error, exc)
                 attempt += 1
                 wait = self.retry.delay(attempt, error)
                 if wait is None:
-                    raise error from exc
+                    _raise(error, exc)
                 self._log_retry(attempt, wait, error)
                 await asyncio.sleep(wait)
             finally:
@@ -756,6 +756,13 @@ class BaseLLMProvider(ABC):
 
 
 # -- module helpers -------------------------------------------------------------------
+def _raise(error: LLMError, cause: BaseException) -> NoReturn:
+    """Raise ``error`` from ``cause`` (an error that is already ours keeps its own cause)."""
+    if error is cause:
+        raise error
+    raise error from cause
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
