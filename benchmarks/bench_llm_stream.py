@@ -162,6 +162,8 @@ def run(smoke: bool) -> list[Comparison]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
     ttfc = {n: [s[0] for s in v] for n, v in short.items()}
     total = {n: [s[1] for s in v] for n, v in long.items()}
