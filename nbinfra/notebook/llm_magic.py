@@ -112,7 +112,7 @@ def _stream(
     options: dict[str, Any],
     fmt: str,
 ) -> Any:
-    from IPython.display import display
+    from nbinfra.notebook.display import show as display
 
     llm = _llm(target)
     handle: Any = display({"text/plain": ""}, raw=True, display_id=True)
