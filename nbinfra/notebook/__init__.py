@@ -18,7 +18,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics, display formatters and completers (a second load is a no-op)."""
     if getattr(ipython, _KEY, None) is not None:
         return
-    from nbinfra.notebook import complete, display
+    from nbinfra.notebook import display
     from nbinfra.notebook.magics import NbinfraMagics
 
     magics = NbinfraMagics(shell=ipython)
@@ -26,7 +26,7 @@ def load_ipython_extension(ipython: Any) -> None:
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)
     display.register(ipython, limit=lambda: magics.display_limit)
-    complete.register(ipython, magics)
+    _register_completers(ipython, magics)
     setattr(ipython, _KEY, magics)
 
 
@@ -35,7 +35,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = getattr(ipython, _KEY, None)
     if magics is None:
         return
-    from nbinfra.notebook import complete, display
+    from nbinfra.notebook import display
 
     table = ipython.magics_manager.magics
     for kind, name in _MAGICS:
@@ -47,5 +47,24 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
     display.unregister(ipython)
-    complete.unregister(ipython)
+    dispatcher = ipython.strdispatchers.get("complete_command")
+    if dispatcher is not None:
+        for key in _COMPLETED:
+            dispatcher.strs.pop(key, None)
     delattr(ipython, _KEY)
+
+
+_COMPLETED = ("%llm", "%%llm", "%cache", "%conn", "%%conn")
+
+
+def _register_completers(ipython: Any, magics: Any) -> None:
+    """Completion hooks that import ``complete`` only when Tab is pressed."""
+
+    def hook(_self: Any, event: Any) -> list[str]:
+        from nbinfra.notebook import complete
+
+        result: list[str] = complete.complete(magics, event)
+        return result
+
+    for key in _COMPLETED:
+        ipython.set_hook("complete_command", hook, str_key=key)

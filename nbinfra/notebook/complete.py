@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["register", "unregister"]
+__all__ = ["complete", "complete_cache", "complete_conn", "complete_llm"]
 
 LLM_SUBCOMMANDS = ("chats", "history", "list", "replay", "reset", "usage", "use")
 CACHE_SUBCOMMANDS = ("clear", "delete", "get", "list", "set", "stats", "use")
 CONN_SUBCOMMANDS = ("health", "list", "use")
-_KEYS = ("%llm", "%%llm", "%cache", "%conn", "%%conn")
 
 
 def _words(event: Any) -> list[str]:
@@ -20,32 +19,13 @@ def _words(event: Any) -> list[str]:
     return words
 
 
-def register(shell: Any, magics: Any) -> None:
-    def llm(_self: Any, event: Any) -> list[str]:
-        return complete_llm(magics, _words(event))
-
-    def cache(_self: Any, event: Any) -> list[str]:
-        return complete_cache(magics, _words(event))
-
-    def conn(_self: Any, event: Any) -> list[str]:
-        return complete_conn(magics, _words(event))
-
-    for key, hook in (
-        ("%llm", llm),
-        ("%%llm", llm),
-        ("%cache", cache),
-        ("%conn", conn),
-        ("%%conn", conn),
-    ):
-        shell.set_hook("complete_command", hook, str_key=key)
-
-
-def unregister(shell: Any) -> None:
-    dispatcher = shell.strdispatchers.get("complete_command")
-    if dispatcher is None:
-        return
-    for key in _KEYS:
-        dispatcher.strs.pop(key, None)
+def complete(magics: Any, event: Any) -> list[str]:
+    """Candidates for the word under the cursor of a magic's line."""
+    words = _words(event)
+    magic = words[0].lstrip("%") if words else ""
+    table = {"llm": complete_llm, "cache": complete_cache, "conn": complete_conn}
+    handler = table.get(magic)
+    return handler(magics, words) if handler is not None else []
 
 
 def _prefixed(options: Any, prefix: str) -> list[str]:

@@ -7,7 +7,6 @@ them and a type's module is only needed once a value of it is displayed.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +14,8 @@ from nbinfra._secrets import redact
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "Table",
+    "escape",
     "health_html",
     "health_text",
     "llm_markdown",
@@ -22,15 +23,22 @@ __all__ = [
     "query_html",
     "query_text",
     "register",
+    "show",
     "stats_html",
     "stats_text",
     "unregister",
 ]
 
 DEFAULT_LIMIT = 10
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
 _MAX_CELL = 120  # characters shown per table cell; the full value stays in the result
 
 _limit: Callable[[], int] = lambda: DEFAULT_LIMIT  # noqa: E731 - replaced by register()
+
+
+def escape(text: str) -> str:
+    """``html.escape`` without importing ``html`` (its entity table is slow to import)."""
+    return text.translate(_ESCAPES)
 
 
 def _cell(value: Any) -> str:
@@ -60,16 +68,16 @@ def query_html(result: Any, limit: int | None = None) -> str:
     """The first ``limit`` rows as an HTML table, with row count and elapsed time."""
     limit = _limit() if limit is None else limit
     rows: Sequence[Sequence[Any]] = result.rows[:limit]
-    head = "".join(f"<th>{html.escape(_cell(c))}</th>" for c in result.columns)
+    head = "".join(f"<th>{escape(_cell(c))}</th>" for c in result.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
     )
     table = (
         f"<table class='nbinfra-result'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         if result.columns
         else ""
     )
-    return f"<div>{table}<small>{html.escape(_summary(result, len(rows)))}</small></div>"
+    return f"<div>{table}<small>{escape(_summary(result, len(rows)))}</small></div>"
 
 
 def query_text(result: Any, limit: int | None = None) -> str:
@@ -96,7 +104,7 @@ def query_text(result: Any, limit: int | None = None) -> str:
 def llm_markdown(response: Any) -> str:
     from nbinfra.notebook.usage import footer_text
 
-    return f"{response.content}\n\n<small>{html.escape(footer_text(response))}</small>"
+    return f"{response.content}\n\n<small>{escape(footer_text(response))}</small>"
 
 
 def llm_text(response: Any) -> str:
@@ -115,12 +123,12 @@ def health_html(status: Any) -> str:
     latency = "" if status.latency is None else f" · {status.latency * 1000:.1f} ms"
     extra = ""
     if status.server_version:
-        extra += f" · {html.escape(redact(status.server_version))}"
+        extra += f" · {escape(redact(status.server_version))}"
     if status.error:
-        extra += f" · <code>{html.escape(redact(status.error))}</code>"
+        extra += f" · <code>{escape(redact(status.error))}</code>"
     return (
-        f"<span>{mark} <b>{html.escape(status.kind)}</b> "
-        f"{html.escape(redact(status.target))}{latency}{extra}</span>"
+        f"<span>{mark} <b>{escape(status.kind)}</b> "
+        f"{escape(redact(status.target))}{latency}{extra}</span>"
     )
 
 
@@ -149,8 +157,7 @@ def stats_text(stats: Any) -> str:
 
 def stats_html(stats: Any) -> str:
     cells = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-        for k, v in _stat_items(stats)
+        f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in _stat_items(stats)
     )
     return f"<table class='nbinfra-stats'>{cells}</table>"
 
@@ -227,9 +234,9 @@ class Table:
         return [dict(zip(self.columns, row, strict=False)) for row in self.rows]
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(_cell(c))}</th>" for c in self.columns)
+        head = "".join(f"<th>{escape(_cell(c))}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+            "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>"
             for row in self.rows
         )
         return (

@@ -28,13 +28,20 @@ class NotebookState:
     """What the magics remember between cells (per shell, never on a class)."""
 
     def __init__(self) -> None:
-        from nbinfra.notebook.usage import UsageMeter
-
         self.cache_namespace: str | None = None
         self.cache_backend: str | None = None
         self.connection: str | None = None
         self.chats: dict[str, Any] = {}
-        self.usage = UsageMeter()
+        self._usage: Any = None
+
+    @property
+    def usage(self) -> Any:
+        """The token and cost meter (``UsageMeter``), created on first use."""
+        if self._usage is None:
+            from nbinfra.notebook.usage import UsageMeter
+
+            self._usage = UsageMeter()
+        return self._usage
 
 
 @magics_class

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import Any
+
+from nbinfra.notebook.display import escape
 
 __all__ = ["CallRecord", "UsageMeter", "footer_text"]
 
@@ -110,7 +111,7 @@ class UsageMeter:
         rows = "".join(
             "<tr>"
             + "".join(
-                f"<td>{html.escape(str(v))}</td>"
+                f"<td>{escape(str(v))}</td>"
                 for v in (
                     row["cell"] if row["cell"] is not None else "-",
                     row["calls"],
@@ -128,7 +129,7 @@ class UsageMeter:
         )
         return (
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-            f"<p>{html.escape(repr(self))}</p>"
+            f"<p>{escape(repr(self))}</p>"
         )
 
 

@@ -8,13 +8,13 @@ checks every configured connection and cache. ipywidgets is imported on first us
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbinfra._secrets import redact
+from nbinfra.notebook.display import escape
 
-__all__ = ["context_preview", "health_panel", "provider_picker", "results_table"]
+__all__ = ["results_table"]
 
 _MAX_CELL = 120
 
@@ -31,9 +31,9 @@ def _cell(value: Any) -> str:
 
 
 def _html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(_cell(c))}</th>" for c in columns)
+    head = "".join(f"<th>{escape(_cell(c))}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
