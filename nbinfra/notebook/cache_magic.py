@@ -34,13 +34,11 @@ def run(magics: Any, line: str) -> Any:
 
 
 def _cache(magics: Any, namespace: str | None) -> Any:
-    import nbinfra
+    state = magics.state
+    ns = namespace or state.cache_namespace or DEFAULT_NAMESPACE
+    from nbinfra.cache import cache
 
-    ns = namespace or magics.state.cache_namespace or DEFAULT_NAMESPACE
-    backend = magics.state.cache_backend
-    if backend is None:
-        return nbinfra.cache(ns)  # type: ignore[attr-defined]
-    return nbinfra.cache(ns, cache_type=backend)  # type: ignore[attr-defined]
+    return cache(ns, ttl=state.cache_ttl, cache_type=state.cache_backend)
 
 
 def _get(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
@@ -129,13 +127,28 @@ def _clear(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> 
 def _use(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
     if len(argv) != 1:
         raise UsageError("Usage: %cache use memory|redis|NAME")
-    backend = argv[0].value
-    if backend not in backend_names():
-        raise UsageError(f"Unknown cache {backend!r}; use one of {', '.join(backend_names())}.")
-    magics.state.cache_backend = backend
+    choice = argv[0].value
+    state = magics.state
+    if choice in backend_names():
+        state.cache_backend = choice
+    else:
+        instances = _instances()
+        if choice not in instances:
+            known = ", ".join([*backend_names(), *sorted(instances)])
+            raise UsageError(f"Unknown cache {choice!r}; use one of {known}.")
+        inst = instances[choice]
+        state.cache_namespace = inst.namespace or choice
+        state.cache_ttl = inst.ttl
+        state.cache_backend = None if inst.backend == "default" else inst.backend
     if namespace:
-        magics.state.cache_namespace = namespace
+        state.cache_namespace = namespace
     return None
+
+
+def _instances() -> dict[str, Any]:
+    from nbinfra.cache.instances import configured_instances
+
+    return dict(configured_instances())
 
 
 def backend_names() -> list[str]:
@@ -145,9 +158,8 @@ def backend_names() -> list[str]:
 
 
 def namespace_names(magics: Any) -> list[str]:
-    from nbinfra.session import session
-
-    names = {DEFAULT_NAMESPACE, *session().names("cache")}
+    names = {DEFAULT_NAMESPACE}
+    names.update(inst.namespace or name for name, inst in _instances().items())
     if magics.state.cache_namespace:
         names.add(magics.state.cache_namespace)
     return sorted(names)

@@ -75,9 +75,9 @@ def default_name(magics: Any) -> str:
 
 
 def _connection(name: str) -> Any:
-    import nbinfra
+    from nbinfra.connections import conn
 
-    return nbinfra.conn(name)  # type: ignore[attr-defined]
+    return conn(name)
 
 
 def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
@@ -189,23 +189,36 @@ def _health_all(names: list[str]) -> dict[str, Any]:
 
     specs = _specs()
 
+    def failed(name: str, exc: BaseException) -> HealthStatus:
+        spec = specs.get(name)
+        message = str(exc) or type(exc).__name__
+        return HealthStatus(
+            ok=False,
+            kind=getattr(spec, "kind", "?"),
+            target=getattr(spec, "target", "?"),
+            error=message.splitlines()[0] if message else message,
+        )
+
+    managers: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for name in names:
+        try:
+            managers[name] = _connection(name).manager
+        except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
+            out[name] = failed(name, exc)
+
     async def one(name: str) -> Any:
         try:
-            conn = _connection(name)
-            return await asyncio.wait_for(conn.manager.health_check(), _HEALTH_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 - a listing shows the failure, it does not stop
-            spec = specs.get(name)
-            return HealthStatus(
-                ok=False,
-                kind=getattr(spec, "kind", "?"),
-                target=getattr(spec, "target", "?"),
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            return await asyncio.wait_for(managers[name].health_check(), _HEALTH_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
+            return failed(name, exc)
 
     async def all_() -> list[Any]:
-        return list(await asyncio.gather(*(one(n) for n in names)))
+        return list(await asyncio.gather(*(one(n) for n in managers)))
 
-    return dict(zip(names, _loop.run_sync(all_()), strict=True))
+    if managers:
+        out.update(zip(managers, _loop.run_sync(all_()), strict=True))
+    return {name: out[name] for name in names}
 
 
 def connection_names() -> list[str]:

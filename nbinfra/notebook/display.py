@@ -132,27 +132,24 @@ def health_html(status: Any) -> str:
     )
 
 
-# -- cache stats (any object with hits/misses/errors and optional percentiles) --------
-_STAT_FIELDS = ("hits", "misses", "errors", "hit_rate", "p50", "p95", "p99")
-
-
+# -- cache stats ---------------------------------------------------------------------
 def _stat_items(stats: Any) -> list[tuple[str, str]]:
+    data = stats.as_dict() if hasattr(stats, "as_dict") else dict(vars(stats))
     items = []
-    for name in _STAT_FIELDS:
-        value = getattr(stats, name, None)
+    for name, value in data.items():
         if value is None:
             continue
-        if name in ("p50", "p95", "p99") and isinstance(value, float):
-            items.append((name, f"{value * 1e6:.1f} µs"))
-        elif name == "hit_rate" and isinstance(value, float):
+        if name == "hit_rate":
             items.append((name, f"{value:.1%}"))
+        elif name.endswith("_ms") and isinstance(value, float):
+            items.append((name, f"{value:.3f}"))
         else:
-            items.append((name, str(value)))
+            items.append((name, redact(str(value))))
     return items
 
 
 def stats_text(stats: Any) -> str:
-    return ", ".join(f"{k}={v}" for k, v in _stat_items(stats))
+    return redact(str(stats))
 
 
 def stats_html(stats: Any) -> str:
@@ -160,14 +157,6 @@ def stats_html(stats: Any) -> str:
         f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in _stat_items(stats)
     )
     return f"<table class='nbinfra-stats'>{cells}</table>"
-
-
-def show(obj: Any, **kwargs: Any) -> Any:
-    """``IPython.display.display`` (imported on use; it is untyped)."""
-    from IPython import display as ipd
-
-    fn: Any = ipd.display
-    return fn(obj, **kwargs)
 
 
 # -- registration ------------------------------------------------------------------

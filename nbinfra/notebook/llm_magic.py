@@ -56,8 +56,7 @@ def ask(magics: Any, args: Any, prompt: str) -> Any:
     elif stream:
         response = _stream(magics, target, prompt, system, options, fmt)
     else:
-        llm = _llm(target)
-        response = _loop.run_sync(llm.generate(_messages(prompt, system), **options))
+        response = _llm(target).generate(_messages(prompt, system), **options)
         _show(magics, response, fmt, None)
     magics.state.usage.record(response, magics.cell_number())
     ns["_llm"] = response
@@ -81,21 +80,17 @@ def _options(args: Any, fmt: str) -> dict[str, Any]:
     return options
 
 
-def _target(magics: Any, args: Any) -> str | None:
-    target: str | None = args.provider or magics.default_provider or None
-    if args.model:
-        provider = (target or "").partition(":")[0]
-        if not provider:
-            raise UsageError("-m MODEL needs a provider: add -p PROVIDER or run %llm use PROVIDER.")
-        target = f"{provider}:{args.model}"
-    return target
+def _target(magics: Any, args: Any) -> tuple[str | None, str | None]:
+    """(provider spec, model) from -p/-m, else the %llm default ('' = configured default)."""
+    spec: str | None = args.provider or magics.default_provider or None
+    return spec, args.model or None
 
 
-def _llm(target: str | None) -> Any:
-    from nbinfra.llm import LLMFactory
+def _llm(target: tuple[str | None, str | None]) -> Any:
+    """The session's ``SyncLLM`` for ``(spec, model)``."""
+    from nbinfra.llm import llm
 
-    provider, _, model = (target or "").partition(":")
-    return LLMFactory.get_llm(provider or None, model or None)
+    return llm(target[0], target[1])
 
 
 def _messages(prompt: str, system: str | None) -> Any:
@@ -106,7 +101,7 @@ def _messages(prompt: str, system: str | None) -> Any:
 
 def _stream(
     magics: Any,
-    target: str | None,
+    target: tuple[str | None, str | None],
     prompt: str,
     system: str | None,
     options: dict[str, Any],
@@ -119,7 +114,7 @@ def _stream(
     parts: list[str] = []
     response = None
     last = 0.0
-    for chunk in _loop.iterate_sync(llm.stream_events(_messages(prompt, system), **options)):
+    for chunk in llm.stream_events(_messages(prompt, system), **options):
         if chunk.final:
             response = chunk.response
             continue
@@ -137,7 +132,7 @@ def _stream(
 def _ask_chat(
     magics: Any,
     args: Any,
-    target: str | None,
+    target: tuple[str | None, str | None],
     prompt: str,
     system: str | None,
     options: dict[str, Any],
@@ -152,7 +147,7 @@ def _ask_chat(
             context_window=args.budget or llm.context_window,
             strategy=args.strategy or "recent",
         )
-        chat = Chat(llm, manager)
+        chat = Chat(llm.llm, manager)
         if system:
             from nbinfra.llm.types import Message
 
@@ -240,7 +235,7 @@ def _list(magics: Any, argv: list[str]) -> Any:
             (
                 st.provider,
                 st.default_model or "",
-                ", ".join(st.known_models or ()),
+                ", ".join(st.models or ()),
                 "yes" if st.key_set else "no",
                 {True: "yes", False: "no", None: "not checked"}[st.reachable],
                 st.base_url or "",
@@ -253,7 +248,7 @@ def _use(magics: Any, argv: list[str]) -> Any:
     if len(argv) != 1:
         raise UsageError("Usage: %llm use PROVIDER[:MODEL]")
     target = argv[0]
-    _llm(target)  # fails now, clearly, for an unknown provider
+    _llm((target, None))  # fails now, clearly, for an unknown provider
     magics.default_provider = target
     return None
 
@@ -358,7 +353,7 @@ def provider_targets(magics: Any) -> list[str]:
     out: list[str] = []
     for st in provider_statuses(_settings()):
         out.append(str(st.provider))
-        out.extend(f"{st.provider}:{m}" for m in (st.known_models or ()))
+        out.extend(f"{st.provider}:{m}" for m in (st.models or ()))
     return out
 
 

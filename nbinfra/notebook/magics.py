@@ -30,6 +30,7 @@ class NotebookState:
     def __init__(self) -> None:
         self.cache_namespace: str | None = None
         self.cache_backend: str | None = None
+        self.cache_ttl: float | None = None
         self.connection: str | None = None
         self.chats: dict[str, Any] = {}
         self._usage: Any = None
