@@ -159,6 +159,14 @@ def stats_html(stats: Any) -> str:
     return f"<table class='nbinfra-stats'>{cells}</table>"
 
 
+def show(obj: Any, **kwargs: Any) -> Any:
+    """``IPython.display.display`` (imported on use; it is untyped)."""
+    from IPython import display as ipd
+
+    fn: Any = ipd.display
+    return fn(obj, **kwargs)
+
+
 # -- registration ------------------------------------------------------------------
 def _text(render: Callable[[Any], str]) -> Callable[[Any, Any, bool], None]:
     def pretty(obj: Any, p: Any, cycle: bool) -> None:
