@@ -77,7 +77,7 @@ def test_use_configured_instance(ip: TestingShell, session: Session) -> None:
         ("stats now", "Usage: %cache stats"),
         ("clear --force", "clear [--yes]"),
         ("-n '' get k", "non-empty namespace"),
-        ("'unclosed", "close the quote"),
+        ("get 'unclosed", "close the quote"),
     ],
 )
 def test_usage_errors(ip: TestingShell, session: Session, line: str, message: str) -> None:
