@@ -72,3 +72,22 @@ def test_results_table_sorts_rows_and_frames() -> None:
 def test_results_table_rejects_other_things() -> None:
     with pytest.raises(TypeError, match="QueryResult or a pandas DataFrame"):
         nbinfra.widgets.results_table([1, 2, 3])
+
+
+@pytest.mark.service
+def test_health_panel_caches(tmp_path, redis_server) -> None:  # type: ignore[no-untyped-def]
+    from nbinfra.session import Session, use_session
+
+    (tmp_path / "application-cache.yaml").write_text(
+        f"cache:\n  backend: memory\n  redis:\n    url: {redis_server.url}\n"
+    )
+    fresh = Session(resources=tmp_path)
+    with use_session(fresh):
+        panel = nbinfra.widgets.health_panel(connections=False)
+        assert [row[1] for row in panel.rows] == ["memory", "redis"]
+        assert [row[0] for row in panel.rows] == ["🟢", "🟢"]
+        redis_server.stop()
+        panel.refresh.click()
+        assert panel.rows[1][0] == "🔴" and panel.rows[0][0] == "🟢"
+        assert "🔴" in panel.table.value
+    fresh.close()
