@@ -180,7 +180,9 @@ def provider_picker(*, probe: bool = False, magics: Any = None) -> Any:
 
     w = _w()
     target = magics if magics is not None else _magics()
-    statuses = {st.provider: st for st in provider_statuses(session().settings, probe_reachability=probe)}
+    statuses = {
+        st.provider: st for st in provider_statuses(session().settings, probe_reachability=probe)
+    }
     current = (getattr(target, "default_provider", "") or "").partition(":")
     provider = w.Dropdown(
         options=[(_provider_label(st), name) for name, st in statuses.items()],
