@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import Comparison
+from benchmarks.harness import Comparison, interleave
 
 ROOT = Path(__file__).resolve().parents[1]
 _SIDE_VENV = Path(tempfile.gettempdir()) / "nbinfra-bench-jupyter-ai"
@@ -128,5 +128,63 @@ def load_ext(smoke: bool) -> list[Comparison]:
     return out
 
 
+def facade_cache(smoke: bool) -> list[Comparison]:
+    """``nbinfra.cache(ns).get`` vs a bare threadsafe round trip of the same coroutine."""
+    import asyncio
+
+    from nbinfra import _loop
+    from nbinfra.cache import CacheService
+    from nbinfra.cache import cache as open_cache
+    from nbinfra.session import Session, use_session
+    from nbinfra.testing import RedisServer
+
+    ops = 200 if smoke else 3_000
+    rounds = 3 if smoke else 9
+    out: list[Comparison] = []
+    with tempfile.TemporaryDirectory() as tmp, RedisServer().start() as server:
+        (Path(tmp) / "application-cache.yaml").write_text(
+            f"cache:\n  backend: memory\n  redis:\n    url: {server.url}\n"
+        )
+        session = Session(resources=tmp)
+        with use_session(session):
+            for backend in ("memory", "redis"):
+                sync = open_cache("bench", cache_type=backend)
+                service = CacheService("bench", cache_type=backend)
+                sync.set("k", {"v": 1})
+                loop = _loop.get_loop()
+
+                def facade(sync: object = sync) -> None:
+                    get = sync.get  # type: ignore[attr-defined]
+                    for _ in range(ops):
+                        get("k")
+
+                def bare(service: CacheService = service) -> None:
+                    for _ in range(ops):
+                        asyncio.run_coroutine_threadsafe(service.get("k"), loop).result()
+
+                samples = interleave(
+                    {"nbinfra.cache(ns).get": facade, "bare run_coroutine_threadsafe": bare},
+                    rounds=rounds,
+                    ops=ops,
+                )
+                out.append(
+                    Comparison(
+                        area="notebook",
+                        name=f"facade call overhead ({backend} cache get)",
+                        workload=f"{ops} gets of one key per round, {backend} backend",
+                        samples=samples,
+                        nbinfra="nbinfra.cache(ns).get",
+                        baseline="bare run_coroutine_threadsafe",
+                        max_ratio=1.2,
+                        unit="s/call",
+                        notes="memory: the facade skips the loop hop (fast path)"
+                        if backend == "memory"
+                        else "both hop onto nbinfra's loop and talk to a real Redis",
+                    )
+                )
+        session.close()
+    return out
+
+
 def run(smoke: bool = False) -> list[Comparison]:
-    return load_ext(smoke)
+    return [*load_ext(smoke), *facade_cache(smoke)]
