@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from benchmarks.harness import Comparison, interleave
 
@@ -158,7 +159,7 @@ def facade_cache(smoke: bool) -> list[Comparison]:
                     for _ in range(ops):
                         get("k")
 
-                def bare(service: CacheService = service) -> None:
+                def bare(service: CacheService = service, loop: Any = loop) -> None:
                     for _ in range(ops):
                         asyncio.run_coroutine_threadsafe(service.get("k"), loop).result()
 
