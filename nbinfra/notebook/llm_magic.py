@@ -88,7 +88,7 @@ def _target(magics: Any, args: Any) -> tuple[str | None, str | None]:
 
 def _llm(target: tuple[str | None, str | None]) -> Any:
     """The session's ``SyncLLM`` for ``(spec, model)``."""
-    from nbinfra.llm import llm
+    from nbinfra.llm.sync import llm
 
     return llm(target[0], target[1])
 
