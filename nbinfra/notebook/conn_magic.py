@@ -8,7 +8,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from nbinfra.notebook._args import first_word, parse_options, tokens
+from nbinfra.notebook._args import first_word, parse_all, parse_options, tokens
 from nbinfra.notebook.interpolate import sql_params
 
 __all__ = ["SUBCOMMANDS", "connection_names", "run", "split_sql"]
@@ -41,28 +41,30 @@ def _has_code(statement: str) -> bool:
 
 
 def run(magics: Any, line: str, cell: str | None) -> Any:
-    args, rest = parse_options(magics.conn.parser, line)
-    if cell is None:
-        word, query = first_word(rest)
-        handler = SUBCOMMANDS.get(word)
-        if handler is not None:
-            if args.output or args.limit is not None or args.params:
-                raise UsageError(f"%conn {word} takes no -o/--limit/--params.")
-            return handler(magics, [t.value for t in tokens(query)])
-        if not word:
+    if cell is not None:
+        args = parse_all(magics.conn.parser, line)  # %%conn: options may follow the name
+        if len(args.command) > 1:
             raise UsageError(
-                "Usage: %conn list | health [NAME] | use NAME | NAME QUERY, or %%conn [NAME] "
-                "with the query in the cell."
+                "%%conn takes one connection name on its line; put the query in the cell."
             )
-        if not query:
-            raise UsageError(f"No query for {word!r}: %conn {word} QUERY, or %%conn {word}.")
-        return execute(magics, args, _unquoted(word), query)
-    names = [t.value for t in tokens(rest)]
-    if len(names) > 1:
-        raise UsageError("%%conn takes one connection name on its line; put the query in the cell.")
-    if not cell.strip():
-        raise UsageError("The cell is empty: write the query below %%conn.")
-    return execute(magics, args, names[0] if names else None, cell)
+        if not cell.strip():
+            raise UsageError("The cell is empty: write the query below %%conn.")
+        return execute(magics, args, args.command[0] if args.command else None, cell)
+    args, rest = parse_options(magics.conn.parser, line)
+    word, query = first_word(rest)
+    handler = SUBCOMMANDS.get(word)
+    if handler is not None:
+        if args.output or args.limit is not None or args.params:
+            raise UsageError(f"%conn {word} takes no -o/--limit/--params.")
+        return handler(magics, [t.value for t in tokens(query)])
+    if not word:
+        raise UsageError(
+            "Usage: %conn list | health [NAME] | use NAME | NAME QUERY, or %%conn [NAME] "
+            "with the query in the cell."
+        )
+    if not query:
+        raise UsageError(f"No query for {word!r}: %conn {word} QUERY, or %%conn {word}.")
+    return execute(magics, args, _unquoted(word), query)
 
 
 def _unquoted(word: str) -> str:
