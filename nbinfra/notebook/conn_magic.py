@@ -71,12 +71,13 @@ def _unquoted(word: str) -> str:
     return tokens(word)[0].value if word else word
 
 
-def default_name(magics: Any) -> str:
-    name: str = magics.state.connection or magics.conn_default or "duckdb"
+def default_name(magics: Any) -> str | None:
+    """``%conn use`` choice, else ``%config NbinfraMagics.conn_default``, else the config's."""
+    name: str | None = magics.state.connection or magics.conn_default or None
     return name
 
 
-def _connection(name: str) -> Any:
+def _connection(name: str | None) -> Any:
     from nbinfra.connections import conn
 
     return conn(name)
@@ -92,7 +93,7 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
         if not isinstance(value, dict):
             raise UsageError(f"--params {args.params}: no dict variable named {args.params!r}.")
         extra = dict(value)
-    conn = _connection(name or default_name(magics))
+    conn = _connection(name or default_name(magics))  # None: default_connection
     kind = str(getattr(conn.manager, "kind", "")).lower()
     if kind in SQL_KINDS:
         statements = split_sql(query)

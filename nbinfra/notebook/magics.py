@@ -63,7 +63,7 @@ class NbinfraMagics(Magics):
         config=True
     )
     conn_default = Unicode(
-        "", help="Connection used by %%conn when no name is given ('' = duckdb)."
+        "", help="Connection used by %%conn when no name is given ('' = default_connection)."
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
