@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import ChainMap
 from collections.abc import Callable
 from typing import Any
 
@@ -105,7 +106,7 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
     for statement in statements:
         params: dict[str, Any] | None = None
         if kind in SQL_KINDS:
-            params = {**sql_params(statement, ns), **extra} or None
+            params = sql_params(statement, ChainMap(extra, ns)) or None
         elif extra:
             params = extra
         results.append(conn.query(statement, params, limit=args.limit))
