@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -50,15 +51,22 @@ def ask(magics: Any, args: Any, prompt: str) -> Any:
     options = _options(args, fmt)
     target = _target(magics, args)
     stream = magics.streaming and not args.no_stream
-    if args.chat:
-        response = _ask_chat(magics, args, target, prompt, system, options)
-        _show(magics, response, fmt, None)
-    elif stream:
-        response = _stream(magics, target, prompt, system, options, fmt)
-    else:
-        response = _llm(target).generate(_messages(prompt, system), **options)
-        _show(magics, response, fmt, None)
+    if args.budget is not None and args.budget <= 0:
+        raise UsageError("--budget must be a positive number of tokens.")
+    if (args.strategy or args.budget) and not args.chat:
+        raise UsageError("--strategy and --budget apply to a chat: add --chat NAME.")
+    llm = _llm(target)
+    with _cache_bypass(llm.llm, args.no_cache):
+        if args.chat:
+            response = _ask_chat(magics, args, llm, prompt, system, options)
+            _show(magics, response, fmt, None)
+        elif stream:
+            response = _stream(magics, llm, prompt, system, options, fmt)
+        else:
+            response = llm.generate(_messages(prompt, system), **options)
+            _show(magics, response, fmt, None)
     magics.state.usage.record(response, magics.cell_number())
+    _export_recording(magics)
     ns["_llm"] = response
     if args.output:
         ns[args.output] = response
@@ -68,6 +76,8 @@ def ask(magics: Any, args: Any, prompt: str) -> Any:
 def _options(args: Any, fmt: str) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.temperature is not None:
+        if not 0.0 <= args.temperature <= 2.0:  # also refuses nan
+            raise UsageError("-t/--temperature must be between 0 and 2.")
         options["temperature"] = args.temperature
     if args.max_tokens is not None:
         if args.max_tokens <= 0:
@@ -75,8 +85,6 @@ def _options(args: Any, fmt: str) -> dict[str, Any]:
         options["max_tokens"] = args.max_tokens
     if fmt == "json":
         options["response_format"] = "json"
-    if args.no_cache:
-        options["cache"] = False
     return options
 
 
@@ -99,9 +107,25 @@ def _messages(prompt: str, system: str | None) -> Any:
     return as_messages(prompt, system=system)
 
 
+@contextmanager
+def _cache_bypass(provider: Any, bypass: bool) -> Iterator[None]:
+    """--no-cache: this call goes to the provider whatever the session's response store."""
+    if not bypass:
+        yield
+        return
+    from nbinfra.llm.replay import ResponseStore
+
+    own = provider._store  # the provider's own store (None: it follows the session's)
+    provider.response_store = ResponseStore("off")
+    try:
+        yield
+    finally:
+        provider.response_store = own
+
+
 def _stream(
     magics: Any,
-    target: tuple[str | None, str | None],
+    llm: Any,
     prompt: str,
     system: str | None,
     options: dict[str, Any],
@@ -109,7 +133,6 @@ def _stream(
 ) -> Any:
     from nbinfra.notebook.display import show as display
 
-    llm = _llm(target)
     handle: Any = display({"text/plain": ""}, raw=True, display_id=True)
     parts: list[str] = []
     response = None
@@ -132,32 +155,35 @@ def _stream(
 def _ask_chat(
     magics: Any,
     args: Any,
-    target: tuple[str | None, str | None],
+    llm: Any,
     prompt: str,
     system: str | None,
     options: dict[str, Any],
 ) -> Any:
     from nbinfra.llm.context import Chat, ContextWindowManager
+    from nbinfra.llm.types import Message
 
     chat = magics.state.chats.get(args.chat)
-    if chat is None:
-        llm = _llm(target)
-        manager = ContextWindowManager(
-            model=llm.model,
-            context_window=args.budget or llm.context_window,
-            strategy=args.strategy or "recent",
-        )
-        chat = Chat(llm.llm, manager)
-        if system:
-            from nbinfra.llm.types import Message
-
-            manager.add(Message("system", system))
-        magics.state.chats[args.chat] = chat
-    else:
+    try:
+        if chat is None:
+            manager = ContextWindowManager(
+                model=llm.model,
+                context_window=llm.context_window,
+                strategy=args.strategy or "recent",
+                summarizer=llm.llm,
+                **({"max_output_tokens": args.max_tokens} if args.max_tokens else {}),
+            )
+            if system:
+                manager.add(Message("system", system))
+            chat = Chat(llm.llm, manager)
         if args.strategy:
             chat.manager.strategy = args.strategy
         if args.budget:
-            chat.manager.context_window = args.budget
+            manager = chat.manager
+            manager.context_window = args.budget + manager.max_output_tokens + manager.margin
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    magics.state.chats[args.chat] = chat
     return _loop.run_sync(chat.ask(prompt, **options))
 
 
@@ -292,32 +318,46 @@ def _usage(magics: Any, argv: list[str]) -> Any:
 
 
 def _replay(magics: Any, argv: list[str]) -> Any:
-    from nbinfra.llm.replay import ResponseStore
+    """on: answers are cached (a re-run is answered from the store); off: no store;
+    record FILE: every answer is written to FILE (JSONL); load FILE: answers come only
+    from FILE, with no network call (a miss is a ReplayMissError)."""
+    from nbinfra.llm.replay import STATE_KEY, use_response_store
 
     usage_text = "Usage: %llm replay on|off|record FILE|load FILE"
     if not argv:
         raise UsageError(usage_text)
     mode, rest = argv[0], argv[1:]
-    state = _session().state
     if mode in ("on", "off"):
         if rest:
             raise UsageError(usage_text)
-        store = state.get("llm.response_store")
+        magics.state.record_path = None
         if mode == "off":
-            state.pop("llm.response_store", None)
-        elif store is None:
-            state["llm.response_store"] = ResponseStore(mode="cache")
-        else:
-            store.mode = "replay"
-        return None
+            _session().state.pop(STATE_KEY, None)
+            return None
+        return use_response_store("cache")
     if mode in ("record", "load"):
         if len(rest) != 1:
             raise UsageError(usage_text)
-        state["llm.response_store"] = ResponseStore(
-            path=rest[0], mode="record" if mode == "record" else "replay"
-        )
-        return None
+        if mode == "record":
+            magics.state.record_path = rest[0]
+            return use_response_store("record")
+        magics.state.record_path = None
+        try:
+            return use_response_store("replay", path=rest[0])
+        except OSError as exc:
+            raise UsageError(f"Cannot read {rest[0]!r}: {exc.strerror or exc}.") from None
     raise UsageError(usage_text)
+
+
+def _export_recording(magics: Any) -> None:
+    path = magics.state.record_path
+    if not path:
+        return
+    from nbinfra.llm.replay import STATE_KEY
+
+    store = _session().state.get(STATE_KEY)
+    if store is not None:
+        store.export_jsonl(path)
 
 
 def _chat(magics: Any, name: str) -> Any:

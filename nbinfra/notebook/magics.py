@@ -33,6 +33,7 @@ class NotebookState:
         self.cache_ttl: float | None = None
         self.connection: str | None = None
         self.chats: dict[str, Any] = {}
+        self.record_path: str | None = None  # %llm replay record FILE
         self._usage: Any = None
 
     @property
