@@ -29,7 +29,7 @@ def run(magics: Any, line: str, cell: str | None) -> Any:
         if handler is not None:
             return handler(magics, [t.value for t in tokens(rest)])
     args, text = parse_options(magics.llm.parser, line)
-    prompt = "\n".join(part for part in (text, cell or "") if part.strip())
+    prompt = "\n".join(part.strip() for part in (text, cell or "") if part.strip())
     if not prompt.strip():
         raise UsageError(
             "No prompt: put it in the cell body (%%llm) or after the options (%llm PROMPT); "
