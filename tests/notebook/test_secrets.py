@@ -47,6 +47,7 @@ def _run(ip: TestingShell, source: str, seen: list[str]) -> Any:
     if result is not None:
         data, meta = ip.display_formatter.format(result)
         seen.append(json.dumps(data, default=str))
+        seen.append(json.dumps(meta, default=str))
         seen.append(repr(result))
     return result
 
