@@ -256,7 +256,7 @@ def _list(magics: Any, argv: list[str]) -> Any:
     from nbinfra.notebook.display import Table
 
     rows = []
-    for st in provider_statuses(_settings()):
+    for st in provider_statuses(_settings(), probe_reachability=True):
         rows.append(
             (
                 st.provider,
