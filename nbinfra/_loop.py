@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from nbinfra.errors import LoopError
 from nbinfra.logs import get_logger
@@ -101,61 +100,104 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     interrupt while waiting cancels the coroutine and re-raises ``KeyboardInterrupt``;
     ``timeout`` cancels it and raises ``TimeoutError``.
     """
-    if in_loop_thread():
-        coro.close()
-        raise LoopError(
-            "The synchronous nbinfra API was called from nbinfra's own event loop; "
-            "use the async API (await ...) there instead."
-        )
-    loop = get_loop()
-    box: list[asyncio.Task[Any]] = []
-    future = asyncio.run_coroutine_threadsafe(_tracked(coro, box), loop)
-    return _wait(future, timeout, loop, box)
+    return _Call(coro).wait(timeout)
 
 
-async def _tracked(coro: Coroutine[Any, Any, T], box: list[asyncio.Task[Any]]) -> T:
-    task = asyncio.current_task()
-    if task is not None:
-        box.append(task)
-    return await coro
+class _Call(Generic[T]):
+    """One awaitable run on the background loop for a waiting thread.
 
+    Cheaper than ``run_coroutine_threadsafe`` + ``Future.result``: the task settles the
+    call itself (no done-callback pass through the loop, no future chaining) and the
+    caller blocks on a bare lock instead of a condition. The task is kept so that an
+    interrupt or timeout can cancel it and wait for its cleanup.
+    """
 
-def _wait(
-    future: concurrent.futures.Future[T],
-    timeout: float | None,
-    loop: asyncio.AbstractEventLoop,
-    box: list[asyncio.Task[Any]],
-) -> T:
-    deadline = None if timeout is None else _now() + timeout
-    try:
-        while True:
-            slice_ = _WAIT_SLICE
-            if deadline is not None:
-                slice_ = max(0.0, min(_WAIT_SLICE, deadline - _now()))
-            try:
-                return future.result(slice_)
-            except concurrent.futures.TimeoutError:
+    __slots__ = ("_abandoned", "_aw", "_done", "_error", "_finished", "_loop", "_task", "_value")
+
+    def __init__(self, aw: Awaitable[T]) -> None:
+        if in_loop_thread():
+            close = getattr(aw, "close", None)
+            if close is not None:
+                close()
+            raise LoopError(
+                "The synchronous nbinfra API was called from nbinfra's own event loop; "
+                "use the async API (await ...) there instead."
+            )
+        self._aw = aw
+        self._loop = get_loop()
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._task: asyncio.Task[None] | None = None
+        self._abandoned = False
+        self._finished = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def wait(self, timeout: float | None) -> T:
+        deadline = None if timeout is None else _now() + timeout
+        acquire = self._done.acquire
+        try:
+            # Inside the try: the loop may start the coroutine (and an interrupt arrive)
+            # before this call returns.
+            self._loop.call_soon_threadsafe(self._start)
+            while True:
+                slice_ = _WAIT_SLICE
+                if deadline is not None:
+                    slice_ = max(0.0, min(_WAIT_SLICE, deadline - _now()))
+                # Short slices: an interrupt is seen promptly on every platform.
+                if acquire(True, slice_):
+                    break
                 if deadline is not None and _now() >= deadline:
-                    _cancel(future, loop, box)
+                    self._cancel()
                     raise TimeoutError(f"operation did not finish within {timeout} s") from None
-    except KeyboardInterrupt:
-        _cancel(future, loop, box)
-        raise
+        except KeyboardInterrupt:
+            self._cancel()
+            raise
+        error = self._error
+        if error is None:
+            return self._value  # type: ignore[return-value]  # set by _run
+        self._error = None  # no reference cycle through the traceback
+        if isinstance(error, asyncio.CancelledError):
+            raise concurrent.futures.CancelledError() from error
+        raise error
 
+    def _start(self) -> None:  # on the loop
+        if self._abandoned:  # interrupted before it started: never run it
+            self._close_unstarted()
+            return
+        self._task = self._loop.create_task(self._run())
 
-def _cancel(
-    future: concurrent.futures.Future[Any],
-    loop: asyncio.AbstractEventLoop,
-    box: list[asyncio.Task[Any]],
-) -> None:
-    """Cancel the task behind ``future`` and give it a moment to run its cleanup."""
-    if box:
-        loop.call_soon_threadsafe(box[0].cancel)
-    else:
-        future.cancel()  # not started yet: cancelling the future stops it from starting
-    # Cancelled, failed or still running after the grace period: all fine here.
-    with contextlib.suppress(BaseException):
-        future.result(_CANCEL_GRACE)
+    def _close_unstarted(self) -> None:
+        close = getattr(self._aw, "close", None)
+        if close is not None:
+            close()
+        self._finished = True
+        self._done.release()
+
+    async def _run(self) -> None:
+        try:
+            self._value = await self._aw
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self._error = exc
+        finally:
+            self._finished = True
+            self._done.release()
+
+    def _abandon(self) -> None:  # on the loop, after _start if that was queued
+        if self._task is not None:
+            self._task.cancel()
+        elif not self._finished:  # interrupted before _start was even queued
+            self._close_unstarted()
+
+    def _cancel(self) -> None:
+        """Cancel the task and give it a moment to run its cleanup."""
+        if self._finished:  # e.g. interrupted just after the result arrived
+            return
+        self._abandoned = True
+        self._loop.call_soon_threadsafe(self._abandon)
+        # Cancelled, failed or still running after the grace period: all fine here.
+        if self._done.acquire(True, _CANCEL_GRACE):
+            self._error = None
 
 
 def _now() -> float:
@@ -175,7 +217,7 @@ def iterate_sync(agen: AsyncIterator[T], timeout: float | None = None) -> Iterat
     try:
         while True:
             try:
-                item = run_sync(_next(anext_, agen), timeout)
+                item = _Call(anext_(agen)).wait(timeout)
             except StopAsyncIteration:
                 return
             yield item
@@ -187,10 +229,6 @@ def iterate_sync(agen: AsyncIterator[T], timeout: float | None = None) -> Iterat
                 run_sync(aclose(), _CANCEL_GRACE)
             except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - keep the cause
                 log.debug("closing async iterator failed: %r", exc)
-
-
-async def _next(anext_: Callable[[Any], Awaitable[T]], agen: AsyncIterator[T]) -> T:
-    return await anext_(agen)
 
 
 async def run_async(coro: Coroutine[Any, Any, T]) -> T:

@@ -125,6 +125,34 @@ def test_a_real_keyboard_interrupt_cancels_the_coroutine_and_the_loop_survives()
     assert _loop.run_sync(answer()) == 42
 
 
+def test_an_interrupt_before_the_coroutine_is_scheduled_closes_it_unstarted() -> None:
+    ran = threading.Event()
+
+    async def never() -> None:
+        ran.set()
+
+    call = _loop._Call(never())
+    call._cancel()  # what an interrupt does before call_soon_threadsafe went through
+    assert call._finished and not ran.is_set()
+    assert _loop.run_sync(asyncio.sleep(0, result=7)) == 7
+
+
+def test_cancelled_and_base_exceptions_reach_the_caller_and_the_loop_survives() -> None:
+    import concurrent.futures
+
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    async def exits() -> None:
+        raise SystemExit(3)
+
+    with pytest.raises(concurrent.futures.CancelledError):
+        _loop.run_sync(cancelled())
+    with pytest.raises(SystemExit):
+        _loop.run_sync(exits())
+    assert _loop.run_sync(asyncio.sleep(0, result="alive"), timeout=5) == "alive"
+
+
 def test_run_async_awaits_on_the_background_loop_from_another_loop() -> None:
     async def where() -> str:
         return threading.current_thread().name
