@@ -1,10 +1,10 @@
 # Every target sets up .venv on first use (needs python3 >= 3.10 with venv).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= all,test
+EXTRAS ?= all,test,bench
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck clean bench
+.PHONY: install test lint typecheck clean bench bench-smoke
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,7 +28,11 @@ typecheck: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .nbinfra
 
-## bench: every side-by-side comparison at full size -> benchmarks/RESULTS.md
+## bench: every side-by-side comparison at full size -> benchmarks/RESULTS.md (+ plots/)
+## (jupyter-ai is installed once into a side venv under ~/.cache/nbinfra-bench)
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(PY) -m benchmarks
+
+## bench-smoke: tiny sizes, nothing judged (the test suite runs this too)
+bench-smoke: $(STAMP)
+	$(PY) -m benchmarks --smoke

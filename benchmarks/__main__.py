@@ -1,13 +1,14 @@
-"""Run every comparison and write ``benchmarks/RESULTS.md``.
+"""Run every comparison and write ``benchmarks/RESULTS.md`` (plots in ``benchmarks/plots``).
 
-python -m benchmarks            # full sizes (minutes)
-python -m benchmarks --smoke    # tiny sizes, checks the harness still runs (CI)
+python -m benchmarks            # full sizes (about ten minutes on two cores)
+python -m benchmarks --smoke    # tiny sizes, checks the harness still runs (CI, via pytest)
 python -m benchmarks cache llm  # only some areas (bench_cache.py, bench_llm*.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import pkgutil
 import sys
@@ -15,8 +16,9 @@ import time
 import traceback
 from pathlib import Path
 
+from benchmarks import services
 from benchmarks.harness import Comparison
-from benchmarks.report import machine_info, render
+from benchmarks.report import load_average, machine_info, render
 
 HERE = Path(__file__).parent
 
@@ -37,28 +39,49 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     output = args.output or (HERE / ("RESULTS-smoke.md" if args.smoke else "RESULTS.md"))
+    plots_dir = output.parent / ("plots" if output.stem == "RESULTS" else f"{output.stem}-plots")
 
+    machine = machine_info()
+    machine["started"] = f"{_now()}, load average {load_average()}"
     comparisons: list[Comparison] = []
     failures: list[str] = []
-    for name in discover(args.areas):
-        started = time.perf_counter()
-        print(f"-- {name} ...", flush=True)
-        try:
-            module = importlib.import_module(f"benchmarks.{name}")
-            found = module.run(smoke=args.smoke)
-        except Exception:  # noqa: BLE001 - report every failing area, keep the others
-            failures.append(f"{name}: {traceback.format_exc(limit=3)}")
-            print(failures[-1], file=sys.stderr)
-            continue
-        comparisons.extend(found)
-        print(f"   {len(found)} comparisons in {time.perf_counter() - started:.1f} s", flush=True)
+    started_run = time.perf_counter()
+    try:
+        for name in discover(args.areas):
+            started, cpu = time.perf_counter(), time.process_time()
+            print(f"-- {name} ...", flush=True)
+            try:
+                module = importlib.import_module(f"benchmarks.{name}")
+                found = module.run(smoke=args.smoke)
+            except Exception:  # noqa: BLE001 - report every failing area, keep the others
+                failures.append(f"{name}: {traceback.format_exc(limit=4)}")
+                print(failures[-1], file=sys.stderr)
+                continue
+            comparisons.extend(found)
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            print(f"   {len(found)} comparisons in {elapsed:.1f} s (cpu {cpu:.1f} s)", flush=True)
+    finally:
+        services.close_all()
+    machine["finished"] = (
+        f"{_now()}, load average {load_average()}, "
+        f"run took {time.perf_counter() - started_run:.0f} s"
+    )
 
     text = render(
-        comparisons, machine_info(), smoke=args.smoke, failures=failures, plots_dir=output.parent
+        comparisons,
+        machine,
+        smoke=args.smoke,
+        failures=failures,
+        plots_dir=plots_dir,
+        report_dir=output.parent,
     )
     output.write_text(text)
     print(f"wrote {output}")
     return 1 if failures else 0
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 if __name__ == "__main__":

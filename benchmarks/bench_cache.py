@@ -63,7 +63,7 @@ def _redis_comparisons(
     from nbinfra.cache import CacheService
     from nbinfra.cache.redis import RedisCacheProvider
 
-    rounds = 3 if smoke else 15
+    rounds = 2 if smoke else 15
     n_pairs = 50 if smoke else 300
     batch = 1000
     values = [_value(i) for i in range(batch)]
@@ -96,44 +96,11 @@ def _redis_comparisons(
         ops=n_pairs,
         loop=loop,
     )
-    keys = [f"b{i}" for i in range(batch)]
-    raw_keys = [f"bench:b{i}" for i in range(batch)]
-    items = dict(zip(keys, values, strict=True))
-
-    async def nb_set_many() -> None:
-        await svc.set_many(items, ttl=300)
-
-    async def raw_set_many() -> None:
-        async with raw.pipeline(transaction=False) as pipe:
-            for k, v in zip(raw_keys, values, strict=True):
-                pipe.set(k, dumps(v), ex=300)
-            await pipe.execute()
-
-    set_many = interleave_async(
-        {"nbinfra": nb_set_many, "redis.asyncio": raw_set_many}, rounds=rounds, loop=loop
-    )
-
-    async def nb_get_many() -> None:
-        got = await svc.get_many(keys)
-        assert len(got) == batch
-
-    async def raw_get_many() -> None:
-        got = [loads(v) for v in await raw.mget(raw_keys)]
-        assert len(got) == batch
-
-    async def nb_sequential() -> None:
-        for k in keys:
-            await svc.get(k)
-
-    get_many = interleave_async(
-        {
-            "nbinfra": nb_get_many,
-            "redis.asyncio": raw_get_many,
-            "nbinfra sequential gets": nb_sequential,
-        },
-        rounds=rounds,
-        loop=loop,
-    )
+    sizes = [10, 100] if smoke else [10, 100, 1_000, 10_000]
+    batches: list[Comparison] = []
+    for size in sizes:
+        batch_rounds = 2 if smoke else {10_000: 5, 1_000: 9}.get(size, 15)
+        batches += _batch_comparisons(svc, raw, loop, size, batch_rounds, judged=size == 1_000)
 
     async def close() -> None:
         await svc.clear()
@@ -167,27 +134,88 @@ def _redis_comparisons(
             unit="s/pair",
             notes="aiocache RedisCache with its JsonSerializer",
         ),
+        *batches,
+    ]
+
+
+def _batch_comparisons(
+    svc: Any, raw: Any, loop: asyncio.AbstractEventLoop, size: int, rounds: int, judged: bool
+) -> list[Comparison]:
+    """get_many / set_many of ``size`` keys vs raw MGET / pipelined SET EX, and sequential."""
+    dumps, loads = json.dumps, json.loads
+    values = [_value(i) for i in range(size)]
+    keys = [f"b{i}" for i in range(size)]
+    raw_keys = [f"raw:b{i}" for i in range(size)]
+    items = dict(zip(keys, values, strict=True))
+
+    async def nb_set_many() -> None:
+        await svc.set_many(items, ttl=300)
+
+    async def raw_set_many() -> None:
+        async with raw.pipeline(transaction=False) as pipe:
+            for k, v in zip(raw_keys, values, strict=True):
+                pipe.set(k, dumps(v), ex=300)
+            await pipe.execute()
+
+    async def nb_sequential_sets() -> None:
+        for k, v in items.items():
+            await svc.set(k, v, ttl=300)
+
+    set_many = interleave_async(
+        {
+            "nbinfra": nb_set_many,
+            "redis.asyncio": raw_set_many,
+            "nbinfra sequential sets": nb_sequential_sets,
+        },
+        rounds=rounds,
+        loop=loop,
+    )
+
+    async def nb_get_many() -> None:
+        got = await svc.get_many(keys)
+        assert len(got) == size
+
+    async def raw_get_many() -> None:
+        got = [loads(v) for v in await raw.mget(raw_keys)]
+        assert len(got) == size
+
+    async def nb_sequential() -> None:
+        for k in keys:
+            await svc.get(k)
+
+    get_many = interleave_async(
+        {
+            "nbinfra": nb_get_many,
+            "redis.asyncio": raw_get_many,
+            "nbinfra sequential gets": nb_sequential,
+        },
+        rounds=rounds,
+        loop=loop,
+    )
+    return [
         Comparison(
             AREA,
-            "redis get_many(1000)",
-            "1,000 keys of ~1 KB JSON in one call",
+            f"redis get_many @ {size:,} keys",
+            f"{size:,} keys of ~1 KB JSON in one call",
             get_many,
             nbinfra="nbinfra",
             baseline="redis.asyncio",
-            max_ratio=1.2,
+            max_ratio=1.2 if judged else None,  # the target is stated for 1,000 keys
             unit="s/batch",
-            notes="raw = MGET + json.loads; 'sequential gets' = 1,000 awaits of get()",
+            notes=f"raw = MGET + json.loads; 'sequential gets' = {size:,} awaits of get()",
+            extra={"size": size},
         ),
         Comparison(
             AREA,
-            "redis set_many(1000) with TTL",
-            "1,000 keys of ~1 KB JSON, TTL 300 s",
+            f"redis set_many with TTL @ {size:,} keys",
+            f"{size:,} keys of ~1 KB JSON, TTL 300 s",
             set_many,
             nbinfra="nbinfra",
             baseline="redis.asyncio",
-            max_ratio=1.2,
+            max_ratio=1.2 if judged else None,
             unit="s/batch",
-            notes="raw = pipelined SET EX + json.dumps",
+            notes=f"raw = pipelined SET EX + json.dumps; 'sequential sets' = {size:,} awaits",
+            extra={"size": size},
         ),
     ]
 
@@ -197,7 +225,7 @@ def _memory_comparisons(loop: asyncio.AbstractEventLoop, smoke: bool) -> list[Co
 
     from nbinfra.cache import CacheService, CacheType
 
-    rounds = 3 if smoke else 9
+    rounds = 2 if smoke else 9
     n = 500 if smoke else 20_000
     session = _session()
     svc = CacheService("mem", cache_type=CacheType.IN_MEMORY, session=session)
@@ -241,7 +269,7 @@ def _facade_comparison(smoke: bool) -> Comparison:
 
     import nbinfra.cache
 
-    rounds = 3 if smoke else 9
+    rounds = 2 if smoke else 9
     n = 2_000 if smoke else 100_000
     session = _session()
     facade = nbinfra.cache("facade", session=session)
@@ -272,10 +300,10 @@ def _facade_comparison(smoke: bool) -> Comparison:
         nbinfra="nbinfra.cache()",
         baseline="cachetools.TTLCache",
         unit="s/get",
-        notes="target: facade < 10 us/get; cachetools returns the stored object, "
-        "nbinfra a fresh copy",
+        max_seconds=10e-6,
+        notes="target: facade < 10 us/get (the ratio is reported); cachetools returns the "
+        "stored object, nbinfra a fresh copy",
     )
-    comparison.extra["us/get"] = comparison.median("nbinfra.cache()") * 1e6
     return comparison
 
 
@@ -292,9 +320,9 @@ def _table(results: list[Comparison]) -> str:
             ratio = f"{c.ratio:.3f}" if is_nb and c.ratio is not None else ""
             target = f"<= {c.max_ratio}" if is_nb and c.max_ratio is not None else ""
             met = "" if not is_nb or c.met is None else ("yes" if c.met else "NO")
-            if is_nb and "us/get" in c.extra:
-                target = "< 10 us/get"
-                met = "yes" if c.extra["us/get"] < 10 else "NO"
+            if is_nb and c.max_seconds is not None:
+                target = f"< {c.max_seconds * 1e6:g} us/get"
+                met = "yes" if median <= c.max_seconds else "NO"
             cells = [c.name, name, shown, f"{c.spread(name):.0%}", ratio, target, met]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import shutil
 import statistics
 import tempfile
@@ -26,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchmarks.harness import Comparison
+from benchmarks.harness import Comparison, settle
 
 DIM = 384
 BATCH = 256
@@ -36,9 +35,9 @@ TOP_K = 10
 def run(smoke: bool = False) -> list[Comparison]:
     import numpy as np
 
-    n = 500 if smoke else 10_000
-    q = 40 if smoke else 1_000
-    rounds = 2 if smoke else 3
+    n = 100 if smoke else 10_000
+    q = 10 if smoke else 1_000
+    rounds = 1 if smoke else 3
     rng = np.random.default_rng(42)
     data = Data(
         ids=list(range(n)),
@@ -130,6 +129,7 @@ class Bench:
             shift = index % len(order)
             for key in order[shift:] + order[:shift]:
                 search[key].append(_timed(lambda f=contenders[key], c=chunk: f(c)) / len(chunk))
+        facade.close()  # the facade's calls opened the manager on nbinfra's loop
         return [
             _comparison(
                 self.name,
@@ -156,7 +156,7 @@ class Bench:
 
 
 def _timed(fn: Callable[[], object]) -> float:
-    gc.collect()
+    settle()
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -283,10 +283,10 @@ class PgVectorBench(Bench):
         import psycopg
         from pgvector.psycopg import register_vector
 
+        from benchmarks import services
         from nbinfra.connections.pgvector import PgVectorConnectionManager
-        from nbinfra.testing import PostgresServer
 
-        self.server = PostgresServer().start()
+        self.server = services.postgres()  # shared by the run's areas
         self.store = PgVectorConnectionManager(url=self.server.url)
         self.wait(self.store.connect())  # creates the extension
         self.raw = psycopg.connect(self.server.url, autocommit=True)
@@ -327,6 +327,7 @@ class PgVectorBench(Bench):
         return [r[0] for r in rows]
 
     def close(self) -> None:
+        for name in ("raw_up", "nb_up"):
+            self.raw.execute(f"DROP TABLE IF EXISTS {name}")
         self.raw.close()
         super().close()
-        self.server.close()

@@ -1,15 +1,17 @@
-"""Markdown report: machine, one table per area, targets met / not met, scaling plots."""
+"""Markdown report: machine, summary of every target (met / not met), one section per area,
+scaling plots (PNG) for the series."""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 from collections import defaultdict
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.harness import Comparison
+from benchmarks.harness import Comparison, fmt_time
 
 VERSIONED = [
     "nbinfra",
@@ -21,11 +23,11 @@ VERSIONED = [
     "psycopg",
     "pandas",
     "pyarrow",
+    "numpy",
     "qdrant-client",
     "chromadb",
     "pgvector",
     "openai",
-    "anthropic",
     "langchain-core",
     "tiktoken",
     "ipython",
@@ -40,19 +42,27 @@ def machine_info() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return {
-        "cores": str(os.cpu_count()),
-        "python": sys.version.split()[0],
+        "cores": f"{os.cpu_count()} ({_cpu_model()})",
+        "python": f"{sys.version.split()[0]} ({platform.python_implementation()})",
         "platform": platform.platform(),
         "libraries": ", ".join(versions),
     }
 
 
-def fmt_time(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.3f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.2f} us"
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    found = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return found.group(1).strip() if found else "unknown CPU"
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
+    except OSError:
+        return "unknown"
 
 
 def render(
@@ -62,17 +72,18 @@ def render(
     smoke: bool,
     failures: list[str],
     plots_dir: Path,
+    report_dir: Path | None = None,
 ) -> str:
+    report_dir = report_dir or plots_dir
     lines = ["# Benchmark results", ""]
     if smoke:
-        lines += [
-            "Smoke run (tiny sizes): figures are not meaningful and targets are not judged.",
-            "",
-        ]
+        lines += ["Smoke run (tiny sizes): figures are not meaningful; targets are not judged.", ""]
     lines += [
-        "Reproduce with `make bench` (or `python -m benchmarks`). Contenders run interleaved",
-        "(A B A B ...) in one process; each figure is the median over rounds, spread is",
-        "(max - min) / median.",
+        "Reproduce with `make bench` (or `python -m benchmarks`; `python -m benchmarks cache`",
+        "for one area, `--smoke` for the quick pass CI runs). Contenders of a comparison run",
+        "interleaved (A B A B ...) in one process, so drift on the machine hits all of them",
+        "alike; each figure is the median over the rounds, spread is (max - min) / median.",
+        "Ratios are nbinfra / peer on those medians: below 1 means nbinfra is faster.",
         "",
         "## Machine",
         "",
@@ -80,39 +91,76 @@ def render(
         "",
         "## Summary",
         "",
-        "| area | comparison | nbinfra / baseline | target | met |",
-        "|---|---|---|---|---|",
+        "| area | comparison | measure | value | target | verdict |",
+        "|---|---|---|---|---|---|",
     ]
+    misses: list[Comparison] = []
     for c in comparisons:
-        if c.ratio is None:
-            continue
-        target = f"<= {c.max_ratio:g}" if c.max_ratio is not None else "report"
-        met = "n/a" if smoke or c.met is None else ("met" if c.met else "**not met**")
-        lines.append(f"| {c.area} | {c.name} | {c.ratio:.3f} | {target} | {met} |")
+        for check in c.checks():
+            if check.what == "not measured":
+                verdict = "not measured"
+            elif check.met is None or smoke:
+                verdict = "reported" if check.met is None else "n/a (smoke)"
+            else:
+                verdict = "met" if check.met else "**not met**"
+            if check.met is False and not smoke and c not in misses:
+                misses.append(c)
+            lines.append(
+                f"| {c.area} | {c.name} | {check.what} | {check.value} | {check.target} |"
+                f" {verdict} |"
+            )
+    if misses:
+        lines += ["", "Targets not met, and what limits them:", ""]
+        for c in misses:
+            lines.append(f"- {c.area} / {c.name}: {c.limits or 'not analysed in this run'}")
+
     by_area: dict[str, list[Comparison]] = defaultdict(list)
     for c in comparisons:
         by_area[c.area].append(c)
     for area, items in by_area.items():
         lines += ["", f"## {area}", ""]
         for c in items:
-            lines += [f"### {c.name}", "", c.workload, ""]
-            lines += ["| contender | median | spread | rounds |", "|---|---|---|---|"]
-            for name in c.samples:
-                lines.append(
-                    f"| {name} | {fmt_time(c.median(name))} | {c.spread(name):.1%} |"
-                    f" {len(c.samples[name])} |"
-                )
-            for key, value in c.extra.items():
-                lines.append(f"\n- {key}: {value:.3g}")
+            lines += [f"### {c.name}", "", f"Workload: {c.workload}", ""]
+            lines += _contender_table(c)
             if c.notes:
                 lines += ["", c.notes]
+            if c.not_measured:
+                lines += ["", f"Not measured: {c.not_measured}"]
             lines.append("")
-    plots = plot_scaling(comparisons, plots_dir) if not smoke else []
+
+    plots = plot_scaling(comparisons, plots_dir)
     if plots:
-        lines += ["## Scaling", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+        lines += ["## Scaling", ""]
+        for p in plots:
+            rel = os.path.relpath(p, report_dir)
+            lines += [f"![{p.stem}]({rel})", ""]
     if failures:
         lines += ["", "## Failed areas", ""] + [f"```\n{f}\n```" for f in failures]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _contender_table(c: Comparison) -> list[str]:
+    base = c.baseline if c.baseline in c.samples else None
+    rows = [
+        f"| contender | median ({c.unit}) | min | max | spread | rounds |"
+        + (f" / {base} |" if base else ""),
+        "|---|---|---|---|---|---|" + ("---|" if base else ""),
+    ]
+    for name, values in c.samples.items():
+        row = (
+            f"| {name} | {fmt_time(c.median(name))} | {fmt_time(min(values))} |"
+            f" {fmt_time(max(values))} | {c.spread(name):.0%} | {len(values)} |"
+        )
+        if base:
+            row += f" {c.median(name) / c.median(base):.3f} |"
+        rows.append(row)
+    return rows
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"-+", "-", "".join(ch if ch.isalnum() else "-" for ch in text.lower())).strip(
+        "-"
+    )
 
 
 def plot_scaling(comparisons: list[Comparison], folder: Path) -> list[Path]:
@@ -128,23 +176,34 @@ def plot_scaling(comparisons: list[Comparison], folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for title, items in series.items():
         items.sort(key=lambda c: c.extra["size"])
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for contender in items[0].samples:
+        contenders = list(dict.fromkeys(name for c in items for name in c.samples))
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for contender in contenders:
             xs = [c.extra["size"] for c in items if contender in c.samples]
             ys = [c.median(contender) for c in items if contender in c.samples]
             ax.plot(xs, ys, marker="o", label=contender)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("size")
-        ax.set_ylabel("seconds (median)")
+        ax.set_xlabel(_size_label(items[0].name))
+        ax.set_ylabel(f"median time ({items[0].unit}, log)")
         ax.set_title(title)
-        ax.legend()
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8)
         fig.tight_layout()
-        path = folder / ("scaling-" + "".join(ch if ch.isalnum() else "-" for ch in title) + ".png")
+        path = folder / f"scaling-{_slug(title)}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _size_label(name: str) -> str:
+    """``"fit recent @ 10,000 messages"`` -> ``"messages"``."""
+    if " @ " not in name:
+        return "size"
+    words = [w for w in name.split(" @ ", 1)[1].split() if not w.replace(",", "").isdigit()]
+    return " ".join(words) or "size"

