@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     output = args.output or (HERE / ("RESULTS-smoke.md" if args.smoke else "RESULTS.md"))
+    output.parent.mkdir(parents=True, exist_ok=True)
     plots_dir = output.parent / ("plots" if output.stem == "RESULTS" else f"{output.stem}-plots")
 
     machine = machine_info()

@@ -58,6 +58,12 @@ class _BenchFormat(OpenAIFormat):
 
 def serve() -> None:
     """``--serve``: print the server's URL, then serve until stdin closes."""
+    import socketserver
+
+    # This process only: send each event at once, as API servers do (TCP_NODELAY). With
+    # Nagle on, an event written while the headers are unacknowledged waits for the
+    # client's delayed ACK (40 ms), at random for either client.
+    socketserver.StreamRequestHandler.disable_nagle_algorithm = True
     server = LLMWireServer(_BenchFormat()).start()
     print(server.base_url(), flush=True)
     sys.stdin.read()
