@@ -151,6 +151,9 @@ def test_completion_of_connection_names(ip: TestingShell, duck: Session) -> None
     assert "duckdb" in _complete(ip, "%conn use d")
     assert _complete(ip, "%conn h") == ["health"]
     assert "memory" in _complete(ip, "%cache use m")
+    assert "confirmation_cache" in _complete(ip, "%cache use c")
+    assert _complete(ip, "%cache -n conf") == ["confirmation"]
+    assert _complete(ip, "%cache -n notebook s") == ["set", "stats"]
 
 
 def test_health_panel_lists_connections(ip: TestingShell, duck: Session) -> None:
