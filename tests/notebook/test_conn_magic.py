@@ -64,6 +64,8 @@ def test_cell_runs_each_statement(ip: TestingShell, duck: Session) -> None:
     results = ip.user_ns["res"]
     assert [r.rows for r in results[1:]] == [[(5,)], [("a;b",)]]
     assert len(cap.outputs) == 2  # the earlier results are shown too, not only the last
+    ip.cell("%%conn\nBEGIN; INSERT INTO t VALUES (99); ROLLBACK")
+    assert ip.cell("%%conn\nSELECT count(*) FROM t").rows == [(5,)]
 
 
 def test_binds_are_parameters_never_sql(ip: TestingShell, duck: Session) -> None:
@@ -129,6 +131,9 @@ def test_list_health_use_postgres(ip: TestingShell, both: Session) -> None:
     ip.user_ns["v"] = 41
     result = ip.cell("%%conn\nSELECT :v + 1 AS answer, version() AS version")
     assert result.rows[0][0] == 42 and "PostgreSQL" in result.rows[0][1]
+    # a transaction spans the statements of one cell (one connection for the script)
+    ip.cell("%%conn pg\nBEGIN; CREATE TABLE nb_tx (i int); INSERT INTO nb_tx VALUES (1); ROLLBACK")
+    assert ip.cell("%%conn pg\nSELECT to_regclass('nb_tx') AS t").rows == [(None,)]
     with pytest.raises(UsageError, match="No connection named 'zzz'"):
         ip.run_line_magic("conn", "use zzz")
     # the same SQL cell returns every statement's result on PostgreSQL too
