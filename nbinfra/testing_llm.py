@@ -1,7 +1,8 @@
 """Local servers that speak LLM providers' wire formats, for tests with the real SDKs.
 
 An ``LLMWireServer`` runs on ``nbinfra.testing.LocalHTTPServer`` and answers in one or
-more ``WireFormat``\\ s (``openai``, ``azure``, ``groq`` here; add others to ``FORMATS``).
+more ``WireFormat``\\ s (``openai``, ``azure``, ``groq``, ``anthropic``, ``google``,
+``huggingface``, ``ollama``; add others to ``FORMATS``).
 Point the official SDK at ``server.base_url(fmt)`` and script what it answers::
 
     with LLMWireServer("openai") as server:
@@ -35,10 +36,14 @@ from nbinfra.testing import LocalHTTPServer, Request, Response
 
 __all__ = [
     "FORMATS",
+    "AnthropicFormat",
     "AzureFormat",
     "Fault",
+    "GoogleFormat",
     "GroqFormat",
+    "HuggingFaceFormat",
     "LLMWireServer",
+    "OllamaFormat",
     "OpenAIFormat",
     "Reply",
     "WireFormat",
@@ -134,6 +139,7 @@ class WireFormat:
     """One provider's wire format. ``server`` is set when it is attached."""
 
     name: ClassVar[str] = ""
+    stream_headers: ClassVar[dict[str, str]]  # set below: SSE unless a format says otherwise
     server: LLMWireServer
 
     def routes(self) -> list[tuple[str, str, str]]:
@@ -189,9 +195,14 @@ class WireFormat:
             head = pieces[: fault.after]
             if fault.kind == "cut":
                 return Response(
-                    200, headers=_SSE, chunks=[*head, *pieces[fault.after :]], cut_after=fault.after
+                    200,
+                    headers=self.stream_headers,
+                    chunks=[*head, *pieces[fault.after :]],
+                    cut_after=fault.after,
                 )
-            return Response(200, headers=_SSE, chunks=_stall(head, fault.seconds, pieces))
+            return Response(
+                200, headers=self.stream_headers, chunks=_stall(head, fault.seconds, pieces)
+            )
         if fault.kind == "hang":
             return Response(
                 200,
@@ -203,6 +214,7 @@ class WireFormat:
 
 
 _SSE = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+WireFormat.stream_headers = _SSE
 
 
 def _stall(head: list[bytes], seconds: float, rest: list[bytes]) -> Iterator[bytes]:
@@ -416,9 +428,459 @@ class AzureFormat(OpenAIFormat):
         return [empty, *super().first_events(model)]
 
 
+# -- shared by the formats below ------------------------------------------------------
+def _body(request: Request) -> dict[str, Any]:
+    try:
+        data = request.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _sse(event: str | None, data: dict[str, Any]) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+# -- Anthropic messages ---------------------------------------------------------------
+class AnthropicFormat(WireFormat):
+    """Anthropic's ``/v1/messages`` (JSON and SSE events ``message_start``,
+    ``content_block_delta``, ``message_delta`` with usage, ...) and ``/v1/models/{id}``."""
+
+    name = "anthropic"
+    ERROR_TYPES: ClassVar[dict[int, str]] = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        500: "api_error",
+        529: "overloaded_error",
+    }
+    STOP: ClassVar[dict[str, str]] = {"stop": "end_turn", "length": "max_tokens"}
+
+    def routes(self) -> list[tuple[str, str, str]]:
+        return [("POST", "/v1/messages", "chat"), ("GET", "/v1/models/*", "model")]
+
+    def _model(self, reply: Reply, request: Request) -> str:
+        return reply.model or str(_body(request).get("model") or "claude-test")
+
+    def _message(self, reply: Reply, request: Request, content: list[Any]) -> dict[str, Any]:
+        i, o = reply.usage or (0, 0)
+        return {
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "model": self._model(reply, request),
+            "content": content,
+            "stop_reason": self.STOP.get(reply.finish_reason, reply.finish_reason),
+            "stop_sequence": None,
+            "usage": {"input_tokens": i, "output_tokens": o},
+        }
+
+    def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
+        if stream:
+            return Response(200, headers=_SSE, chunks=self.stream_events(reply, request))
+        return Response(200, self._message(reply, request, [{"type": "text", "text": reply.text}]))
+
+    def stream_events(self, reply: Reply, request: Request) -> list[bytes]:
+        start = self._message(reply, request, [])
+        start["stop_reason"] = None
+        i, o = reply.usage or (0, 0)
+        start["usage"] = {"input_tokens": i, "output_tokens": 1}
+        out = [
+            _sse("message_start", {"type": "message_start", "message": start}),
+            _sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+            _sse("ping", {"type": "ping"}),
+        ]
+        out += [
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": c},
+                },
+            )
+            for c in reply.stream_chunks()
+        ]
+        stop = self.STOP.get(reply.finish_reason, reply.finish_reason)
+        out += [
+            _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": o},
+                },
+            ),
+            _sse("message_stop", {"type": "message_stop"}),
+        ]
+        return out
+
+    def error(self, fault: Fault) -> Response:
+        headers = dict(fault.headers)
+        if fault.retry_after is not None:
+            headers["retry-after"] = f"{fault.retry_after:g}"
+        message = fault.message
+        if fault.code == "context_length_exceeded":
+            message = "prompt is too long: 9000 tokens > 8192 maximum"
+        kind = self.ERROR_TYPES.get(fault.status, "api_error" if fault.status >= 500 else "error")
+        body = {"type": "error", "error": {"type": kind, "message": message}}
+        return Response(fault.status, body, headers=headers)
+
+    def malformed(self, stream: bool) -> Response:
+        if stream:
+            return Response(
+                200, headers=_SSE, chunks=[b"event: message_start\ndata: {not json\n\n"]
+            )
+        return Response(200, b'{"id": "msg_x", "content": [', headers=_JSON)
+
+    def other(self, endpoint: str, request: Request) -> Response:
+        if endpoint == "model":
+            model_id = request.path.rsplit("/models/", 1)[-1]
+            obj: dict[str, Any] = {
+                "type": "model",
+                "id": model_id,
+                "display_name": model_id,
+                "created_at": "2025-01-01T00:00:00Z",
+                "lifecycle": "active",
+            }
+            obj.update(self.server.models.get(model_id, {}))
+            return Response(200, obj)
+        return super().other(endpoint, request)
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+# -- Google Gemini (generativelanguage) -----------------------------------------------
+class GoogleFormat(WireFormat):
+    """Gemini's ``/v1beta/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse``,
+    ``:batchEmbedContents`` and ``GET /v1beta/models/{model}``. A rejected key is HTTP 400
+    with reason ``API_KEY_INVALID`` (what Gemini really answers), not 401."""
+
+    name = "google"
+    api_version = "v1beta"
+    STATUS: ClassVar[dict[int, str]] = {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        429: "RESOURCE_EXHAUSTED",
+        500: "INTERNAL",
+        503: "UNAVAILABLE",
+        504: "DEADLINE_EXCEEDED",
+    }
+    FINISH: ClassVar[dict[str, str]] = {"stop": "STOP", "length": "MAX_TOKENS"}
+
+    def routes(self) -> list[tuple[str, str, str]]:
+        p = f"/{self.api_version}/models/"
+        return [("POST", p + "*", "action"), ("GET", p + "*", "model")]
+
+    def handle(self, endpoint: str, request: Request) -> Response:
+        if endpoint == "action":
+            action = request.path.rpartition(":")[2]
+            endpoint = {"generateContent": "chat", "streamGenerateContent": "chat"}.get(
+                action, action
+            )
+        return super().handle(endpoint, request)
+
+    def is_stream(self, request: Request) -> bool:
+        return request.path.endswith(":streamGenerateContent")
+
+    def _model(self, reply: Reply, request: Request) -> str:
+        if reply.model:
+            return reply.model
+        return request.path.split("/models/", 1)[-1].partition(":")[0] or "gemini-test"
+
+    def _response(self, reply: Reply, request: Request, text: str, *, last: bool) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+        if last:
+            candidate["finishReason"] = self.FINISH.get(reply.finish_reason, reply.finish_reason)
+        candidate["index"] = 0
+        out: dict[str, Any] = {
+            "candidates": [candidate],
+            "modelVersion": self._model(reply, request),
+        }
+        if last and reply.usage is not None:
+            i, o = reply.usage
+            out["usageMetadata"] = {
+                "promptTokenCount": i,
+                "candidatesTokenCount": o,
+                "totalTokenCount": i + o,
+            }
+        out["responseId"] = "resp-test"
+        return out
+
+    def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
+        if stream:
+            return Response(200, headers=_SSE, chunks=self.stream_events(reply, request))
+        return Response(200, self._response(reply, request, reply.text, last=True))
+
+    def stream_events(self, reply: Reply, request: Request) -> list[bytes]:
+        chunks = reply.stream_chunks() or [""]
+        out = []
+        for n, text in enumerate(chunks):
+            event = self._response(reply, request, text, last=n == len(chunks) - 1)
+            out.append(b"data: " + json.dumps(event).encode() + b"\r\n\r\n")
+        return out
+
+    def error(self, fault: Fault) -> Response:
+        headers = dict(fault.headers)
+        status, message = fault.status, fault.message
+        details: list[dict[str, Any]] = []
+        if status == 401:
+            status, message = 400, "API key not valid. Please pass a valid API key."
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
+            )
+        if fault.code == "context_length_exceeded":
+            message = (
+                "The input token count (9000) exceeds the maximum number of tokens allowed (8192)."
+            )
+        if fault.retry_after is not None:
+            headers["retry-after"] = f"{math.ceil(fault.retry_after)}"
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": f"{fault.retry_after:g}s",
+                }
+            )
+        error: dict[str, Any] = {
+            "code": status,
+            "message": message,
+            "status": self.STATUS.get(status, "UNKNOWN"),
+        }
+        if details:
+            error["details"] = details
+        return Response(status, {"error": error}, headers=headers)
+
+    def malformed(self, stream: bool) -> Response:
+        if stream:
+            return Response(200, headers=_SSE, chunks=[b"data: {not json\r\n\r\n"])
+        return Response(200, b'{"candidates": [', headers=_JSON)
+
+    def other(self, endpoint: str, request: Request) -> Response:
+        if endpoint == "model":
+            model_id = request.path.split("/models/", 1)[-1]
+            obj: dict[str, Any] = {
+                "name": f"models/{model_id}",
+                "version": "001",
+                "displayName": model_id,
+                "inputTokenLimit": 1048576,
+                "outputTokenLimit": 8192,
+                "supportedGenerationMethods": ["generateContent", "countTokens"],
+            }
+            obj.update(self.server.models.get(model_id, {}))
+            return Response(200, obj)
+        if endpoint == "batchEmbedContents":
+            requests = _body(request).get("requests") or []
+            texts = [
+                "".join(p.get("text", "") for p in r.get("content", {}).get("parts", []))
+                for r in requests
+            ]
+            return Response(200, {"embeddings": [{"values": embedding_for(t)} for t in texts]})
+        return super().other(endpoint, request)
+
+
+# -- Hugging Face (TGI / Inference Providers: OpenAI-compatible messages API) ---------
+class HuggingFaceFormat(OpenAIFormat):
+    """What ``InferenceClient(base_url=...)`` talks to: TGI's OpenAI-compatible
+    ``/v1/chat/completions``; errors in TGI's shape ``{"error": ..., "error_type": ...}``."""
+
+    name = "huggingface"
+
+    def routes(self) -> list[tuple[str, str, str]]:
+        return [("POST", "/v1/chat/completions", "chat"), ("GET", "/info", "info")]
+
+    def base_url(self) -> str:
+        return self.server.url  # the client appends /v1/chat/completions
+
+    def error(self, fault: Fault) -> Response:
+        headers = dict(fault.headers)
+        if fault.retry_after is not None:
+            headers["retry-after"] = f"{math.ceil(fault.retry_after)}"
+        message = fault.message
+        status = fault.status
+        if fault.code == "context_length_exceeded":
+            status = 422
+            message = (
+                "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 8192. "
+                "Given: 9000 `inputs` tokens and 100 `max_new_tokens`"
+            )
+        kind = {401: "authentication", 429: "overloaded", 422: "validation"}.get(status, "error")
+        return Response(status, {"error": message, "error_type": kind}, headers=headers)
+
+    def other(self, endpoint: str, request: Request) -> Response:
+        if endpoint == "info":
+            info = {"model_id": "tgi-test", "max_input_tokens": 8191, "max_total_tokens": 8192}
+            info.update(self.server.models.get("info", {}))
+            return Response(200, info)
+        return super().other(endpoint, request)
+
+
+# -- Ollama ---------------------------------------------------------------------------
+_NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+class OllamaFormat(WireFormat):
+    """Ollama's ``/api/chat`` (JSON, and NDJSON streams whose last line has ``done``,
+    ``prompt_eval_count`` and ``eval_count``), ``/api/show``, ``/api/tags``, ``/api/embed``.
+
+    ``server.models`` lists the pulled models (``{"llama3.2": {"num_ctx": 4096}}``);
+    a model not listed answers 404 "not found, try pulling it first". With no models
+    listed, every model counts as pulled."""
+
+    name = "ollama"
+    stream_headers = _NDJSON
+
+    def routes(self) -> list[tuple[str, str, str]]:
+        return [
+            ("POST", "/api/chat", "chat"),
+            ("POST", "/api/show", "show"),
+            ("GET", "/api/tags", "tags"),
+            ("POST", "/api/embed", "embed"),
+        ]
+
+    def is_stream(self, request: Request) -> bool:
+        return bool(_body(request).get("stream", True))  # Ollama streams unless told not to
+
+    def _model(self, reply: Reply, request: Request) -> str:
+        return reply.model or str(_body(request).get("model") or "llama-test")
+
+    def _pulled(self, name: str) -> bool:
+        if not self.server.models:
+            return True
+        base = name.removesuffix(":latest")
+        return base in self.server.models or name in self.server.models
+
+    def _line(self, model: str, text: str, done: bool, reply: Reply | None = None) -> bytes:
+        line: dict[str, Any] = {
+            "model": model,
+            "created_at": "2025-01-01T00:00:00.000000Z",
+            "message": {"role": "assistant", "content": text},
+            "done": done,
+        }
+        if done and reply is not None:
+            line["done_reason"] = reply.finish_reason
+            line.update(self._counts(reply))
+        return json.dumps(line).encode() + b"\n"
+
+    def _counts(self, reply: Reply) -> dict[str, int]:
+        out = {"total_duration": 5_000_000, "load_duration": 1_000_000}
+        if reply.usage is not None:
+            i, o = reply.usage
+            out.update(
+                prompt_eval_count=i,
+                prompt_eval_duration=1_000_000,
+                eval_count=o,
+                eval_duration=2_000_000,
+            )
+        return out
+
+    def handle(self, endpoint: str, request: Request) -> Response:
+        model = str(_body(request).get("model") or "")
+        fault_next = bool(self.server._queue) and isinstance(self.server._queue[0], Fault)
+        missing = bool(model) and not fault_next and not self._pulled(model)
+        if endpoint in ("chat", "show", "embed") and missing:
+            return Response(404, {"error": f'model "{model}" not found, try pulling it first'})
+        return super().handle(endpoint, request)
+
+    def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
+        if stream:
+            return Response(200, headers=_NDJSON, chunks=self.stream_events(reply, request))
+        model = self._model(reply, request)
+        body = json.loads(self._line(model, reply.text, True, reply))
+        return Response(200, body)
+
+    def stream_events(self, reply: Reply, request: Request) -> list[bytes]:
+        model = self._model(reply, request)
+        out = [self._line(model, c, False) for c in reply.stream_chunks()]
+        out.append(self._line(model, "", True, reply))
+        return out
+
+    def error(self, fault: Fault) -> Response:
+        headers = dict(fault.headers)
+        if fault.retry_after is not None:
+            headers["retry-after"] = f"{math.ceil(fault.retry_after)}"
+        message = "unauthorized" if fault.status == 401 else fault.message
+        return Response(fault.status, {"error": message}, headers=headers)
+
+    def malformed(self, stream: bool) -> Response:
+        if stream:
+            return Response(200, headers=_NDJSON, chunks=[b'{"model": "x", "message": {\n'])
+        return Response(200, b'{"model": "x", "message": {', headers=_JSON)
+
+    def other(self, endpoint: str, request: Request) -> Response:
+        data = _body(request)
+        if endpoint == "show":
+            facts = dict(
+                self.server.models.get(str(data.get("model", "")).removesuffix(":latest"), {})
+            )
+            num_ctx = facts.pop("num_ctx", None)
+            length = facts.pop("context_length", 131072)
+            params = 'stop "<|eot_id|>"'
+            if num_ctx:
+                params += f"\nnum_ctx {num_ctx}"
+            return Response(
+                200,
+                {
+                    "modelfile": "FROM llama3.2",
+                    "parameters": params,
+                    "template": "{{ .Prompt }}",
+                    "details": {"family": "llama", "parameter_size": "3.2B"},
+                    "model_info": {"general.architecture": "llama", "llama.context_length": length},
+                    "capabilities": ["completion"],
+                    "modified_at": "2025-01-01T00:00:00Z",
+                },
+            )
+        if endpoint == "tags":
+            names = sorted(self.server.models) or ["llama3.2"]
+            return Response(
+                200,
+                {
+                    "models": [
+                        {"name": f"{n}:latest", "model": f"{n}:latest", "size": 1, "digest": "0"}
+                        for n in names
+                    ]
+                },
+            )
+        if endpoint == "embed":
+            inputs = data.get("input")
+            texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+            return Response(
+                200,
+                {
+                    "model": data.get("model"),
+                    "embeddings": [embedding_for(t) for t in texts],
+                    "prompt_eval_count": sum(max(1, len(t) // 4) for t in texts),
+                },
+            )
+        return super().other(endpoint, request)
+
+
 FORMATS: dict[str, type[WireFormat]] = {
+    "anthropic": AnthropicFormat,
     "azure": AzureFormat,
+    "google": GoogleFormat,
     "groq": GroqFormat,
+    "huggingface": HuggingFaceFormat,
+    "ollama": OllamaFormat,
     "openai": OpenAIFormat,
 }
 
