@@ -654,7 +654,7 @@ class GoogleFormat(WireFormat):
                 "The input token count (9000) exceeds the maximum number of tokens allowed (8192)."
             )
         if fault.retry_after is not None:
-            headers["retry-after"] = f"{math.ceil(fault.retry_after)}"
+            headers["retry-after"] = f"{fault.retry_after:g}"
             details.append(
                 {
                     "@type": "type.googleapis.com/google.rpc.RetryInfo",
@@ -714,7 +714,7 @@ class HuggingFaceFormat(OpenAIFormat):
     def error(self, fault: Fault) -> Response:
         headers = dict(fault.headers)
         if fault.retry_after is not None:
-            headers["retry-after"] = f"{math.ceil(fault.retry_after)}"
+            headers["retry-after"] = f"{fault.retry_after:g}"
         message = fault.message
         status = fault.status
         if fault.code == "context_length_exceeded":
@@ -817,7 +817,7 @@ class OllamaFormat(WireFormat):
     def error(self, fault: Fault) -> Response:
         headers = dict(fault.headers)
         if fault.retry_after is not None:
-            headers["retry-after"] = f"{math.ceil(fault.retry_after)}"
+            headers["retry-after"] = f"{fault.retry_after:g}"
         message = "unauthorized" if fault.status == 401 else fault.message
         return Response(fault.status, {"error": message}, headers=headers)
 

@@ -5,14 +5,13 @@
 ``batchEmbedContents`` for embeddings. Gemini answers a bad key with HTTP 400 and the
 reason ``API_KEY_INVALID``; that is mapped to ``AuthenticationError`` like a 401.
 
-Timeouts: the SDK's timeout is one total per request (milliseconds). Calls get ours as
-that total; streams get a long total (``stream_timeout``, default 30 min) and we bound
-the silence between two chunks with ``timeout`` ourselves, as the other providers do.
+The SDK is given our own ``httpx.AsyncClient``: its default aiohttp transport takes the
+timeout as one total per request (a long stream would be cut) and retries refused
+connections itself; over httpx, ``timeout`` bounds each read, as for the other providers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -28,7 +27,6 @@ from nbinfra.llm.types import Message, Usage
 __all__ = ["GoogleProvider"]
 
 DEFAULT_API_VERSION = "v1beta"
-DEFAULT_STREAM_TIMEOUT = 1800.0
 FINISH_REASONS = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -67,22 +65,20 @@ class GoogleProvider(BaseLLMProvider):
     def api_version(self) -> str:
         return str(self.settings.extra.get("api_version") or DEFAULT_API_VERSION)
 
-    @property
-    def stream_timeout(self) -> float:
-        value = self.settings.extra.get("stream_timeout")
-        return float(value) if value else max(DEFAULT_STREAM_TIMEOUT, self.timeout)
-
     def _create_client(self) -> Any:
+        import httpx
         from google import genai
         from google.genai import types
 
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
+        )
         options = types.HttpOptions(
             base_url=self.base_url or None,
             api_version=self.api_version,
             timeout=_ms(self.timeout),
-            # attempts=1: no SDK retries. Leaving retry_options unset is not enough: the
-            # SDK then retries refused connections itself after sleeping 1-10 s.
-            retry_options=types.HttpRetryOptions(attempts=1),
+            retry_options=types.HttpRetryOptions(attempts=1),  # no SDK retries
+            httpx_async_client=self._http,
         )
         # vertexai=False: the Gemini Developer API, whatever GOOGLE_GENAI_USE_VERTEXAI says.
         return genai.Client(api_key=self.api_key(), vertexai=False, http_options=options)
@@ -90,11 +86,12 @@ class GoogleProvider(BaseLLMProvider):
     async def _close_client(self, client: Any) -> None:
         await client.aio.aclose()
         client.close()
+        http, self._http = getattr(self, "_http", None), None
+        if http is not None:
+            await http.aclose()
 
     # -- request -------------------------------------------------------------------
-    def _request(
-        self, messages: list[Message], opts: CallOptions, *, stream: bool
-    ) -> tuple[list[Any], Any]:
+    def _request(self, messages: list[Message], opts: CallOptions) -> tuple[list[Any], Any]:
         from google.genai import types
 
         system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -106,7 +103,9 @@ class GoogleProvider(BaseLLMProvider):
             for m in messages
             if m.role != "system"
         ]
-        seconds = self.stream_timeout if stream else self._call_timeout(opts)
+        per_call = None
+        if opts.timeout is not None:
+            per_call = types.HttpOptions(timeout=_ms(opts.timeout))
         config = types.GenerateContentConfig(
             system_instruction=system or None,
             temperature=opts.temperature,
@@ -115,7 +114,7 @@ class GoogleProvider(BaseLLMProvider):
             stop_sequences=list(opts.stop) if opts.stop else None,
             seed=opts.seed,
             response_mime_type="application/json" if opts.json else None,
-            http_options=types.HttpOptions(timeout=_ms(seconds)),
+            http_options=per_call,
         )
         return contents, config
 
@@ -126,7 +125,7 @@ class GoogleProvider(BaseLLMProvider):
         return window if isinstance(window, int) and window > 0 else None
 
     async def _complete(self, messages: list[Message], opts: CallOptions) -> Completion:
-        contents, config = self._request(messages, opts, stream=False)
+        contents, config = self._request(messages, opts)
         resp = await self.client.aio.models.generate_content(
             model=opts.model, contents=contents, config=config
         )
@@ -134,25 +133,15 @@ class GoogleProvider(BaseLLMProvider):
         return Completion(text, _model_of(resp), finish, _usage(resp), resp)
 
     async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
-        contents, config = self._request(messages, opts, stream=True)
-        silence = self._call_timeout(opts)
-        stream = await asyncio.wait_for(
-            self.client.aio.models.generate_content_stream(
-                model=opts.model, contents=contents, config=config
-            ),
-            silence,
+        contents, config = self._request(messages, opts)
+        stream = await self.client.aio.models.generate_content_stream(
+            model=opts.model, contents=contents, config=config
         )
         usage: Usage | None = None
         finish: str | None = None
         model: str | None = None
         try:
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(stream.__anext__(), silence)
-                except StopAsyncIteration:
-                    break
-                except (TimeoutError, asyncio.TimeoutError) as exc:
-                    raise self.timeout_error(silence) from exc
+            async for chunk in stream:
                 text, chunk_finish = _text_and_finish(chunk)
                 finish = chunk_finish or finish
                 usage = _usage(chunk) or usage
@@ -188,14 +177,13 @@ class GoogleProvider(BaseLLMProvider):
                 code = "context_length_exceeded"
             return map_status_error(self, status, message, code, headers)
         name = type(exc).__name__
-        module = type(exc).__module__
-        if module.startswith("aiohttp"):
+        if type(exc).__module__.startswith(("httpx", "httpcore")):
             where = (
                 mask_url(self.base_url) if self.base_url else "generativelanguage.googleapis.com"
             )
-            if isinstance(exc, TimeoutError) or "Timeout" in name:
+            if "Timeout" in name:
                 return self.timeout_error()
-            if "Payload" in name or "Disconnected" in name:
+            if "Protocol" in name or "Read" in name:
                 return ProviderServerError(
                     f"The connection to google at {where} broke mid-response ({name}).",
                     provider=self.kind,
