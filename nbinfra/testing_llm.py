@@ -706,7 +706,7 @@ class HuggingFaceFormat(OpenAIFormat):
     name = "huggingface"
 
     def routes(self) -> list[tuple[str, str, str]]:
-        return [("POST", "/v1/chat/completions", "chat"), ("GET", "/info", "info")]
+        return [("POST", "/v1/chat/completions", "chat")]
 
     def base_url(self) -> str:
         return self.server.url  # the client appends /v1/chat/completions
@@ -725,13 +725,6 @@ class HuggingFaceFormat(OpenAIFormat):
             )
         kind = {401: "authentication", 429: "overloaded", 422: "validation"}.get(status, "error")
         return Response(status, {"error": message, "error_type": kind}, headers=headers)
-
-    def other(self, endpoint: str, request: Request) -> Response:
-        if endpoint == "info":
-            info = {"model_id": "tgi-test", "max_input_tokens": 8191, "max_total_tokens": 8192}
-            info.update(self.server.models.get("info", {}))
-            return Response(200, info)
-        return super().other(endpoint, request)
 
 
 # -- Ollama ---------------------------------------------------------------------------

@@ -200,7 +200,9 @@ class OllamaProvider(BaseLLMProvider):
                 return ProviderServerError(
                     f"ollama failed mid-stream: {message}", provider=self.kind
                 )
-            headers = dict(getattr(exc, "headers", None) or {})
+            # The SDK raises ``from None``; the httpx error (with headers) is the context.
+            response = getattr(exc.__context__, "response", None)
+            headers = dict(response.headers) if response is not None else {}
             return map_status_error(self, exc.status_code, message, "", headers)
         if isinstance(exc, ollama.RequestError):
             return BadRequestError(f"ollama refused the request: {exc.error}", provider=self.kind)
