@@ -60,6 +60,7 @@ class GoogleProvider(BaseLLMProvider):
     env_key = "GOOGLE_API_KEY"
     default_model = "gemini-2.0-flash"
     default_embedding_model = "gemini-embedding-001"
+    _http: Any = None  # our httpx.AsyncClient under the SDK
 
     @property
     def api_version(self) -> str:
@@ -86,7 +87,7 @@ class GoogleProvider(BaseLLMProvider):
     async def _close_client(self, client: Any) -> None:
         await client.aio.aclose()
         client.close()
-        http, self._http = getattr(self, "_http", None), None
+        http, self._http = self._http, None
         if http is not None:
             await http.aclose()
 
