@@ -42,14 +42,15 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# name -> "module:attribute", imported on first access.
+# name -> "module:attribute" (or a module that is callable), imported on first access.
 _LAZY: dict[str, str] = {
     "Registry": "nbinfra.registry:Registry",
     "Secret": "nbinfra._secrets:Secret",
     "Session": "nbinfra.session:Session",
     "Settings": "nbinfra.config:Settings",
+    "llm": "nbinfra.llm",
     "load_settings": "nbinfra.config:load_settings",
-    "session": "nbinfra.session:session",
+    "session": "nbinfra.session",
     "use_session": "nbinfra.session:use_session",
 }
 
@@ -80,6 +81,7 @@ __all__ = [
     "Settings",
     "UnknownKindError",
     "__version__",
+    "llm",
     "load_ipython_extension",
     "load_settings",
     "session",
@@ -93,7 +95,8 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'nbinfra' has no attribute {name!r}")
     module_name, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module_name), attr)
+    module = importlib.import_module(module_name)
+    value = getattr(module, attr) if attr else module
     globals()[name] = value
     return value
 

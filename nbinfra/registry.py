@@ -46,7 +46,10 @@ class Entry:
 # group -> kind -> Entry. Keep every table sorted by kind; tests check it against the
 # classes the modules really register (no drift).
 BUILTINS: dict[str, dict[str, Entry]] = {
-    "nbinfra.caches": {},
+    "nbinfra.caches": {
+        "memory": Entry("nbinfra.cache.memory:InMemoryCacheProvider"),
+        "redis": Entry("nbinfra.cache.redis:RedisCacheProvider", "redis"),
+    },
     "nbinfra.connections": {},
     "nbinfra.llms": {
         "anthropic": Entry("nbinfra.llm.anthropic:AnthropicProvider", "anthropic"),

@@ -139,7 +139,7 @@ class WireFormat:
     """One provider's wire format. ``server`` is set when it is attached."""
 
     name: ClassVar[str] = ""
-    stream_headers: ClassVar[dict[str, str]]  # set below: SSE unless a format says otherwise
+    stream_content_type: ClassVar[str] = "text/event-stream"  # NDJSON formats override
     server: LLMWireServer
 
     def routes(self) -> list[tuple[str, str, str]]:
@@ -180,41 +180,39 @@ class WireFormat:
 
     def malformed(self, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_SSE, chunks=[b"data: {not json\n\n"])
+            return Response(200, headers=self._stream_headers(), chunks=[b"data: {not json\n\n"])
         return Response(
             200, b'{"id": "x", "choices": [', headers={"Content-Type": "application/json"}
         )
+
+    def _stream_headers(self) -> dict[str, str]:
+        return {"Content-Type": self.stream_content_type, "Cache-Control": "no-cache"}
 
     def fault(self, fault: Fault, request: Request, stream: bool) -> Response:
         if fault.kind == "status":
             return self.error(fault)
         if fault.kind == "malformed":
             return self.malformed(stream)
-        if fault.kind in ("hang", "cut") and stream:
+        if stream:
             pieces = self.stream_events(self.server.default, request)
             head = pieces[: fault.after]
             if fault.kind == "cut":
                 return Response(
-                    200,
-                    headers=self.stream_headers,
-                    chunks=[*head, *pieces[fault.after :]],
-                    cut_after=fault.after,
+                    200, headers=self._stream_headers(), chunks=pieces, cut_after=fault.after
                 )
             return Response(
-                200, headers=self.stream_headers, chunks=_stall(head, fault.seconds, pieces)
+                200, headers=self._stream_headers(), chunks=_stall(head, fault.seconds, pieces)
             )
+        body = self.chat(self.server.default, request, False).body
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        json_headers = {"Content-Type": "application/json"}
         if fault.kind == "hang":
-            return Response(
-                200,
-                self.chat(self.server.default, request, False).body,
-                headers={"Content-Type": "application/json"},
-                delay=fault.seconds,
-            )
-        return self.chat(self.server.default, request, stream)  # "cut" on a JSON call
-
-
-_SSE = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-WireFormat.stream_headers = _SSE
+            return Response(200, payload, headers=json_headers, delay=fault.seconds)
+        # "cut" on a JSON answer: half the body, then the connection closes.
+        half = len(payload) // 2
+        return Response(
+            200, headers=json_headers, chunks=[payload[:half], payload[half:]], cut_after=1
+        )
 
 
 def _stall(head: list[bytes], seconds: float, rest: list[bytes]) -> Iterator[bytes]:
@@ -266,7 +264,9 @@ class OpenAIFormat(WireFormat):
 
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_SSE, chunks=self.stream_events(reply, request))
+            return Response(
+                200, headers=self._stream_headers(), chunks=self.stream_events(reply, request)
+            )
         body: dict[str, Any] = {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -481,7 +481,9 @@ class AnthropicFormat(WireFormat):
 
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_SSE, chunks=self.stream_events(reply, request))
+            return Response(
+                200, headers=self._stream_headers(), chunks=self.stream_events(reply, request)
+            )
         return Response(200, self._message(reply, request, [{"type": "text", "text": reply.text}]))
 
     def stream_events(self, reply: Reply, request: Request) -> list[bytes]:
@@ -541,7 +543,9 @@ class AnthropicFormat(WireFormat):
     def malformed(self, stream: bool) -> Response:
         if stream:
             return Response(
-                200, headers=_SSE, chunks=[b"event: message_start\ndata: {not json\n\n"]
+                200,
+                headers=self._stream_headers(),
+                chunks=[b"event: message_start\ndata: {not json\n\n"],
             )
         return Response(200, b'{"id": "msg_x", "content": [', headers=_JSON)
 
@@ -624,7 +628,9 @@ class GoogleFormat(WireFormat):
 
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_SSE, chunks=self.stream_events(reply, request))
+            return Response(
+                200, headers=self._stream_headers(), chunks=self.stream_events(reply, request)
+            )
         return Response(200, self._response(reply, request, reply.text, last=True))
 
     def stream_events(self, reply: Reply, request: Request) -> list[bytes]:
@@ -672,7 +678,9 @@ class GoogleFormat(WireFormat):
 
     def malformed(self, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_SSE, chunks=[b"data: {not json\r\n\r\n"])
+            return Response(
+                200, headers=self._stream_headers(), chunks=[b"data: {not json\r\n\r\n"]
+            )
         return Response(200, b'{"candidates": [', headers=_JSON)
 
     def other(self, endpoint: str, request: Request) -> Response:
@@ -728,7 +736,6 @@ class HuggingFaceFormat(OpenAIFormat):
 
 
 # -- Ollama ---------------------------------------------------------------------------
-_NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 class OllamaFormat(WireFormat):
@@ -740,7 +747,7 @@ class OllamaFormat(WireFormat):
     listed, every model counts as pulled."""
 
     name = "ollama"
-    stream_headers = _NDJSON
+    stream_content_type = "application/x-ndjson"
 
     def routes(self) -> list[tuple[str, str, str]]:
         return [
@@ -796,7 +803,9 @@ class OllamaFormat(WireFormat):
 
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_NDJSON, chunks=self.stream_events(reply, request))
+            return Response(
+                200, headers=self._stream_headers(), chunks=self.stream_events(reply, request)
+            )
         model = self._model(reply, request)
         body = json.loads(self._line(model, reply.text, True, reply))
         return Response(200, body)
@@ -816,7 +825,9 @@ class OllamaFormat(WireFormat):
 
     def malformed(self, stream: bool) -> Response:
         if stream:
-            return Response(200, headers=_NDJSON, chunks=[b'{"model": "x", "message": {\n'])
+            return Response(
+                200, headers=self._stream_headers(), chunks=[b'{"model": "x", "message": {\n']
+            )
         return Response(200, b'{"model": "x", "message": {', headers=_JSON)
 
     def other(self, endpoint: str, request: Request) -> Response:
@@ -909,6 +920,18 @@ class LLMWireServer:
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> LLMWireServer:
         self.http.start()
+        httpd = getattr(self.http, "_httpd", None)
+        if httpd is not None:
+            default = httpd.handle_error
+
+            def handle_error(request: Any, client_address: Any) -> None:
+                # Clients hanging up on purpose (timeouts, cut streams) are expected here.
+                import sys
+
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    default(request, client_address)
+
+            httpd.handle_error = handle_error
         return self
 
     def stop(self) -> None:

@@ -4,110 +4,16 @@ family (Stainless-generated, same exception names). Imported only by those provi
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any, ClassVar
 
-from nbinfra._secrets import mask_url
-from nbinfra.errors import (
-    BadRequestError,
-    ContextLengthError,
-    LLMError,
-    ProviderServerError,
-    RateLimitError,
-)
+from nbinfra.errors import LLMError
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.http_errors import map_stainless_error
 from nbinfra.llm.types import Message, Usage
 
-__all__ = ["OpenAICompatibleProvider", "map_status_error", "parse_retry_after"]
-
-_CONTEXT_MARKERS = (
-    "context_length_exceeded",
-    "context length",
-    "context window",
-    "maximum context",
-    "too many tokens",
-    "prompt is too long",
-    "reduce the length",
-)
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date)."""
-    if not headers:
-        return None
-    lower = {k.lower(): v for k, v in headers.items()}
-    ms = lower.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = lower.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _detail(exc: Any) -> tuple[str, str]:
-    """(message, code) from an SDK status error, shortened."""
-    body = getattr(exc, "body", None)
-    message = ""
-    code = ""
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        inner: Mapping[str, Any] = error if isinstance(error, Mapping) else body
-        message = str(inner.get("message") or "")
-        code = str(inner.get("code") or inner.get("type") or "")
-    if not message:
-        message = str(getattr(exc, "message", "") or exc)
-    message = " ".join(message.split())
-    return (message[:300] + "...") if len(message) > 300 else message, code
-
-
-def map_status_error(
-    provider: BaseLLMProvider, status: int, message: str, code: str, headers: Mapping[str, str]
-) -> LLMError:
-    """An HTTP error status from a provider -> our error (shared by every provider)."""
-    kind = provider.kind
-    text = f"{message} " + code
-    if status in (401, 403):
-        return provider.auth_error(f"HTTP {status}")
-    if status == 429:
-        retry_after = parse_retry_after(headers)
-        wait = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-        return RateLimitError(
-            f"{kind} rate limit hit (HTTP 429){wait}: {message}",
-            provider=kind,
-            retry_after=retry_after,
-        )
-    if status == 413 or any(m in text.lower() for m in _CONTEXT_MARKERS):
-        window = provider.context_window
-        fits = f" (window: {window} tokens)" if window else ""
-        return ContextLengthError(
-            f"The prompt does not fit {kind}:{provider.model}'s context window{fits}: "
-            f"{message.rstrip('.')}. Shorten it, or fit it with ContextWindowManager.",
-            provider=kind,
-        )
-    if status >= 500:
-        return ProviderServerError(f"{kind} failed (HTTP {status}): {message}", provider=kind)
-    if status == 404:
-        return BadRequestError(
-            f"{kind} answered 404 (unknown model or path?): {message}; check the model name "
-            f"and llm.providers.{kind}.base_url.",
-            provider=kind,
-        )
-    return BadRequestError(f"{kind} rejected the request (HTTP {status}): {message}", provider=kind)
+__all__ = ["OpenAICompatibleProvider"]
 
 
 class OpenAICompatibleProvider(BaseLLMProvider):
@@ -187,7 +93,8 @@ class OpenAICompatibleProvider(BaseLLMProvider):
                     if choice.delta is not None:
                         text = choice.delta.content or ""
                     finish = choice.finish_reason
-                usage = self._usage(chunk)
+                # Usage comes on the last chunks only (finish, or empty choices).
+                usage = self._usage(chunk) if finish or not chunk.choices else None
                 if text or finish or usage is not None:
                     yield Delta(text, finish, usage, chunk.model or None, chunk)
         finally:
@@ -206,32 +113,7 @@ class OpenAICompatibleProvider(BaseLLMProvider):
 
     # -- the error boundary --------------------------------------------------------
     def _map_error(self, exc: BaseException) -> LLMError | None:
-        sdk = self._sdk()
-        if isinstance(exc, sdk.APITimeoutError):
-            return self.timeout_error()
-        if isinstance(exc, sdk.APIStatusError):
-            message, code = _detail(exc)
-            headers = dict(exc.response.headers) if exc.response is not None else {}
-            return map_status_error(self, exc.status_code, message, code, headers)
-        if isinstance(exc, sdk.APIResponseValidationError):
-            return ProviderServerError(
-                f"{self.kind} sent a response in an unexpected shape: {exc}", provider=self.kind
-            )
-        if isinstance(exc, sdk.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            name = type(cause).__name__ if cause is not None else "connection error"
-            where = mask_url(self.base_url) if self.base_url else "the default endpoint"
-            if cause is not None and ("Protocol" in name or "Read" in name):
-                return ProviderServerError(
-                    f"The connection to {self.kind} at {where} broke mid-response ({name}).",
-                    provider=self.kind,
-                )
-            return ProviderServerError(
-                f"Cannot reach {self.kind} at {where} ({name}); check that it runs and "
-                f"llm.providers.{self.kind}.base_url.",
-                provider=self.kind,
-            )
-        return None
+        return map_stainless_error(self, exc, self._sdk())
 
 
 def _window_of(info: Any) -> int | None:

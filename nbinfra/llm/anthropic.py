@@ -8,14 +8,13 @@ Finish reasons are reported in the common vocabulary (``end_turn`` -> ``stop``,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
-from nbinfra._secrets import mask_url
-from nbinfra.errors import LLMError, ProviderServerError
+from nbinfra.errors import LLMError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm._openai_compat import map_status_error
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.http_errors import error_detail, map_stainless_error, map_status_error
 from nbinfra.llm.types import Message, Usage
 from nbinfra.logs import get_logger
 
@@ -167,46 +166,10 @@ class AnthropicProvider(BaseLLMProvider):
     def _map_error(self, exc: BaseException) -> LLMError | None:
         import anthropic
 
-        if isinstance(exc, anthropic.APITimeoutError):
-            return self.timeout_error()
-        if isinstance(exc, anthropic.APIStatusError):
-            message, code = _detail(exc.body, exc)
-            status = exc.status_code
-            if status < 400:  # an ``event: error`` inside a 200 stream
-                status = _STREAM_ERROR_STATUS.get(code, 500)
-            headers = dict(exc.response.headers) if exc.response is not None else {}
-            return map_status_error(self, status, message, code, headers)
-        if isinstance(exc, anthropic.APIResponseValidationError):
-            return ProviderServerError(
-                f"anthropic sent a response in an unexpected shape: {exc}", provider=self.kind
-            )
-        if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            name = type(cause).__name__ if cause is not None else "connection error"
-            where = mask_url(self.base_url) if self.base_url else "api.anthropic.com"
-            if cause is not None and ("Protocol" in name or "Read" in name):
-                return ProviderServerError(
-                    f"The connection to anthropic at {where} broke mid-response ({name}).",
-                    provider=self.kind,
-                )
-            return ProviderServerError(
-                f"Cannot reach anthropic at {where} ({name}); check the network and "
-                "llm.providers.anthropic.base_url.",
-                provider=self.kind,
-            )
-        return None
-
-
-def _detail(body: object, exc: BaseException) -> tuple[str, str]:
-    """(message, error type) from Anthropic's ``{"type": "error", "error": {...}}``."""
-    message = ""
-    code = ""
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        inner: Mapping[str, Any] = error if isinstance(error, Mapping) else body
-        message = str(inner.get("message") or "")
-        code = str(inner.get("type") or "")
-    if not message:
-        message = str(getattr(exc, "message", "") or exc)
-    message = " ".join(message.split())
-    return (message[:300] + "...") if len(message) > 300 else message, code
+        if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:
+            # ``event: error`` inside a 200 stream: map its type to the status it has
+            # outside a stream.
+            message, code = error_detail(exc)
+            status = _STREAM_ERROR_STATUS.get(code, 500)
+            return map_status_error(self, status, message, code, {})
+        return map_stainless_error(self, exc, anthropic)

@@ -13,19 +13,28 @@ same way for every provider:
 - streams that end with exactly one final event carrying the whole response; when a
   stream breaks, the error's ``partial`` keeps the text received so far;
 - the response-store hook (cache / record / replay) of the notebook layer.
+
+Adding a provider: subclass, set ``kind``, ``env_key`` (or ``needs_key = False``),
+``default_model`` (and ``default_embedding_model`` if it embeds); implement the hooks
+below, importing the SDK inside ``_create_client`` only, passing it our timeouts and
+turning its retries off; map its exceptions in ``_map_error`` (``nbinfra.llm.http_errors``
+has the status mapping and the Stainless-SDK mapping); decorate the class with
+``@LLMRegistry.register(LLMProvider.X)`` and add its row to ``registry.BUILTINS``.
+Test it with the SDK against a ``WireFormat`` in ``nbinfra.testing_llm``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import importlib
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, TypeVar
 
 from nbinfra._secrets import Secret, mask_url
 from nbinfra.errors import (
@@ -152,7 +161,7 @@ class Completion:
     raw: Any = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Delta:
     """One item of a provider's ``_stream``: text and/or end-of-stream facts."""
 
@@ -248,7 +257,8 @@ class BaseLLMProvider(ABC):
         self._model = model or self.settings.model or self.default_model
         self._defaults = self._check_options({**self.settings.options, **options}, where="")
         self._defaults.pop("model", None)
-        self._client: Any = None
+        # One SDK client per event loop: clients hold connections bound to their loop.
+        self._clients: dict[asyncio.AbstractEventLoop | None, Any] = {}
         self._context_window: int | None = None
         self._initialized = False
         s = self.settings
@@ -342,11 +352,19 @@ class BaseLLMProvider(ABC):
         )
 
     async def aclose(self) -> None:
-        """Close the SDK client (idempotent)."""
-        client, self._client = self._client, None
+        """Close the SDK clients (idempotent); those of other running loops close there."""
+        clients, self._clients = self._clients, {}
         self._initialized = False
-        if client is not None:
-            await self._close_client(client)
+        here = _running_loop()
+        for loop, client in clients.items():
+            if loop is here or loop is None:
+                await self._close_client(client)
+            elif loop.is_running() and not loop.is_closed():
+                future = asyncio.run_coroutine_threadsafe(self._close_client(client), loop)
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(future), 5.0)
+                except Exception as exc:  # noqa: BLE001 - closing must not fail the caller
+                    log.debug("closing a client on another loop failed: %r", exc)
 
     async def __aenter__(self) -> BaseLLMProvider:
         await self.initialize()
@@ -384,9 +402,10 @@ class BaseLLMProvider(ABC):
 
     async def stream_generate(self, prompt: MessagesLike, **options: Any) -> AsyncIterator[str]:
         """Text deltas as they arrive (the seed's ``print(chunk, end="")`` loop)."""
-        async for event in self.stream_events(prompt, **options):
-            if not event.final and event.text:
-                yield event.text
+        async with contextlib.aclosing(self._run_stream(prompt, options)) as items:
+            async for item in items:
+                if item.__class__ is str:
+                    yield item
 
     async def stream_events(
         self, prompt: MessagesLike, **options: Any
@@ -396,13 +415,27 @@ class BaseLLMProvider(ABC):
         Errors before any text are retried like ``generate``; once text has arrived, a
         failure is raised with ``error.partial`` holding what was received.
         """
+        # aclosing: a consumer that stops early closes the provider's stream (and its
+        # HTTP connection) now, not whenever the generator is garbage-collected.
+        async with contextlib.aclosing(self._run_stream(prompt, options)) as items:
+            async for item in items:
+                if isinstance(item, str):
+                    yield StreamChunk(text=item)
+                else:
+                    yield StreamChunk(final=True, response=item)
+
+    async def _run_stream(
+        self, prompt: MessagesLike, options: Mapping[str, Any]
+    ) -> AsyncGenerator[str | LLMResponse, None]:
+        # Text deltas as plain strings, then the final response: no per-chunk objects,
+        # so ``stream_generate`` costs next to nothing over the SDK's own iteration.
         messages, opts = self.prepare(prompt, options)
         request = self.request_key(messages, opts)
         hit = await self._lookup(request)
         if hit is not None:
             if hit.content:
-                yield StreamChunk(text=hit.content)
-            yield StreamChunk(final=True, response=hit)
+                yield hit.content
+            yield hit
             return
         await self._ensure_client()
         parts: list[str] = []
@@ -433,9 +466,9 @@ class BaseLLMProvider(ABC):
                         if ttft is None:
                             ttft = time.perf_counter() - start
                         parts.append(delta.text)
-                        yield StreamChunk(text=delta.text)
+                        yield delta.text
                 break
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - translated and re-raised below
                 error = self._translate(exc)
                 if parts:
                     error.partial = self._finish(
@@ -449,11 +482,11 @@ class BaseLLMProvider(ABC):
                         ttft=ttft,
                         raw=last_raw,
                     )
-                    raise error from exc
+                    _raise(error, exc)
                 attempt += 1
                 wait = self.retry.delay(attempt, error)
                 if wait is None:
-                    raise error from exc
+                    _raise(error, exc)
                 self._log_retry(attempt, wait, error)
                 await asyncio.sleep(wait)
             finally:
@@ -470,7 +503,7 @@ class BaseLLMProvider(ABC):
             raw=last_raw,
         )
         await self._remember(request, response)
-        yield StreamChunk(final=True, response=response)
+        yield response
 
     async def embed(
         self, texts: str | Sequence[str], *, model: str | None = None
@@ -599,18 +632,21 @@ class BaseLLMProvider(ABC):
             )
 
     async def _ensure_client(self) -> Any:
-        if self._client is None:
-            self._require_key()
-            self._client = self._create_client()
-        return self._client
+        return self.client
 
     @property
     def client(self) -> Any:
-        """The SDK client (created on first use)."""
-        if self._client is None:
+        """The SDK client for the running event loop (created on first use).
+
+        A provider used from a notebook's loop and from nbinfra's background loop gets
+        one client on each, since SDK clients hold connections bound to their loop.
+        """
+        loop = _running_loop()
+        found = self._clients.get(loop)
+        if found is None:
             self._require_key()
-            self._client = self._create_client()
-        return self._client
+            found = self._clients[loop] = self._create_client()
+        return found
 
     def _call_timeout(self, opts: CallOptions) -> float:
         return opts.timeout if opts.timeout is not None else self.timeout
@@ -631,7 +667,10 @@ class BaseLLMProvider(ABC):
                 except LLMError:
                     raise
                 except Exception as exc:
-                    raise self._translate(exc) from exc
+                    translated = self._translate(exc)
+                    if isinstance(translated, ProviderTimeout) and timeout != self.timeout:
+                        translated = self.timeout_error(timeout)  # name the per-call limit
+                    raise translated from exc
             except LLMError as error:
                 attempt += 1
                 wait = self.retry.delay(attempt, error)
@@ -717,6 +756,20 @@ class BaseLLMProvider(ABC):
 
 
 # -- module helpers -------------------------------------------------------------------
+def _raise(error: LLMError, cause: BaseException) -> NoReturn:
+    """Raise ``error`` from ``cause`` (an error that is already ours keeps its own cause)."""
+    if error is cause:
+        raise error
+    raise error from cause
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _settings_for(kind: str, session: Session | None) -> ProviderSettings:
     from nbinfra.session import session as default_session
 

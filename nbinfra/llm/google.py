@@ -20,8 +20,8 @@ from typing import Any
 from nbinfra._secrets import mask_url
 from nbinfra.errors import LLMError, ProviderServerError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm._openai_compat import map_status_error, parse_retry_after
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.http_errors import map_status_error, parse_retry_after
 from nbinfra.llm.types import Message, Usage
 
 __all__ = ["GoogleProvider"]
@@ -60,7 +60,6 @@ class GoogleProvider(BaseLLMProvider):
     env_key = "GOOGLE_API_KEY"
     default_model = "gemini-2.0-flash"
     default_embedding_model = "gemini-embedding-001"
-    _http: Any = None  # our httpx.AsyncClient under the SDK
 
     @property
     def api_version(self) -> str:
@@ -71,7 +70,7 @@ class GoogleProvider(BaseLLMProvider):
         from google import genai
         from google.genai import types
 
-        self._http = httpx.AsyncClient(
+        http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
         )
         options = types.HttpOptions(
@@ -79,15 +78,17 @@ class GoogleProvider(BaseLLMProvider):
             api_version=self.api_version,
             timeout=_ms(self.timeout),
             retry_options=types.HttpRetryOptions(attempts=1),  # no SDK retries
-            httpx_async_client=self._http,
+            httpx_async_client=http,
         )
         # vertexai=False: the Gemini Developer API, whatever GOOGLE_GENAI_USE_VERTEXAI says.
-        return genai.Client(api_key=self.api_key(), vertexai=False, http_options=options)
+        client = genai.Client(api_key=self.api_key(), vertexai=False, http_options=options)
+        client._nbinfra_http = http  # type: ignore[attr-defined]  # ours to close with it
+        return client
 
     async def _close_client(self, client: Any) -> None:
         await client.aio.aclose()
         client.close()
-        http, self._http = self._http, None
+        http = getattr(client, "_nbinfra_http", None)
         if http is not None:
             await http.aclose()
 

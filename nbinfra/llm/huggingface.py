@@ -15,8 +15,8 @@ from typing import Any
 from nbinfra._secrets import mask_url
 from nbinfra.errors import LLMError, ProviderServerError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm._openai_compat import map_status_error
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.http_errors import map_status_error
 from nbinfra.llm.types import Message, Usage
 
 __all__ = ["HuggingFaceProvider"]
@@ -93,10 +93,11 @@ class HuggingFaceProvider(BaseLLMProvider):
 
     async def _complete(self, messages: list[Message], opts: CallOptions) -> Completion:
         client = self._client_for(opts)
+        own = client is not self.client
         try:
             resp = await client.chat_completion(**self._params(messages, opts))
         finally:
-            if client is not self._client:
+            if own:
                 await client.close()
         choice = resp.choices[0] if resp.choices else None
         content = (choice.message.content or "") if choice is not None else ""
@@ -110,6 +111,7 @@ class HuggingFaceProvider(BaseLLMProvider):
 
     async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
         client = self._client_for(opts)
+        own = client is not self.client
         try:
             stream = await client.chat_completion(
                 **self._params(messages, opts),
@@ -128,7 +130,7 @@ class HuggingFaceProvider(BaseLLMProvider):
                 if text or finish or usage is not None:
                     yield Delta(text, finish, usage, chunk.model or None, chunk)
         finally:
-            if client is not self._client:
+            if own:
                 await client.close()
 
     # -- the error boundary --------------------------------------------------------

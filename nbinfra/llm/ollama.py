@@ -17,8 +17,8 @@ from typing import Any
 from nbinfra._secrets import mask_url
 from nbinfra.errors import BadRequestError, LLMError, ProviderServerError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm._openai_compat import map_status_error
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.http_errors import map_status_error
 from nbinfra.llm.types import LLMResponse, Message, Usage
 
 __all__ = ["OllamaProvider"]
@@ -132,10 +132,11 @@ class OllamaProvider(BaseLLMProvider):
 
     async def _complete(self, messages: list[Message], opts: CallOptions) -> Completion:
         client = self._call_client(opts)
+        own = client is not self.client
         try:
             resp = await client.chat(**self._params(messages, opts), stream=False)
         finally:
-            if client is not self._client:
+            if own:
                 await client.close()
         return Completion(
             resp.message.content or "",
@@ -147,6 +148,7 @@ class OllamaProvider(BaseLLMProvider):
 
     async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
         client = self._call_client(opts)
+        own = client is not self.client
         try:
             stream = await client.chat(**self._params(messages, opts), stream=True)
             async for part in stream:
@@ -158,7 +160,7 @@ class OllamaProvider(BaseLLMProvider):
                 elif text:
                     yield Delta(text, model=part.model or None, raw=part)
         finally:
-            if client is not self._client:
+            if own:
                 await client.close()
 
     async def _embed(self, texts: list[str], model: str) -> list[list[float]]:

@@ -41,19 +41,33 @@ def wire_factory(
     return make
 
 
+MODELS = {"azure": "my-deployment", "groq": "llama-3.1-8b-instant", "openai": "gpt-4o-mini"}
+
+
 def provider_for(
-    kind: str, server: LLMWireServer, *, key: str = TEST_KEY, **overrides: Any
+    kind: str,
+    server: LLMWireServer,
+    *,
+    key: str = TEST_KEY,
+    model: str | None = None,
+    extra: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> BaseLLMProvider:
-    """A provider of ``kind`` aimed at ``server`` with short timeouts and fast retries."""
-    extra: dict[str, Any] = {}
+    """A provider of ``kind`` aimed at ``server`` with short timeouts and fast retries.
+
+    The base URL is ``server.base_url(kind)`` (Azure takes it as ``endpoint``); other
+    kinds pass their model and provider-specific settings through ``model``/``extra``.
+    """
+    more: dict[str, Any] = dict(extra or {})
     base_url = server.base_url(kind)
     if kind == "azure":
-        extra = {"endpoint": base_url, "api_version": "2024-10-21"}
+        more.setdefault("endpoint", base_url)
+        more.setdefault("api_version", "2024-10-21")
         base_url = ""
     settings = ProviderSettings(
         api_key=Secret(key),
         base_url=base_url,
-        model={"azure": "my-deployment", "groq": "llama-3.1-8b-instant"}.get(kind, "gpt-4o-mini"),
+        model=model or MODELS.get(kind, "test-model"),
         timeout=overrides.pop("timeout", 2.0),
         connect_timeout=1.0,
         max_retries=overrides.pop("max_retries", 2),
@@ -63,6 +77,6 @@ def provider_for(
             "gpt-4o-mini": ModelInfo(128000, None, 0.15, 0.60),
             "llama-3.1-8b-instant": ModelInfo(131072, None, 0.05, 0.08),
         },
-        extra=extra,
+        extra=more,
     )
     return LLMRegistry.get(kind)(settings=settings, **overrides)

@@ -185,3 +185,52 @@ async def test_official_openai_uses_max_completion_tokens() -> None:
     llm = OpenAIProvider(settings=ProviderSettings(api_key=Secret("sk-x-123456"), model="o4-mini"))
     messages, opts = llm.prepare("hi", {"max_tokens": 5})
     assert llm._params(messages, opts, stream=False)["max_completion_tokens"] == 5
+
+
+async def test_azure_embeddings_use_the_deployment(
+    wire_factory: Callable[..., LLMWireServer],
+) -> None:
+    server = wire_factory("azure")
+    llm = provider_for("azure", server)
+    vectors = await llm.embed("hello", model="emb-deployment")
+    request = server.last("/embeddings")
+    assert request.path == "/openai/deployments/emb-deployment/embeddings"
+    _auth_ok("azure", request)
+    assert len(vectors) == 1 and len(vectors[0]) == 8
+    await llm.aclose()
+
+
+async def test_groq_has_no_embeddings(wire_factory: Callable[..., LLMWireServer]) -> None:
+    from nbinfra.errors import LLMError
+
+    llm = provider_for("groq", wire_factory("groq"))
+    with pytest.raises(LLMError, match="embedding_model"):
+        await llm.embed("x")
+
+
+def test_provider_used_from_two_event_loops(wire_factory: Callable[..., LLMWireServer]) -> None:
+    import asyncio
+
+    from nbinfra import _loop
+
+    server = wire_factory("openai")
+    llm = provider_for("openai", server)
+    on_background = _loop.run_sync(llm.generate("a")).content  # nbinfra's loop
+
+    async def here() -> str:
+        text = (await llm.generate("b")).content  # another loop: its own client
+        await llm.aclose()  # closes both clients, each on its loop
+        return text
+
+    assert asyncio.run(here()) == on_background == server.default.text
+    assert llm._clients == {}
+
+
+async def test_initialize_without_key_names_the_variable(
+    wire_factory: Callable[..., LLMWireServer],
+) -> None:
+    from nbinfra.errors import AuthenticationError
+
+    llm = provider_for("groq", wire_factory("groq"), key="")
+    with pytest.raises(AuthenticationError, match="No API key for groq: set GROQ_API_KEY"):
+        await llm.initialize()
