@@ -77,11 +77,8 @@ async def test_stream_is_ndjson_with_counts_on_the_last_line(wire_factory: Wire)
 
 
 async def test_num_ctx_is_sent_and_is_the_window(wire_factory: Wire) -> None:
-    from nbinfra.llm.settings import ProviderSettings
-
     server = wire_factory("ollama")
-    llm = TestOllamaWire().make(server)
-    llm.settings = ProviderSettings(**{**llm.settings.__dict__, "extra": {"num_ctx": 8192}})
+    llm = provider_for("ollama", server, model=MODEL, extra={"num_ctx": 8192})
     await llm.generate("hi")
     assert server.last("/api/chat").json()["options"] == {"num_ctx": 8192}
     await llm.initialize()

@@ -22,6 +22,7 @@ import pytest
 
 from nbinfra.errors import (
     AuthenticationError,
+    BadRequestError,
     ContextLengthError,
     LLMError,
     ProviderServerError,
@@ -181,6 +182,34 @@ class WireContract:
                 await self.events(llm)
             else:
                 await asyncio.wait_for(llm.generate("hi"), BOUND)
+        await llm.aclose()
+
+    async def test_bad_request_is_not_retried(self, wire_factory: Wire) -> None:
+        server = wire_factory(self.kind)
+        server.push(Fault.bad_request(), Fault.bad_request())
+        llm = self.make(server)
+        with pytest.raises(BadRequestError) as info:
+            await asyncio.wait_for(llm.generate("hi"), BOUND)
+        assert len(server.requests) == 1
+        assert info.value.provider == self.kind
+        assert isinstance(info.value.__cause__, Exception)  # translated with `from exc`
+        await llm.aclose()
+
+    async def test_json_answer_cut_mid_body(self, wire_factory: Wire) -> None:
+        server = wire_factory(self.kind)
+        server.push(Fault.cut())
+        llm = self.make(server, max_retries=0)
+        with pytest.raises(ProviderServerError):
+            await asyncio.wait_for(llm.generate("hi"), BOUND)
+        await llm.aclose()
+
+    async def test_stream_error_before_any_text_is_retried(self, wire_factory: Wire) -> None:
+        server = wire_factory(self.kind)
+        server.push(Fault.server_error(), Reply(chunks=["fine"], usage=(3, 1)))
+        llm = self.make(server)
+        events = await self.events(llm)
+        assert [e.text for e in events if not e.final] == ["fine"]
+        assert len(server.requests) == 2
         await llm.aclose()
 
     async def test_context_length_error(self, wire_factory: Wire) -> None:
