@@ -19,6 +19,11 @@ class TestAnthropicWire(WireContract):
     model = MODEL
     sdk = "anthropic"
     cut_after = 5  # message_start, content_block_start, ping, then two text deltas
+    error_event = (
+        b"event: error\n"
+        b'data: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'
+        b"\n\n"
+    )
 
 
 def _key_sent(request: object) -> bool:

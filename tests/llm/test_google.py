@@ -19,6 +19,10 @@ class TestGoogleWire(WireContract):
     model = MODEL
     sdk = "google.genai"
     cut_after = 2
+    error_event = (
+        b'data: {"error": {"code": 503, "message": "The model is overloaded.", '
+        b'"status": "UNAVAILABLE"}}\r\n\r\n'
+    )
 
 
 async def test_generate_request_path_key_and_generation_config(wire_factory: Wire) -> None:

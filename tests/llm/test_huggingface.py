@@ -19,6 +19,7 @@ class TestHuggingFaceWire(WireContract):
     model = MODEL
     sdk = "huggingface_hub"
     cut_after = 3  # the role chunk, then two text chunks
+    error_event = b'data: {"error": "Model is overloaded", "error_type": "overloaded"}\n\n'
 
 
 async def test_request_path_token_and_options(wire_factory: Wire) -> None:

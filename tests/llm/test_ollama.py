@@ -23,6 +23,7 @@ class TestOllamaWire(WireContract):
     model = MODEL
     sdk = "ollama"
     cut_after = 2
+    error_event = b'{"error": "server overloaded, please retry shortly"}\n'
 
 
 async def test_chat_request_options_and_eval_counts(wire_factory: Wire) -> None:

@@ -47,6 +47,7 @@ class WireContract:
     model: ClassVar[str] = ""
     sdk: ClassVar[str] = ""  # top-level module of the provider's SDK
     cut_after: ClassVar[int] = 2
+    error_event: ClassVar[bytes] = b""  # how the format reports "overloaded" mid-stream
 
     def make(self, server: LLMWireServer, **overrides: Any) -> BaseLLMProvider:
         llm = provider_for(self.kind, server, model=self.model, **overrides)
@@ -170,6 +171,27 @@ class WireContract:
         assert server.default.text.startswith(partial.content)
         assert partial.content != server.default.text
         assert len(server.requests) == 1  # text was delivered: never retried
+        await llm.aclose()
+
+    async def test_error_event_inside_a_stream_keeps_partial_text(self, wire_factory: Wire) -> None:
+        server = wire_factory(self.kind)
+        fmt = server.formats[self.kind]
+        original = fmt.stream_events
+
+        def with_error(reply: Reply, request: Any) -> list[bytes]:
+            return [*original(reply, request)[: self.cut_after], self.error_event]
+
+        fmt.stream_events = with_error  # type: ignore[method-assign]
+        try:
+            llm = self.make(server)
+            with pytest.raises(ProviderServerError, match=r"(?i)overloaded") as info:
+                await self.events(llm)
+        finally:
+            del fmt.stream_events
+        partial = info.value.partial
+        assert partial is not None and server.default.text.startswith(partial.content)
+        assert partial.content
+        assert len(server.requests) == 1
         await llm.aclose()
 
     @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
