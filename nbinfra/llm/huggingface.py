@@ -34,16 +34,19 @@ class HuggingFaceProvider(BaseLLMProvider):
     default_model = "meta-llama/Llama-3.1-8B-Instruct"
 
     def _create_client(self) -> Any:
+        return self._new_client(self.timeout)
+
+    def _new_client(self, timeout: float) -> Any:
         from huggingface_hub import AsyncInferenceClient
 
         if self.base_url:
             return AsyncInferenceClient(
-                base_url=self.base_url, token=self.api_key(), timeout=self.timeout
+                base_url=self.base_url, token=self.api_key(), timeout=timeout
             )
         return AsyncInferenceClient(
             provider=self.settings.extra.get("provider") or "auto",
             token=self.api_key(),
-            timeout=self.timeout,
+            timeout=timeout,
         )
 
     async def _close_client(self, client: Any) -> None:
@@ -72,15 +75,7 @@ class HuggingFaceProvider(BaseLLMProvider):
         # The client takes its timeout at construction; a per-call timeout needs a twin.
         if opts.timeout is None or opts.timeout == self.timeout:
             return self.client
-        from huggingface_hub import AsyncInferenceClient
-
-        twin = AsyncInferenceClient(
-            base_url=self.base_url or None,
-            provider=None if self.base_url else self.settings.extra.get("provider") or "auto",
-            token=self.api_key(),
-            timeout=opts.timeout,
-        )
-        return twin
+        return self._new_client(opts.timeout)
 
     # -- hooks ---------------------------------------------------------------------
     async def _check_model(self) -> int | None:

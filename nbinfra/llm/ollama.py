@@ -48,6 +48,9 @@ class OllamaProvider(BaseLLMProvider):
         return int(value) if value else None
 
     def _create_client(self) -> Any:
+        return self._new_client(self.timeout)
+
+    def _new_client(self, timeout: float) -> Any:
         import httpx
         import ollama
 
@@ -56,7 +59,7 @@ class OllamaProvider(BaseLLMProvider):
             headers["authorization"] = f"Bearer {self.api_key()}"
         return ollama.AsyncClient(
             host=self.host,
-            timeout=httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout)),
+            timeout=httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout)),
             headers=headers,
         )
 
@@ -92,18 +95,10 @@ class OllamaProvider(BaseLLMProvider):
         return params
 
     def _call_client(self, opts: CallOptions) -> Any:
+        # The SDK takes its timeout at construction; a per-call timeout needs a twin.
         if opts.timeout is None or opts.timeout == self.timeout:
             return self.client
-        import httpx
-        import ollama
-
-        # The SDK takes its timeout at construction; a per-call timeout needs a twin.
-        twin = ollama.AsyncClient(
-            host=self.host,
-            timeout=httpx.Timeout(opts.timeout, connect=min(self.connect_timeout, opts.timeout)),
-            headers=dict(self.client._client.headers),
-        )
-        return twin
+        return self._new_client(opts.timeout)
 
     # -- hooks ---------------------------------------------------------------------
     async def _check_model(self) -> int | None:

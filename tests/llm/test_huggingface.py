@@ -70,19 +70,6 @@ async def test_client_has_our_timeout(wire_factory: Wire) -> None:
     await llm.aclose()
 
 
-async def test_per_call_timeout_uses_a_twin_client(wire_factory: Wire) -> None:
-    from nbinfra.errors import ProviderTimeout
-    from nbinfra.testing_llm import Fault
-
-    server = wire_factory("huggingface")
-    server.push(Fault.hang(seconds=3))
-    llm = TestHuggingFaceWire().make(server, timeout=10, max_retries=0)
-    with pytest.raises(ProviderTimeout):
-        await llm.generate("hi", timeout=0.3)
-    assert (await llm.generate("again")).content == server.default.text
-    await llm.aclose()
-
-
 async def test_initialize_sends_one_token_probe(wire_factory: Wire) -> None:
     server = wire_factory("huggingface")
     llm = TestHuggingFaceWire().make(server)

@@ -146,6 +146,15 @@ class WireContract:
             await asyncio.wait_for(llm.generate("hi"), BOUND - 3)
         await llm.aclose()
 
+    async def test_per_call_timeout(self, wire_factory: Wire) -> None:
+        server = wire_factory(self.kind)
+        server.push(Fault.hang(seconds=BOUND - 2))
+        llm = self.make(server, timeout=BOUND, max_retries=0)
+        with pytest.raises(ProviderTimeout, match=r"0\.4 s"):
+            await asyncio.wait_for(llm.generate("hi", timeout=FAULT_TIMEOUT), BOUND - 3)
+        assert (await asyncio.wait_for(llm.generate("again"), BOUND)).content
+        await llm.aclose()
+
     async def test_stream_hang_mid_way_times_out_and_keeps_partial_text(
         self, wire_factory: Wire
     ) -> None:
