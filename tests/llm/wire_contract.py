@@ -253,6 +253,18 @@ class WireContract:
         assert len(server.requests) == 1
         await llm.aclose()
 
+    def test_sync_facade_on_the_background_loop(self, wire_factory: Wire) -> None:
+        from nbinfra.llm.sync import SyncLLM
+
+        server = wire_factory(self.kind)
+        server.push(Reply("sync answer", usage=(4, 2)), Reply(chunks=["x", "y"]))
+        llm = SyncLLM(self.make(server))
+        try:
+            assert llm.generate("hi").content == "sync answer"
+            assert list(llm.stream("hi")) == ["x", "y"]
+        finally:
+            llm.close()
+
     # -- secrets and imports -------------------------------------------------------
     async def test_key_never_in_errors_logs_or_reprs(
         self, wire_factory: Wire, caplog: pytest.LogCaptureFixture
