@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from nbinfra.errors import LLMError
+from nbinfra.errors import BadRequestError, LLMError
 from nbinfra.llm import LLMProvider, LLMRegistry
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
 from nbinfra.llm.http_errors import error_detail, map_stainless_error, map_status_error
@@ -99,7 +99,12 @@ class AnthropicProvider(BaseLLMProvider):
         # parameters, and the API accepts them either way.
         extra: dict[str, Any] = {}
         if opts.temperature is not None:
-            extra["temperature"] = min(opts.temperature, 1.0)  # Anthropic's range is 0-1
+            if opts.temperature > 1.0:
+                raise BadRequestError(
+                    f"anthropic takes temperature between 0 and 1, got {opts.temperature:g}.",
+                    provider=self.kind,
+                )
+            extra["temperature"] = opts.temperature
         if opts.top_p is not None:
             extra["top_p"] = opts.top_p
         if extra:

@@ -21,6 +21,8 @@ from nbinfra.llm.types import Message, Usage
 
 __all__ = ["HuggingFaceProvider"]
 
+# TGI's own finish reasons, in the common vocabulary
+FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
 # TGI's wording when a prompt does not fit: "`inputs` tokens + `max_new_tokens` must be <= N"
 _CONTEXT = re.compile(r"inputs.{0,40}tokens.{0,80}must be <=|must have less than", re.I)
 
@@ -99,7 +101,7 @@ class HuggingFaceProvider(BaseLLMProvider):
         return Completion(
             content,
             resp.model or None,
-            choice.finish_reason if choice is not None else None,
+            _finish_reason(choice.finish_reason if choice is not None else None),
             _usage(resp),
             resp,
         )
@@ -120,7 +122,7 @@ class HuggingFaceProvider(BaseLLMProvider):
                     choice = chunk.choices[0]
                     if choice.delta is not None:
                         text = choice.delta.content or ""
-                    finish = choice.finish_reason
+                    finish = _finish_reason(choice.finish_reason)
                 usage = _usage(chunk)
                 if text or finish or usage is not None:
                     yield Delta(text, finish, usage, chunk.model or None, chunk)
@@ -166,6 +168,10 @@ class HuggingFaceProvider(BaseLLMProvider):
                 provider=self.kind,
             )
         return None
+
+
+def _finish_reason(value: str | None) -> str | None:
+    return FINISH_REASONS.get(value, value) if value else None
 
 
 def _usage(obj: Any) -> Usage | None:

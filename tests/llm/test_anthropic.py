@@ -122,3 +122,14 @@ async def test_overloaded_is_server_error(wire_factory: Wire, status: int) -> No
     with pytest.raises(ProviderServerError, match=str(status)):
         await llm.generate("hi")
     await llm.aclose()
+
+
+async def test_temperature_above_one_is_refused_before_sending(wire_factory: Wire) -> None:
+    from nbinfra.errors import BadRequestError
+
+    server = wire_factory("anthropic")
+    llm = TestAnthropicWire().make(server)
+    with pytest.raises(BadRequestError, match="between 0 and 1"):
+        await llm.generate("hi", temperature=1.5)
+    assert server.requests == []
+    await llm.aclose()

@@ -78,3 +78,11 @@ async def test_initialize_sends_one_token_probe(wire_factory: Wire) -> None:
     assert body["max_tokens"] == 1 and body["model"] == MODEL
     assert llm.initialized
     await llm.aclose()
+
+
+async def test_tgi_finish_reasons_in_common_vocabulary(wire_factory: Wire) -> None:
+    server = wire_factory("huggingface")
+    server.push(Reply("done", finish_reason="eos_token"))
+    llm = TestHuggingFaceWire().make(server)
+    assert (await llm.generate("hi")).finish_reason == "stop"
+    await llm.aclose()
