@@ -37,6 +37,7 @@ from nbinfra.errors import (
 if TYPE_CHECKING:
     from nbinfra._secrets import Secret
     from nbinfra.config import Settings, load_settings
+    from nbinfra.connections.sync import conn
     from nbinfra.registry import Registry
     from nbinfra.session import Session, session, use_session
 
@@ -48,6 +49,7 @@ _LAZY: dict[str, str] = {
     "Secret": "nbinfra._secrets:Secret",
     "Session": "nbinfra.session:Session",
     "Settings": "nbinfra.config:Settings",
+    "conn": "nbinfra.connections.sync:conn",
     "llm": "nbinfra.llm",
     "load_settings": "nbinfra.config:load_settings",
     "session": "nbinfra.session",
@@ -81,6 +83,7 @@ __all__ = [
     "Settings",
     "UnknownKindError",
     "__version__",
+    "conn",
     "llm",
     "load_ipython_extension",
     "load_settings",

@@ -50,7 +50,17 @@ BUILTINS: dict[str, dict[str, Entry]] = {
         "memory": Entry("nbinfra.cache.memory:InMemoryCacheProvider"),
         "redis": Entry("nbinfra.cache.redis:RedisCacheProvider", "redis"),
     },
-    "nbinfra.connections": {},
+    "nbinfra.connections": {
+        "confluence": Entry(
+            "nbinfra.connections.confluence:ConfluenceConnectionManager", "atlassian"
+        ),
+        "duckdb": Entry("nbinfra.connections.duckdb:DuckDBConnectionManager", "duckdb"),
+        "jira": Entry("nbinfra.connections.jira:JiraConnectionManager", "atlassian"),
+        "mongodb": Entry("nbinfra.connections.mongodb:MongoDBConnectionManager", "mongodb"),
+        "postgres": Entry("nbinfra.connections.postgres:PostgresConnectionManager", "postgres"),
+        "redis": Entry("nbinfra.connections.redis:RedisConnectionManager", "redis"),
+        "s3": Entry("nbinfra.connections.s3:S3ConnectionManager", "s3"),
+    },
     "nbinfra.llms": {
         "anthropic": Entry("nbinfra.llm.anthropic:AnthropicProvider", "anthropic"),
         "azure": Entry("nbinfra.llm.azure:AzureOpenAIProvider", "openai"),

@@ -1,0 +1,488 @@
+"""The manager contract every connection backend implements.
+
+Two bases share one async API (``connect``, ``disconnect``, ``async with``,
+``health_check``, ``is_healthy``, ``execute_query``):
+
+- ``AsyncBaseConnectionManager`` for async drivers: implement ``_open``, ``_close``,
+  ``_ping`` and ``_execute`` as coroutines.
+- ``BaseConnectionManager`` for blocking drivers: implement ``_open_sync``, ``_close_sync``,
+  ``_ping_sync`` and ``_execute_sync``; each runs in the manager's worker thread and is
+  awaited. ``await self.to_thread(fn, ...)`` does the same for native operations.
+
+Resilience lives here, once: ``_call`` runs an operation with a timeout, translates vendor
+exceptions into ``ConnError`` subclasses (one line, masked), marks the manager unhealthy
+when the connection is lost, reconnects, and retries *idempotent* operations with
+exponential backoff and jitter up to ``settings.retries`` times, then stops.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import concurrent.futures
+import functools
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import fields
+from typing import Any, ClassVar, TypeVar
+
+from nbinfra.config import validate
+from nbinfra.connections.settings import (
+    ConnectionSettings,
+    RetryPolicy,
+    mask_text,
+    one_line,
+)
+from nbinfra.connections.types import HealthStatus, QueryResult
+from nbinfra.errors import (
+    ConnectionUnavailableError,
+    ConnError,
+    NbinfraError,
+    QueryError,
+    RegistryError,
+)
+from nbinfra.logs import get_logger
+
+__all__ = [
+    "AsyncBaseConnectionManager",
+    "BaseConnectionManager",
+    "ConnectionManager",
+    "RetryPolicy",
+    "is_read_only_sql",
+]
+
+T = TypeVar("T")
+log = get_logger(__name__)
+
+_READ_ONLY = ("select", "with", "show", "explain", "values", "table", "describe", "pragma")
+_WRITES = ("insert", "update", "delete", "merge", "create", "drop", "alter", "copy", "into")
+
+
+def is_read_only_sql(query: str) -> bool:
+    """True when ``query`` looks like a pure read (safe to retry after a lost connection)."""
+    text = query.strip().lower()
+    if not text.startswith(_READ_ONLY) or ";" in text.rstrip().rstrip(";"):
+        return False
+    if text.startswith("with"):
+        words = set(text.replace("(", " ").replace(")", " ").split())
+        return not words.intersection(_WRITES)
+    return " into " not in text  # SELECT ... INTO creates a table
+
+
+class ConnectionManager(abc.ABC):
+    """What every connection manager offers; subclass one of the two bases below."""
+
+    kind: ClassVar[str] = ""
+    settings_class: ClassVar[type[ConnectionSettings]] = ConnectionSettings
+    # True when the driver works in-process without network I/O, so the synchronous
+    # facade may call ``execute_query_sync`` on the caller's thread (no loop hop).
+    direct_sync: ClassVar[bool] = False
+    # True when driver objects belong to the event loop that created them (async drivers).
+    binds_loop: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        settings: ConnectionSettings | Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.name = name or self.kind
+        self.settings = _build_settings(self.settings_class, settings, overrides, self.name)
+        if not self.settings.kind:
+            self.settings.kind = self.kind
+        self.retry: RetryPolicy = self.settings.retry_policy()
+        self._connected = False
+        self._healthy = False
+        self._last_status: HealthStatus | None = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._home_loop: asyncio.AbstractEventLoop | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    # -- identity -------------------------------------------------------------------
+    @property
+    def target(self) -> str:
+        """Where this manager points, with credentials masked."""
+        return mask_text(self.settings.target())
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def last_status(self) -> HealthStatus | None:
+        """The outcome of the most recent ``health_check()``."""
+        return self._last_status
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected else "not connected"
+        return f"<{type(self).__name__} {self.name!r} kind={self.kind} {self.target} ({state})>"
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open the connection (idempotent); retried with backoff, bounded by timeouts."""
+        if self._connected and not self._left_home():
+            return
+        loop = asyncio.get_running_loop()
+        if self._connect_lock is None or self._lock_loop is not loop:
+            self._connect_lock, self._lock_loop = asyncio.Lock(), loop
+        async with self._connect_lock:
+            if self._connected:
+                return
+            timeout = self.settings.connect_timeout
+            failures = 0
+            while True:
+                try:
+                    await asyncio.wait_for(self._open(), timeout)
+                    break
+                except Exception as exc:
+                    if isinstance(exc, RegistryError):
+                        raise  # MissingDependencyError: its own message says what to install
+                    failures += 1
+                    err = self._error(exc, "connect", timeout)
+                    await self._discard()
+                    if not isinstance(err, ConnectionUnavailableError) or (
+                        failures >= self.retry.attempts
+                    ):
+                        log.warning("%s '%s': connect failed: %s", self.kind, self.name, err)
+                        raise err from exc
+                    delay = self.retry.delay(failures)
+                    log.info(
+                        "%s '%s': connect failed (%s), retry %d in %.2fs",
+                        self.kind,
+                        self.name,
+                        err,
+                        failures,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+            self._connected = True
+            self._healthy = True
+            if self.binds_loop:
+                self._home_loop = asyncio.get_running_loop()
+            log.info("%s '%s' connected to %s", self.kind, self.name, self.target)
+
+    async def disconnect(self) -> None:
+        """Close the connection; safe to call twice, never raises for a dead backend."""
+        was_connected = self._connected
+        self._connected = False
+        self._healthy = False
+        if self._left_home():
+            return
+        home, self._home_loop = self._home_loop, None
+        try:
+            if home is not None and home is not asyncio.get_running_loop():
+                future = asyncio.run_coroutine_threadsafe(self._close(), home)
+                await asyncio.wait_for(asyncio.wrap_future(future), self.settings.connect_timeout)
+            else:
+                await asyncio.wait_for(self._close(), self.settings.connect_timeout)
+        except Exception as exc:  # noqa: BLE001 - closing a dead connection is fine
+            log.info("%s '%s': close reported %s", self.kind, self.name, one_line(str(exc)))
+        if was_connected:
+            log.info("%s '%s' disconnected", self.kind, self.name)
+
+    async def aclose(self) -> None:
+        """Alias of ``disconnect`` (used by ``Session.close``)."""
+        await self.disconnect()
+
+    async def reconnect(self) -> None:
+        """Drop the current connection and open a new one."""
+        await self._discard()
+        await self.connect()
+
+    async def __aenter__(self: T) -> T:
+        await self.connect()  # type: ignore[attr-defined]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    # -- health -------------------------------------------------------------------
+    async def health_check(self) -> HealthStatus:
+        """Ping the backend (connecting first if needed); never raises."""
+        start = time.perf_counter()
+        try:
+            version = await self._call(self._ping, what="health check", idempotent=True)
+        except ConnError as exc:
+            status = HealthStatus(
+                ok=False,
+                kind=self.kind,
+                target=self.target,
+                latency=time.perf_counter() - start,
+                error=exc.message,
+                checked_at=time.time(),
+            )
+        else:
+            status = HealthStatus(
+                ok=True,
+                kind=self.kind,
+                target=self.target,
+                latency=time.perf_counter() - start,
+                server_version=version,
+                checked_at=time.time(),
+            )
+        self._healthy = status.ok
+        self._last_status = status
+        return status
+
+    def is_healthy(self) -> bool:
+        """Last known health, refined by a cheap local probe (no round trip)."""
+        if not (self._connected and self._healthy):
+            return False
+        try:
+            alive = self._probe()
+        except Exception:  # noqa: BLE001 - a failing probe means "not healthy"
+            alive = False
+        if not alive:
+            self._healthy = False
+        return alive
+
+    # -- queries --------------------------------------------------------------------
+    async def execute_query(
+        self, query: Any, params: Any = None, *, limit: int | None = None
+    ) -> QueryResult:
+        """Run ``query`` with bound ``params``; at most ``limit`` rows are fetched."""
+        return await self._call(
+            functools.partial(self._execute, query, params, limit),
+            what="query",
+            idempotent=self._is_idempotent(query),
+        )
+
+    async def _call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        what: str,
+        idempotent: bool,
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``fn`` with timeout, error translation, reconnect and bounded retries."""
+        home = self._home_loop
+        if home is not None and self._connected and home is not asyncio.get_running_loop():
+            if home.is_running():
+                # Async clients live on the loop that created them: run there and wait.
+                call = self._call(fn, what=what, idempotent=idempotent, timeout=timeout)
+                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, home))
+            self._left_home()
+        limit = self.settings.timeout if timeout is None else timeout
+        failures = 0
+        while True:
+            await self.connect()
+            try:
+                result = await asyncio.wait_for(fn(), limit)
+            except Exception as exc:
+                if isinstance(exc, RegistryError):
+                    raise
+                failures += 1
+                err = self._error(exc, what, limit)
+                if isinstance(err, ConnectionUnavailableError):
+                    self._healthy = False
+                    await self._discard()
+                    # A slow operation is not retried: it would only time out again.
+                    timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+                    if idempotent and not timed_out and failures < self.retry.attempts:
+                        delay = self.retry.delay(failures)
+                        log.warning(
+                            "%s '%s': %s lost the connection (%s); reconnecting, retry %d in %.2fs",
+                            self.kind,
+                            self.name,
+                            what,
+                            err,
+                            failures,
+                            delay,
+                        )
+                        await asyncio.sleep(delay)
+                        continue
+                raise err from exc
+            self._healthy = True
+            return result
+
+    # -- errors ---------------------------------------------------------------------
+    def _error(self, exc: BaseException, what: str, timeout: float | None) -> ConnError:
+        if isinstance(exc, ConnError):
+            return exc
+        if isinstance(exc, NbinfraError):
+            return QueryError(exc.message)
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, concurrent.futures.TimeoutError)):
+            return ConnectionUnavailableError(
+                f"{self.kind} '{self.name}' at {self.target}: {what} did not finish within "
+                f"{timeout} s; check the service or raise the timeout setting."
+            )
+        err = self._translate(exc, what)
+        if not err.message:
+            err = type(err)(f"{self.kind} '{self.name}': {what} failed ({type(exc).__name__})")
+        return err
+
+    def _translate(self, exc: BaseException, what: str) -> ConnError:
+        """Map a driver exception to a ``ConnError``; backends refine this."""
+        detail = one_line(str(exc)) or type(exc).__name__
+        if self._is_disconnect(exc):
+            return ConnectionUnavailableError(
+                f"{self.kind} '{self.name}' at {self.target} is unavailable ({what}): {detail}"
+            )
+        return QueryError(f"{self.kind} '{self.name}' {what} failed: {detail}")
+
+    def _is_disconnect(self, exc: BaseException) -> bool:
+        """True when ``exc`` means the connection is gone (not a bad query)."""
+        return isinstance(exc, (ConnectionError, OSError))
+
+    def _is_idempotent(self, query: Any) -> bool:
+        """Whether ``execute_query(query)`` may be retried after a lost connection."""
+        return isinstance(query, str) and is_read_only_sql(query)
+
+    def _left_home(self) -> bool:
+        """Forget a connection whose event loop has stopped (it cannot be used or closed).
+
+        Returns True when that happened, so the next ``connect`` opens a new one here.
+        """
+        home = self._home_loop
+        if home is None or (home.is_running() and not home.is_closed()):
+            return False
+        try:
+            if home is asyncio.get_running_loop():
+                return False
+        except RuntimeError:
+            pass
+        log.info("%s '%s': its event loop stopped; reconnecting on this one", self.kind, self.name)
+        self._home_loop = None
+        self._connected = self._healthy = False
+        self._abandon()
+        return True
+
+    def _abandon(self) -> None:  # noqa: B027 - optional hook, nothing to drop by default
+        """Drop driver objects bound to a stopped event loop, without awaiting them."""
+
+    # -- hooks ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def _open(self) -> None:
+        """Create the driver connection/client/pool."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Release it (must tolerate never having been opened)."""
+
+    @abc.abstractmethod
+    async def _ping(self) -> str | None:
+        """One cheap round trip; returns the server version when known."""
+
+    @abc.abstractmethod
+    async def _execute(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        """Run one query."""
+
+    def _probe(self) -> bool:
+        """A local, non-blocking liveness check for ``is_healthy`` (default: trust state)."""
+        return True
+
+    async def _discard(self) -> None:
+        """Forget a (possibly dead) connection so the next call reconnects."""
+        self._connected = False
+        try:
+            await asyncio.wait_for(self._close(), self.settings.connect_timeout)
+        except Exception as exc:  # noqa: BLE001 - it is already broken
+            log.debug("%s '%s': discarding connection: %r", self.kind, self.name, exc)
+
+
+class AsyncBaseConnectionManager(ConnectionManager):
+    """Base for async drivers (psycopg, qdrant async client...): hooks are coroutines.
+
+    The driver's objects belong to the loop that connected; a call from another loop runs
+    on that loop while it is alive (e.g. ``await`` in a notebook on a manager the facade
+    connected), and reconnects on the caller's loop once it has stopped.
+    """
+
+    binds_loop = True
+
+
+class BaseConnectionManager(ConnectionManager):
+    """Base for blocking drivers: ``*_sync`` hooks run in the manager's worker thread.
+
+    ``max_workers`` bounds the threads per manager (1 serialises every call, for drivers
+    whose connections are not thread-safe).
+    """
+
+    max_workers: ClassVar[int] = 4
+
+    def __init__(
+        self,
+        settings: ConnectionSettings | Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__(settings, name=name, **overrides)
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run blocking ``fn(*args, **kwargs)`` in the worker thread and await it."""
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.max_workers, thread_name_prefix=f"nbinfra-{self.kind}"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def execute_query_sync(
+        self, query: Any, params: Any = None, *, limit: int | None = None
+    ) -> QueryResult:
+        """``execute_query`` on the caller's thread (for ``direct_sync`` backends)."""
+        if not self._connected:
+            try:
+                self._open_sync()
+            except Exception as exc:
+                raise self._error(exc, "connect", None) from exc
+            self._connected = self._healthy = True
+            log.info("%s '%s' connected to %s", self.kind, self.name, self.target)
+        try:
+            result = self._execute_sync(query, params, limit)
+        except Exception as exc:
+            raise self._error(exc, "query", None) from exc
+        self._healthy = True
+        return result
+
+    async def _open(self) -> None:
+        await self.to_thread(self._open_sync)
+
+    async def _close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            self._close_sync()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(executor, self._close_sync)
+        finally:
+            executor.shutdown(wait=False)
+
+    async def _ping(self) -> str | None:
+        return await self.to_thread(self._ping_sync)
+
+    async def _execute(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        return await self.to_thread(self._execute_sync, query, params, limit)
+
+    @abc.abstractmethod
+    def _open_sync(self) -> None: ...
+
+    @abc.abstractmethod
+    def _close_sync(self) -> None: ...
+
+    @abc.abstractmethod
+    def _ping_sync(self) -> str | None: ...
+
+    @abc.abstractmethod
+    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult: ...
+
+
+def _build_settings(
+    cls: type[ConnectionSettings],
+    settings: ConnectionSettings | Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+    name: str,
+) -> ConnectionSettings:
+    if isinstance(settings, cls) and not overrides:
+        return settings
+    if isinstance(settings, ConnectionSettings):
+        raw = {f.name: getattr(settings, f.name) for f in fields(settings) if f.init}
+    else:
+        raw = dict(settings or {})
+    raw.update(overrides)
+    return validate(cls, raw, f"connections.{name}")

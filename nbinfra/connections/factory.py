@@ -1,0 +1,120 @@
+"""``ConnectionType``, ``ConnectionRegistry`` and ``ConnectionFactory``: the seed's names.
+
+``ConnectionRegistry`` is the generic ``Registry`` for group ``nbinfra.connections``;
+backends register with ``@ConnectionRegistry.register(ConnectionType.X)`` and are declared
+lazily in ``nbinfra.registry.BUILTINS``. ``ConnectionFactory.get_connection_manager``
+takes a configured *name* (from ``connections:`` in the yaml files) or a *kind*.
+"""
+
+from __future__ import annotations
+
+import difflib
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from nbinfra.config import Settings, validate
+from nbinfra.connections.settings import connection_entries
+from nbinfra.errors import UnknownKindError
+from nbinfra.registry import Registry
+
+if TYPE_CHECKING:
+    from nbinfra.connections.base import ConnectionManager
+
+__all__ = ["ConnectionFactory", "ConnectionRegistry", "ConnectionType", "get_connection_manager"]
+
+
+class ConnectionType(str, Enum):
+    """Kinds of connection (the seed's nine, plus DuckDB as the embedded SQL default)."""
+
+    # Databases
+    POSTGRES = "postgres"
+    MONGODB = "mongodb"
+    REDIS = "redis"
+    DUCKDB = "duckdb"
+    # Vector stores
+    QDRANT = "qdrant"
+    PGVECTOR = "pgvector"
+    CHROMADB = "chromadb"
+    # External services
+    CONFLUENCE = "confluence"
+    JIRA = "jira"
+    S3 = "s3"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ConnectionRegistry: Registry[ConnectionManager] = Registry(
+    "connection",
+    group="nbinfra.connections",
+    base="nbinfra.connections.base:ConnectionManager",
+    aliases={"postgresql": "postgres", "pg": "postgres", "mongo": "mongodb", "chroma": "chromadb"},
+)
+
+
+def get_connection_manager(
+    kind_or_name: str | ConnectionType,
+    *,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> ConnectionManager:
+    """A new, not yet connected manager for a configured name or a kind.
+
+    A configured name takes its settings from ``connections.<name>``; a bare kind uses the
+    backend's defaults. ``overrides`` replace individual settings (``url=...``).
+    """
+    key = kind_or_name.value if isinstance(kind_or_name, Enum) else str(kind_or_name).strip()
+    if settings is None:
+        from nbinfra.session import session
+
+        settings = session().settings
+    entries = connection_entries(settings)
+    raw: dict[str, Any] = dict(entries.get(key, {}))
+    kind = raw.get("kind") or key
+    if not isinstance(kind, str):
+        kind = str(getattr(kind, "value", kind))
+    try:
+        cls = ConnectionRegistry.get(kind)
+    except UnknownKindError as exc:
+        raise _unknown(key, kind, entries) from exc
+    raw["kind"] = cls.kind or kind.lower()
+    raw.update(overrides)
+    config = validate(cls.settings_class, raw, f"connections.{key}", settings)
+    return cls(config, name=key)
+
+
+def _unknown(key: str, kind: str, entries: dict[str, dict[str, Any]]) -> UnknownKindError:
+    kinds = ConnectionRegistry.kinds()
+    names = sorted(entries)
+    if key in entries:
+        close = difflib.get_close_matches(kind.lower(), kinds, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return UnknownKindError(
+            f"Connection '{key}' has unknown kind '{kind}'. Kinds: {', '.join(kinds)}.{hint}"
+        )
+    close = difflib.get_close_matches(key, names + kinds, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return UnknownKindError(
+        f"No connection named or of kind '{key}'. Configured names: "
+        f"{', '.join(names) or '(none)'}; kinds: {', '.join(kinds)}.{hint}"
+    )
+
+
+class ConnectionFactory:
+    """The seed's factory: ``ConnectionFactory.get_connection_manager(ConnectionType.POSTGRES)``."""
+
+    registry = ConnectionRegistry
+
+    @staticmethod
+    def get_connection_manager(
+        kind_or_name: str | ConnectionType,
+        *,
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> ConnectionManager:
+        return get_connection_manager(kind_or_name, settings=settings, **overrides)
+
+    @staticmethod
+    def available() -> list[str]:
+        """Every registered kind."""
+        return ConnectionRegistry.kinds()

@@ -1,0 +1,120 @@
+"""``nbinfra.conn(name)``: a synchronous handle on a session's connection manager.
+
+``SyncConnection.query(sql)`` runs on nbinfra's background loop (``_loop.run_sync``), or
+on the caller's thread for in-process backends (``direct_sync``, e.g. DuckDB), where the
+loop hop would only add latency. Every other coroutine method of the manager is available
+synchronously by attribute: ``conn.upsert(...)`` runs ``await manager.upsert(...)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from nbinfra import _loop
+from nbinfra.connections.base import BaseConnectionManager, ConnectionManager
+from nbinfra.connections.types import HealthStatus, QueryResult
+
+__all__ = ["COMPONENT", "DEFAULT_CONNECTION", "SyncConnection", "conn"]
+
+COMPONENT = "connection"
+DEFAULT_CONNECTION = "duckdb"  # the embedded SQL default (DESIGN.md section 5)
+
+
+class SyncConnection:
+    """Synchronous twin of a connection manager (the manager lives in the session)."""
+
+    def __init__(self, manager: ConnectionManager) -> None:
+        self.manager = manager
+
+    @property
+    def name(self) -> str:
+        return self.manager.name
+
+    @property
+    def kind(self) -> str:
+        return self.manager.kind
+
+    @property
+    def target(self) -> str:
+        return self.manager.target
+
+    def query(self, query: Any, params: Any = None, limit: int | None = None) -> QueryResult:
+        """Run ``query`` with bound ``params`` and return its rows."""
+        manager = self.manager
+        if manager.direct_sync and isinstance(manager, BaseConnectionManager):
+            return manager.execute_query_sync(query, params, limit=limit)
+        return _loop.run_sync(manager.execute_query(query, params, limit=limit))
+
+    def health(self) -> HealthStatus:
+        """Ping the backend now."""
+        return _loop.run_sync(self.manager.health_check())
+
+    def is_healthy(self) -> bool:
+        return self.manager.is_healthy()
+
+    def connect(self) -> SyncConnection:
+        _loop.run_sync(self.manager.connect())
+        return self
+
+    def close(self) -> None:
+        _loop.run_sync(self.manager.disconnect())
+
+    def __enter__(self) -> SyncConnection:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self.manager, name)
+        if inspect.iscoroutinefunction(attr):
+            return _sync_method(attr)
+        if inspect.isasyncgenfunction(attr):
+            return _sync_iter(attr)
+        return attr
+
+    def __dir__(self) -> list[str]:
+        public = [n for n in dir(self.manager) if not n.startswith("_")]
+        return sorted(set(super().__dir__()) | set(public))
+
+    def __repr__(self) -> str:
+        return f"<SyncConnection {self.manager!r}>"
+
+
+def _sync_method(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return _loop.run_sync(method(*args, **kwargs))
+
+    return call
+
+
+def _sync_iter(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return _loop.iterate_sync(method(*args, **kwargs))
+
+    return call
+
+
+def conn(name: str | None = None, **overrides: Any) -> SyncConnection:
+    """The session's connection ``name`` (a configured name or a kind; default DuckDB).
+
+    The manager is created on first use and kept in ``nbinfra.session()``; ``overrides``
+    only apply when it is created.
+    """
+    from nbinfra.connections.factory import get_connection_manager
+    from nbinfra.session import session
+
+    current = session()
+    key = name or str(current.settings.get("default_connection", DEFAULT_CONNECTION))
+
+    def create() -> ConnectionManager:
+        return get_connection_manager(key, settings=current.settings, **overrides)
+
+    return SyncConnection(current.get(COMPONENT, key, create))
