@@ -60,6 +60,7 @@ class GoogleProvider(BaseLLMProvider):
     env_key = "GOOGLE_API_KEY"
     default_model = "gemini-2.0-flash"
     default_embedding_model = "gemini-embedding-001"
+    extra_settings = frozenset({"api_version"})
 
     @property
     def api_version(self) -> str:

@@ -34,6 +34,7 @@ class HuggingFaceProvider(BaseLLMProvider):
     kind = "huggingface"
     env_key = "HF_TOKEN"
     default_model = "meta-llama/Llama-3.1-8B-Instruct"
+    extra_settings = frozenset({"provider"})
 
     def _create_client(self) -> Any:
         return self._new_client(self.timeout)

@@ -36,6 +36,7 @@ class OllamaProvider(BaseLLMProvider):
     needs_key = False
     default_model = "llama3.2"
     default_embedding_model = "nomic-embed-text"
+    extra_settings = frozenset({"keep_alive", "num_ctx"})
 
     @property
     def host(self) -> str:

@@ -171,3 +171,11 @@ async def test_no_server_says_how_to_start_ollama() -> None:
     with pytest.raises(ProviderServerError, match="ollama serve"):
         await llm.generate("hi")
     await llm.aclose()
+
+
+def test_misspelt_setting_is_refused_with_a_suggestion(wire_factory: Wire) -> None:
+    from nbinfra.errors import ConfigError
+
+    server = wire_factory("ollama")
+    with pytest.raises(ConfigError, match=r"num_ctxx .*'num_ctx'"):
+        provider_for("ollama", server, extra={"num_ctxx": 4096})

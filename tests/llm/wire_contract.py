@@ -265,6 +265,15 @@ class WireContract:
         finally:
             llm.close()
 
+    def test_shipped_configuration_builds_the_provider(self, nbinfra_session: Any) -> None:
+        from nbinfra.config import load_settings
+        from nbinfra.llm import LLMFactory
+
+        conf = load_settings(environ={})
+        llm = LLMFactory.get_llm(self.kind, settings=conf, session=nbinfra_session)
+        assert llm.provider == self.kind and llm.model
+        assert llm.timeout > 0 and llm.retry.max_retries >= 0
+
     # -- secrets and imports -------------------------------------------------------
     async def test_key_never_in_errors_logs_or_reprs(
         self, wire_factory: Wire, caplog: pytest.LogCaptureFixture
