@@ -138,7 +138,7 @@ class OllamaProvider(BaseLLMProvider):
             resp.message.content or "",
             resp.model or None,
             _finish_reason(resp.done_reason),
-            _usage(resp),
+            self._usage(resp, messages, opts.model),
             resp,
         )
 
@@ -150,14 +150,23 @@ class OllamaProvider(BaseLLMProvider):
             async for part in stream:
                 text = part.message.content or "" if part.message is not None else ""
                 if part.done:
-                    yield Delta(
-                        text, _finish_reason(part.done_reason), _usage(part), part.model, part
-                    )
+                    usage = self._usage(part, messages, opts.model)
+                    yield Delta(text, _finish_reason(part.done_reason), usage, part.model, part)
                 elif text:
                     yield Delta(text, model=part.model or None, raw=part)
         finally:
             if own:
                 await client.close()
+
+    def _usage(self, resp: Any, messages: list[Message], model: str) -> Usage | None:
+        if resp.prompt_eval_count is None and resp.eval_count is None:
+            return None
+        output = int(resp.eval_count or 0)
+        if resp.prompt_eval_count:
+            return Usage(int(resp.prompt_eval_count), output)
+        # Some Ollama versions send no (or a zero) prompt_eval_count when the prompt came
+        # from their cache: count it ourselves and say so.
+        return Usage(self.count_tokens(messages, model).tokens, output, exact=False)
 
     async def _embed(self, texts: list[str], model: str) -> list[list[float]]:
         resp = await self.client.embed(model=model, input=texts)
@@ -221,12 +230,6 @@ class OllamaProvider(BaseLLMProvider):
                     provider=self.kind,
                 )
         return None
-
-
-def _usage(resp: Any) -> Usage | None:
-    if resp.prompt_eval_count is None and resp.eval_count is None:
-        return None
-    return Usage(int(resp.prompt_eval_count or 0), int(resp.eval_count or 0))
 
 
 def _finish_reason(reason: str | None) -> str | None:

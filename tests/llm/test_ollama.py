@@ -179,3 +179,22 @@ def test_misspelt_setting_is_refused_with_a_suggestion(wire_factory: Wire) -> No
     server = wire_factory("ollama")
     with pytest.raises(ConfigError, match=r"num_ctxx .*'num_ctx'"):
         provider_for("ollama", server, extra={"num_ctxx": 4096})
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_cached_prompt_without_prompt_eval_count_is_estimated_not_flagged(
+    wire_factory: Wire, stream: bool
+) -> None:
+    server = wire_factory("ollama")
+    llm = TestOllamaWire().make(server)
+    prompt = " ".join(f"word{i}" for i in range(500))
+    server.push(Reply("ok", usage=(0, 5)))  # the whole prompt came from Ollama's cache
+    if stream:
+        resp = [e async for e in llm.stream_events(prompt)][-1].response
+        assert resp is not None
+    else:
+        resp = await llm.generate(prompt)
+    assert resp.usage.exact is False and resp.usage.output_tokens == 5
+    assert resp.usage.input_tokens == llm.count_tokens(prompt).tokens
+    assert resp.warnings == []
+    await llm.aclose()
