@@ -198,3 +198,21 @@ async def test_cached_prompt_without_prompt_eval_count_is_estimated_not_flagged(
     assert resp.usage.input_tokens == llm.count_tokens(prompt).tokens
     assert resp.warnings == []
     await llm.aclose()
+
+
+async def test_default_llm_is_ollama_when_it_answers_and_no_key_is_set(
+    wire_factory: Wire, nbinfra_session: object
+) -> None:
+    from nbinfra.config import Settings
+    from nbinfra.llm import LLMFactory
+    from nbinfra.llm.ollama import OllamaProvider
+
+    server = wire_factory("ollama")
+    server.push(Reply("local answer"))
+    conf = Settings.from_dict(
+        {"llm": {"providers": {"ollama": {"base_url": server.url, "model": MODEL}}}}, environ={}
+    )
+    llm = LLMFactory.get_llm(settings=conf, session=nbinfra_session)  # type: ignore[arg-type]
+    assert isinstance(llm, OllamaProvider) and llm.model == MODEL
+    assert (await llm.generate("hi")).content == "local answer"
+    await llm.aclose()
