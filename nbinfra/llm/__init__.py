@@ -17,18 +17,27 @@ from nbinfra.registry import Registry
 
 if TYPE_CHECKING:
     from nbinfra.llm.base import BaseLLMProvider
-    from nbinfra.llm.factory import LLMFactory, ProviderStatus, provider_statuses
+    from nbinfra.llm.context import Chat, ContextWindowManager
+    from nbinfra.llm.factory import LLMFactory, ProviderStatus, get_llm, provider_statuses
+    from nbinfra.llm.replay import ResponseStore, use_response_store
     from nbinfra.llm.sync import SyncLLM
+    from nbinfra.llm.types import LLMResponse, Message
 
 __all__ = [
     "BaseLLMProvider",
+    "Chat",
+    "ContextWindowManager",
     "LLMFactory",
     "LLMProvider",
     "LLMRegistry",
+    "LLMResponse",
+    "Message",
     "ProviderStatus",
+    "ResponseStore",
     "SyncLLM",
     "get_llm",
     "provider_statuses",
+    "use_response_store",
 ]
 
 
@@ -57,11 +66,17 @@ LLMRegistry: Registry[BaseLLMProvider] = Registry(
 
 _LAZY = {
     "BaseLLMProvider": "nbinfra.llm.base:BaseLLMProvider",
+    "Chat": "nbinfra.llm.context:Chat",
+    "ContextWindowManager": "nbinfra.llm.context:ContextWindowManager",
     "LLMFactory": "nbinfra.llm.factory:LLMFactory",
+    "LLMResponse": "nbinfra.llm.types:LLMResponse",
+    "Message": "nbinfra.llm.types:Message",
     "ProviderStatus": "nbinfra.llm.factory:ProviderStatus",
+    "ResponseStore": "nbinfra.llm.replay:ResponseStore",
     "SyncLLM": "nbinfra.llm.sync:SyncLLM",
     "get_llm": "nbinfra.llm.factory:get_llm",
     "provider_statuses": "nbinfra.llm.factory:provider_statuses",
+    "use_response_store": "nbinfra.llm.replay:use_response_store",
 }
 
 

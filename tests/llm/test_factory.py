@@ -225,3 +225,12 @@ def test_misspelt_provider_setting_is_refused(nbinfra_session: Any) -> None:
         LLMFactory.get_llm("openai", settings=conf, session=nbinfra_session)
     ok = settings(providers={"azure": {"endpoint": "https://x.example", "api_version": "v1"}})
     assert LLMFactory.get_llm("azure", settings=ok, session=nbinfra_session).provider == "azure"
+
+
+def test_llm_package_names_resolve_lazily() -> None:
+    names = nbinfra.llm.__all__
+    assert names == sorted(names)
+    for name in names:
+        assert getattr(nbinfra.llm, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        nbinfra.llm.nope  # noqa: B018
