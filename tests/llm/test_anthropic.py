@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nbinfra.llm.anthropic import JSON_INSTRUCTION
@@ -24,6 +26,10 @@ class TestAnthropicWire(WireContract):
         b'data: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'
         b"\n\n"
     )
+
+    def sdk_read_timeout(self, client: Any) -> float:
+        assert client.max_retries == 0
+        return float(client.timeout.read)
 
 
 def _key_sent(request: object) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nbinfra.errors import AuthenticationError
@@ -23,6 +25,12 @@ class TestGoogleWire(WireContract):
         b'data: {"error": {"code": 503, "message": "The model is overloaded.", '
         b'"status": "UNAVAILABLE"}}\r\n\r\n'
     )
+
+    def sdk_read_timeout(self, client: Any) -> float:
+        options = client._api_client._http_options
+        assert options.retry_options.attempts == 1
+        assert options.httpx_async_client.timeout.read == options.timeout / 1000
+        return float(options.timeout) / 1000
 
 
 async def test_generate_request_path_key_and_generation_config(wire_factory: Wire) -> None:

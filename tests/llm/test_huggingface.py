@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nbinfra.testing_llm import Reply, header
@@ -20,6 +22,9 @@ class TestHuggingFaceWire(WireContract):
     sdk = "huggingface_hub"
     cut_after = 3  # the role chunk, then two text chunks
     error_event = b'data: {"error": "Model is overloaded", "error_type": "overloaded"}\n\n'
+
+    def sdk_read_timeout(self, client: Any) -> float:
+        return float(client.timeout)  # the SDK's default is none at all
 
 
 async def test_request_path_token_and_options(wire_factory: Wire) -> None:

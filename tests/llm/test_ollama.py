@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,9 @@ class TestOllamaWire(WireContract):
     sdk = "ollama"
     cut_after = 2
     error_event = b'{"error": "server overloaded, please retry shortly"}\n'
+
+    def sdk_read_timeout(self, client: Any) -> float:
+        return float(client._client.timeout.read)
 
 
 async def test_chat_request_options_and_eval_counts(wire_factory: Wire) -> None:

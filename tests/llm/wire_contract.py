@@ -91,6 +91,17 @@ class WireContract:
         assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.exact) == (5, 2, True)
         await llm.aclose()
 
+    def sdk_read_timeout(self, client: Any) -> float:
+        """The read timeout the SDK client was given (per provider)."""
+        raise NotImplementedError
+
+    async def test_sdk_client_gets_our_timeout_and_no_retries_of_its_own(
+        self, wire_factory: Wire
+    ) -> None:
+        llm = self.make(wire_factory(self.kind), timeout=7.5)
+        assert self.sdk_read_timeout(llm.client) == pytest.approx(7.5)
+        await llm.aclose()
+
     # -- faults --------------------------------------------------------------------
     async def test_rejected_key_is_authentication_error_naming_the_variable(
         self, wire_factory: Wire
