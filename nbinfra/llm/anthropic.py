@@ -50,6 +50,12 @@ def finish_reason(value: str | None) -> str | None:
     return FINISH_REASONS.get(value, value) if value else None
 
 
+def _prompt_tokens(usage: object) -> int:
+    """The whole prompt: Anthropic counts cache reads and writes apart from input_tokens."""
+    names = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    return sum(int(getattr(usage, name, None) or 0) for name in names)
+
+
 @LLMRegistry.register(LLMProvider.ANTHROPIC)
 class AnthropicProvider(BaseLLMProvider):
     """Claude models through ``anthropic.AsyncAnthropic`` (its retries off, ours on)."""
@@ -126,7 +132,7 @@ class AnthropicProvider(BaseLLMProvider):
         text = "".join(block.text for block in resp.content if getattr(block, "type", "") == "text")
         usage = None
         if resp.usage is not None:
-            usage = Usage(int(resp.usage.input_tokens or 0), int(resp.usage.output_tokens or 0))
+            usage = Usage(_prompt_tokens(resp.usage), int(resp.usage.output_tokens or 0))
         return Completion(text, resp.model or None, finish_reason(resp.stop_reason), usage, resp)
 
     async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
@@ -141,7 +147,7 @@ class AnthropicProvider(BaseLLMProvider):
                 if kind == "message_start":
                     model = event.message.model or None
                     if event.message.usage is not None:
-                        input_tokens = event.message.usage.input_tokens
+                        input_tokens = _prompt_tokens(event.message.usage)
                         output_tokens = event.message.usage.output_tokens
                 elif kind == "content_block_delta":
                     text = getattr(event.delta, "text", None)
@@ -153,7 +159,7 @@ class AnthropicProvider(BaseLLMProvider):
                     if usage is not None:
                         output_tokens = usage.output_tokens
                         if getattr(usage, "input_tokens", None):
-                            input_tokens = usage.input_tokens
+                            input_tokens = _prompt_tokens(usage)
                 elif kind == "message_stop":
                     usage_now = None
                     if input_tokens is not None and output_tokens is not None:

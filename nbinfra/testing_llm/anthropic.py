@@ -72,8 +72,8 @@ class AnthropicFormat(WireFormat):
     def stream_events(self, reply: Reply, request: Request) -> list[bytes]:
         start = self._message(reply, request, [])
         start["stop_reason"] = None
-        i, o = reply.usage or (0, 0)
-        start["usage"] = {"input_tokens": i, "output_tokens": 1}
+        o = reply.usage[1] if reply.usage else 0
+        start["usage"] = {**start["usage"], "output_tokens": 1}  # output counted in message_delta
         out = [
             _sse("message_start", {"type": "message_start", "message": start}),
             _sse(

@@ -139,3 +139,26 @@ async def test_temperature_above_one_is_refused_before_sending(wire_factory: Wir
         await llm.generate("hi", temperature=1.5)
     assert server.requests == []
     await llm.aclose()
+
+
+async def test_prompt_tokens_include_cache_reads_and_writes(wire_factory: Wire) -> None:
+    server = wire_factory("anthropic")
+    fmt = server.formats["anthropic"]
+    original = fmt._message
+
+    def cached(reply: Reply, request: Any, content: list[Any]) -> dict[str, Any]:
+        out = original(reply, request, content)
+        out["usage"].update(cache_read_input_tokens=100, cache_creation_input_tokens=20)
+        return out
+
+    fmt._message = cached  # type: ignore[method-assign]
+    try:
+        llm = TestAnthropicWire().make(server)
+        server.push(Reply("x", usage=(3, 1)), Reply(chunks=["y"], usage=(3, 1)))
+        resp = await llm.generate("hi")
+        final = [e async for e in llm.stream_events("hi")][-1].response
+    finally:
+        del fmt._message
+    assert resp.usage.input_tokens == 123
+    assert final is not None and final.usage.input_tokens == 123
+    await llm.aclose()
