@@ -20,6 +20,7 @@ class TestAnthropicWire(WireContract):
     kind = "anthropic"
     model = MODEL
     sdk = "anthropic"
+    always_reports_usage = True  # usage is a required field of every message
     cut_after = 5  # message_start, content_block_start, ping, then two text deltas
     error_event = (
         b"event: error\n"

@@ -47,6 +47,7 @@ class WireContract:
     model: ClassVar[str] = ""
     sdk: ClassVar[str] = ""  # top-level module of the provider's SDK
     cut_after: ClassVar[int] = 2
+    always_reports_usage: ClassVar[bool] = False
     error_event: ClassVar[bytes] = b""  # how the format reports "overloaded" mid-stream
 
     def make(self, server: LLMWireServer, **overrides: Any) -> BaseLLMProvider:
@@ -80,6 +81,18 @@ class WireContract:
         assert 0 < final.time_to_first_token <= final.latency
         deltas = [t async for t in llm.stream_generate("again")]
         assert "".join(deltas) == server.default.text
+        await llm.aclose()
+
+    async def test_stream_without_reported_usage_is_estimated(self, wire_factory: Wire) -> None:
+        if self.always_reports_usage:
+            pytest.skip(f"{self.kind} always reports usage")
+        server = wire_factory(self.kind)
+        server.push(Reply("one two three four", usage=None))
+        llm = self.make(server)
+        final = (await self.events(llm, "count please"))[-1].response
+        assert final is not None and final.content == "one two three four"
+        assert final.usage.exact is False
+        assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0
         await llm.aclose()
 
     async def test_generate_reports_length_finish(self, wire_factory: Wire) -> None:
