@@ -25,6 +25,7 @@ __all__ = ["OllamaProvider"]
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d+)", re.M)
+_QUOTED = re.compile(r"""model ["']([^"']+)["']""")
 
 
 @LLMRegistry.register(LLMProvider.OLLAMA)
@@ -103,18 +104,7 @@ class OllamaProvider(BaseLLMProvider):
 
     # -- hooks ---------------------------------------------------------------------
     async def _check_model(self) -> int | None:
-        import ollama
-
-        try:
-            info = await self.client.show(self.model)
-        except ollama.ResponseError as exc:
-            if exc.status_code == 404:
-                raise BadRequestError(
-                    f"Model '{self.model}' is not pulled in Ollama at {mask_url(self.host)}: "
-                    f"run `ollama pull {self.model}`.",
-                    provider=self.kind,
-                ) from exc
-            raise
+        info = await self.client.show(self.model)  # 404 when not pulled: see _map_error
         if self.num_ctx:
             return self.num_ctx
         match = _NUM_CTX.search(info.parameters or "")
@@ -198,9 +188,11 @@ class OllamaProvider(BaseLLMProvider):
         if isinstance(exc, ollama.ResponseError):
             message = " ".join(str(exc.error).split())[:300]
             if exc.status_code == 404 and "not found" in message:
+                named = _QUOTED.search(message)
+                model = named.group(1) if named else "<model>"
                 return BadRequestError(
-                    f"Ollama at {where}: {message}; run `ollama pull <model>` "
-                    "or pick a pulled model (`ollama list`).",
+                    f"Model '{model}' is not pulled in Ollama at {where}: run "
+                    f"`ollama pull {model}`, or pick a pulled one (`ollama list`).",
                     provider=self.kind,
                 )
             if exc.status_code < 0:  # an error line inside a stream
