@@ -224,3 +224,17 @@ def test_completion_of_providers_and_models(ip: TestingShell, llm_session: Sessi
     assert complete.complete(ip._nbinfra_magics, Event()) == ["gpt-4o-mini"]
     Event.line = "%llm "
     assert "replay" in complete.complete(ip._nbinfra_magics, Event())
+
+
+def test_config_streaming_and_default_format(
+    ip: TestingShell, llm_session: Session, wire: LLMWireServer
+) -> None:
+    ip.run_line_magic("config", "NbinfraMagics.streaming = False")
+    ip.run_line_magic("config", "NbinfraMagics.default_format = 'text'")
+    with capture_output() as cap:
+        ip.cell("%%llm -p openai\nno stream please")
+    assert _chat_body(wire).get("stream") in (None, False)
+    assert "text/markdown" not in cap.outputs[-1].data
+    ip.run_line_magic("config", "NbinfraMagics.default_format = 'yaml'")
+    with pytest.raises(UsageError, match="Unknown format 'yaml'"):
+        ip.cell("%%llm -p openai\nhi")
