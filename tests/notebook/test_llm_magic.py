@@ -13,7 +13,7 @@ from IPython.utils.capture import capture_output
 
 from nbinfra.errors import AuthenticationError, LLMError, ReplayMissError
 from nbinfra.session import Session, use_session
-from nbinfra.testing_llm import LLMWireServer, Reply
+from nbinfra.testing_llm import Fault, LLMWireServer, Reply
 from tests.notebook.conftest import TestingShell
 
 KEY = "sk-test-key-for-the-wire-server"
@@ -122,8 +122,14 @@ def test_chats_history_budget_reset(
 ) -> None:
     ip.cell("%%llm -p openai --chat c1 -s 'sys prompt'\nfirst question")
     ip.cell("%%llm -p openai --chat c1\nsecond question")
-    sent = [m["content"] for m in _chat_body(wire)["messages"]]
+    body = _chat_body(wire)
+    assert body["stream"] is True  # chats stream into the cell too
+    sent = [m["content"] for m in body["messages"]]
     assert sent[0] == "sys prompt" and "first question" in sent and sent[-1] == "second question"
+    wire.push(Fault.server_error(500), Fault.server_error(500), Fault.server_error(500))
+    with pytest.raises(LLMError):
+        ip.cell("%%llm -p openai --chat c1\nthis one fails")
+    wire.clear()
     chats = ip.run_line_magic("llm", "chats")
     assert chats.rows[0][0] == "c1" and chats.rows[0][1] == 5
     history = ip.run_line_magic("llm", "history c1")
