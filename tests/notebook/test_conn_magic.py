@@ -169,7 +169,7 @@ def test_health_panel_lists_connections(ip: TestingShell, duck: Session) -> None
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # XPASS once the manager is fixed: then drop this marker
     reason="DuckDB manager: the health check's fetchone() leaves an unfinished result, so "
     "the next query on that connection fails (nbinfra/connections/duckdb.py _ping_sync)",
 )
