@@ -8,11 +8,10 @@ no SDK: provider modules load through ``LLMRegistry`` on first use.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from nbinfra._callable import make_module_callable
 from nbinfra.registry import Registry
 
 if TYPE_CHECKING:
@@ -94,18 +93,15 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-class _CallableModule(types.ModuleType):
+def _facade(
+    provider_or_name: str | LLMProvider | None = None,
+    model: str | None = None,
+    **options: Any,
+) -> SyncLLM:
     """``nbinfra.llm("groq:llama-3.1-8b-instant")`` -> a ``SyncLLM`` from the session."""
+    from nbinfra.llm.sync import llm
 
-    def __call__(
-        self,
-        provider_or_name: str | LLMProvider | None = None,
-        model: str | None = None,
-        **options: Any,
-    ) -> SyncLLM:
-        from nbinfra.llm.sync import llm
-
-        return llm(provider_or_name, model, **options)
+    return llm(provider_or_name, model, **options)
 
 
-sys.modules[__name__].__class__ = _CallableModule
+make_module_callable(__name__, _facade)
