@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import time
+import warnings
 from typing import Any
 
 from benchmarks.harness import Comparison, interleave, interleave_async
@@ -35,7 +36,9 @@ def _value(i: int) -> dict[str, Any]:
 def run(smoke: bool = False) -> list[Comparison]:
     from nbinfra.testing import RedisServer
 
-    with RedisServer() as server:
+    with RedisServer() as server, warnings.catch_warnings():
+        # aiocache 0.12 calls redis-py APIs deprecated since 5.0 (setex, close).
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"aiocache\.")
         loop = asyncio.new_event_loop()
         try:
             results = _redis_comparisons(server, loop, smoke)
@@ -90,26 +93,28 @@ def _redis_comparisons(
             await aio.set(f"p{i}", values[i % batch], ttl=300)
             await aio.get(f"p{i}")
 
-    pairs = interleave_async(
-        {"nbinfra": nb_pairs, "redis.asyncio": raw_pairs, "aiocache": aio_pairs},
-        rounds=rounds,
-        ops=n_pairs,
-        loop=loop,
-    )
-    sizes = [10, 100] if smoke else [10, 100, 1_000, 10_000]
-    batches: list[Comparison] = []
-    for size in sizes:
-        batch_rounds = 2 if smoke else {10_000: 5, 1_000: 9}.get(size, 15)
-        batches += _batch_comparisons(svc, raw, loop, size, batch_rounds, judged=size == 1_000)
-
     async def close() -> None:
         await svc.clear()
         await raw.aclose()
         await aio.close()
         await provider.close()
 
-    loop.run_until_complete(close())
-    session.close()
+    sizes = [10, 100] if smoke else [10, 100, 1_000, 10_000]
+    batches: list[Comparison] = []
+    try:
+        pairs = interleave_async(
+            {"nbinfra": nb_pairs, "redis.asyncio": raw_pairs, "aiocache": aio_pairs},
+            rounds=rounds,
+            ops=n_pairs,
+            loop=loop,
+        )
+        for size in sizes:
+            batch_rounds = 2 if smoke else {10_000: 5, 1_000: 9}.get(size, 15)
+            judged = size == 1_000
+            batches += _batch_comparisons(svc, raw, loop, size, batch_rounds, judged=judged)
+    finally:
+        loop.run_until_complete(close())
+        session.close()
     workload = "set + get of a ~1 KB JSON value, sequential"
     return [
         Comparison(

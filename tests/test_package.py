@@ -154,3 +154,26 @@ def test_query_result_repr_stays_one_short_line() -> None:
         "QueryResult(200000 rows x 2 columns [a, b], rowcount=200000, elapsed=250.0 ms)"
     )
     assert result.dicts()[1] == {"a": 1, "b": "1"} and result.scalar() == 0
+
+
+def test_facades_are_callable_without_importing_subpackages_first() -> None:
+    code = (
+        "import nbinfra\n"
+        "c = nbinfra.cache('pkgtest', ttl=5)\n"
+        "c.set('k', {'v': 1})\n"
+        "assert c.get('k') == {'v': 1}\n"
+        "assert callable(nbinfra.llm) and callable(nbinfra.conn) and callable(nbinfra.session)\n"
+        "assert nbinfra.session() is nbinfra.session()\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

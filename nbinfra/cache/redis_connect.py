@@ -62,18 +62,21 @@ def make_client(cfg: RedisSettings, mode: str) -> Any:
         return client
     # Headroom over the gate for scans, which hold no gate while their caller works.
     pool_opts: dict[str, Any] = {**common, "max_connections": cfg.max_connections + 16}
+    tls: dict[str, Any] = {
+        "ssl_ca_certs": cfg.ssl_ca_certs,
+        "ssl_certfile": cfg.ssl_certfile,
+        "ssl_keyfile": cfg.ssl_keyfile,
+        "ssl_cert_reqs": cfg.ssl_cert_reqs,
+    }
     if cfg.url:
+        if cfg.url.lower().startswith("rediss://"):  # the URL says TLS; files come from config
+            pool_opts.update({k: v for k, v in tls.items() if v is not None})
         pool = aioredis.ConnectionPool.from_url(cfg.url, **pool_opts)
     else:
-        tls: dict[str, Any] = {}
         if cfg.ssl:
-            tls = {
-                "connection_class": aioredis.SSLConnection,
-                "ssl_ca_certs": cfg.ssl_ca_certs,
-                "ssl_certfile": cfg.ssl_certfile,
-                "ssl_keyfile": cfg.ssl_keyfile,
-                "ssl_cert_reqs": cfg.ssl_cert_reqs,
-            }
+            tls["connection_class"] = aioredis.SSLConnection
+        else:
+            tls = {}
         pool = aioredis.ConnectionPool(
             host=cfg.host,
             port=cfg.port,

@@ -29,7 +29,7 @@ import json
 import json.scanner
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -146,9 +146,16 @@ def to_tagged(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if dump is not None and callable(getattr(t, "model_validate", None)):
         return {TAG: "pydantic", "c": _class_path(t), "v": to_tagged(dump(mode="python"))}
-    if isinstance(value, (str, int, float)):  # subclasses (IntEnum handled above)
+    if isinstance(value, tuple) and hasattr(t, "_fields"):  # a namedtuple
+        return {TAG: "namedtuple", "c": _class_path(t), "v": [to_tagged(v) for v in value]}
+    # Other subclasses of builtins come back as the builtin (OrderedDict -> dict, ...).
+    if isinstance(value, (str, int, float)):  # IntEnum is handled above
         base = next(b for b in (bool, int, float, str) if isinstance(value, b))
         return to_tagged(base(value))
+    if isinstance(value, Mapping):
+        return to_tagged(dict(value))
+    if isinstance(value, (list, tuple)):
+        return to_tagged(list(value) if isinstance(value, list) else tuple(value))
     raise SerializationError(
         f"Cannot cache a {t.__module__}.{t.__qualname__} with the JSON serializer: store "
         "plain data, a dataclass or a pydantic model, or enable the pickle serializer."
@@ -186,6 +193,10 @@ def _rebuild_pydantic(v: Any, obj: dict[str, Any]) -> Any:
     return validate(from_tagged(v))
 
 
+def _rebuild_namedtuple(v: Any, obj: dict[str, Any]) -> Any:
+    return _untag_prebuilt({**obj, "v": [from_tagged(x) for x in v]})
+
+
 def _rebuild_enum(v: Any, obj: dict[str, Any]) -> Any:
     cls = _import_class(obj["c"])
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
@@ -208,6 +219,7 @@ _DECODERS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "enum": _rebuild_enum,
     "float": lambda v, _o: float(v),
     "frozenset": lambda v, _o: frozenset(from_tagged(x) for x in v),
+    "namedtuple": _rebuild_namedtuple,
     "pydantic": _rebuild_pydantic,
     "set": lambda v, _o: {from_tagged(x) for x in v},
     "time": _time,
@@ -257,6 +269,11 @@ def _untag_prebuilt(obj: dict[str, Any]) -> Any:
         if getattr(cls, "model_validate", None) is None:
             raise SerializationError(f"{obj['c']} is not a pydantic model; refusing to rebuild.")
         return cls.model_validate(v)
+    if tag == "namedtuple":
+        cls = _import_class(obj["c"])
+        if not (isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            raise SerializationError(f"{obj['c']} is not a namedtuple; refusing to rebuild it.")
+        return cls(*v)
     if tag == "enum":
         cls = _import_class(obj["c"])
         if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):

@@ -31,12 +31,13 @@ import difflib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from nbinfra._secrets import Secret, mask_url
 from nbinfra.errors import (
     AuthenticationError,
+    ConfigError,
     LLMError,
     ProviderTimeout,
     ReplayMissError,
@@ -102,6 +103,8 @@ class BaseLLMProvider(ABC):
     default_model: ClassVar[str] = ""
     default_embedding_model: ClassVar[str] = ""
     stand_in: ClassVar[bool] = False  # True for the offline fake
+    # Provider-specific settings accepted under llm.providers.<kind> (land in ``extra``).
+    extra_settings: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -132,6 +135,7 @@ class BaseLLMProvider(ABC):
         if max_retries is not None:
             updates["max_retries"] = int(max_retries)
         self.settings = replace(settings, **updates) if updates else settings
+        self._check_extra()
         self.name = name or self.kind
         self._session = session
         self._store = response_store
@@ -504,6 +508,20 @@ class BaseLLMProvider(ABC):
             out[key] = check_option(key, value)
         return out
 
+    def _check_extra(self) -> None:
+        for key in self.settings.extra:
+            if key in self.extra_settings:
+                continue
+            known = sorted(
+                {f.name for f in fields(ProviderSettings)} - {"extra"} | self.extra_settings
+            )
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"llm.providers.{self.kind}.{key} is not a setting of {self.kind}; "
+                f"use {', '.join(known)}.{hint}"
+            )
+
     def _require_key(self) -> None:
         if self.needs_key and not self.settings.api_key:
             raise AuthenticationError(
@@ -527,6 +545,14 @@ class BaseLLMProvider(ABC):
         if found is None:
             self._require_key()
             found = self._clients[loop] = self._create_client()
+            log.info(
+                "llm %s: client ready (%s, timeout %g s, connect %g s, retries %d)",
+                self.name,
+                mask_url(self.base_url) if self.base_url else "default endpoint",
+                self.timeout,
+                self.connect_timeout,
+                self.retry.max_retries,
+            )
         return found
 
     def _call_timeout(self, opts: CallOptions) -> float:

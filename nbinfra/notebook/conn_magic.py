@@ -81,13 +81,19 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
     else:
         statements = [query.strip()]
     results = []
-    for statement in statements:
-        params: dict[str, Any] | None = None
-        if kind in SQL_KINDS:
-            params = sql_params(statement, ChainMap(extra, ns)) or None
-        elif extra:
-            params = extra
-        results.append(conn.query(statement, params, limit=args.limit))
+    script = getattr(conn.manager, "execute_script", None)
+    if len(statements) > 1 and args.limit is None and script is not None:
+        # One call on one connection, so BEGIN ... COMMIT/ROLLBACK spans the statements.
+        params = sql_params(query, ChainMap(extra, ns)) or None
+        results = list(conn.execute_script(query, params))
+    else:
+        for statement in statements:
+            params = None
+            if kind in SQL_KINDS:
+                params = sql_params(statement, ChainMap(extra, ns)) or None
+            elif extra:
+                params = extra
+            results.append(conn.query(statement, params, limit=args.limit))
     ns["_conn"] = results[-1]
     if args.output:
         ns[args.output] = results[-1] if len(results) == 1 else results

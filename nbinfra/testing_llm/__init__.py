@@ -2,7 +2,8 @@
 
 An ``LLMWireServer`` runs on ``nbinfra.testing.LocalHTTPServer`` and answers in one or
 more ``WireFormat``\\ s, one module per provider family in this package
-(``nbinfra.testing_llm.openai``: ``openai``, ``azure``, ``groq``), named in ``FORMATS``.
+(``nbinfra.testing_llm.openai``: ``openai``, ``azure``, ``groq``; ``anthropic``,
+``google``, ``huggingface``, ``ollama`` in their own modules), named in ``FORMATS``.
 Point the official SDK at ``server.base_url(fmt)`` and script what it answers::
 
     with LLMWireServer("openai") as server:
@@ -240,8 +241,12 @@ def embedding_for(text: str, dim: int = 8) -> list[float]:
 # Format name -> "module:Class", imported when a server first uses it. Add yours here
 # (one module per provider family under nbinfra/testing_llm/).
 FORMATS: dict[str, str] = {
+    "anthropic": "nbinfra.testing_llm.anthropic:AnthropicFormat",
     "azure": "nbinfra.testing_llm.openai:AzureFormat",
+    "google": "nbinfra.testing_llm.google:GoogleFormat",
     "groq": "nbinfra.testing_llm.openai:GroqFormat",
+    "huggingface": "nbinfra.testing_llm.huggingface:HuggingFaceFormat",
+    "ollama": "nbinfra.testing_llm.ollama:OllamaFormat",
     "openai": "nbinfra.testing_llm.openai:OpenAIFormat",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import enum
 import json
@@ -48,6 +49,23 @@ def test_tagged_values_and_a_dict_that_looks_like_a_tag() -> None:
     }
     back = ser.loads(ser.dumps(value))
     assert back == value and back["enum"] is Color.RED and back["int_enum"] is Level.HIGH
+
+
+Pair = collections.namedtuple("Pair", "left right")
+
+
+@pytest.mark.parametrize("name", ["json", "msgpack"])
+def test_builtin_subclasses(name: str) -> None:
+    ser = get_serializer(name)
+    value = {
+        "pair": Pair(1, (2, 3)),
+        "ordered": collections.OrderedDict(b=1, a=2),
+        "counter": collections.Counter("aab"),
+    }
+    back = ser.loads(ser.dumps(value))
+    assert back == value
+    assert type(back["pair"]) is Pair and back["pair"].right == (2, 3)
+    assert type(back["ordered"]) is dict  # a dict subclass comes back as a dict
 
 
 def test_unknown_types_fail_clearly() -> None:

@@ -1,8 +1,9 @@
-"""Redis Cluster (three local primaries) and Sentinel (one sentinel over a primary)."""
+"""Redis Cluster (three local primaries), Sentinel (one sentinel over a primary), TLS."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from nbinfra.cache import CacheService
 from nbinfra.cache.redis import RedisCacheProvider
+from nbinfra.errors import CacheUnavailableError
 from nbinfra.session import Session
 from nbinfra.testing import (
     RedisServer,
@@ -182,3 +184,98 @@ async def test_sentinel_finds_the_primary(
         assert await svc.clear() == 1
     finally:
         await provider.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A TLS-only redis-server with a self-signed certificate for 127.0.0.1."""
+    openssl, binary = shutil.which("openssl"), find_redis_server()
+    if openssl is None or binary is None:
+        service_unavailable("redis over TLS", "needs openssl and redis-server")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    if made.returncode != 0:
+        service_unavailable("redis over TLS", made.stderr.decode()[-200:])
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--tls-ca-cert-file",
+            str(cert),
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                service_unavailable("redis over TLS", "this redis-server has no TLS support")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port, cert
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+async def test_tls_by_url_and_by_settings(tls_server: tuple[int, Path], session: Session) -> None:
+    port, cert = tls_server
+    by_url = RedisCacheProvider(
+        url=f"rediss://127.0.0.1:{port}/0", ssl_ca_certs=str(cert), socket_connect_timeout=5
+    )
+    by_settings = RedisCacheProvider(
+        host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(cert), socket_connect_timeout=5
+    )
+    untrusted = RedisCacheProvider(url=f"rediss://127.0.0.1:{port}/0", socket_connect_timeout=5)
+    try:
+        await CacheService("tls", provider=by_url, session=session).set("k", {"secure": True})
+        got = await CacheService("tls", provider=by_settings, session=session).get("k")
+        assert got == {"secure": True}
+        assert by_settings.target == f"rediss://127.0.0.1:{port}/0"
+        with pytest.raises(CacheUnavailableError, match=f"127.0.0.1:{port}"):
+            await CacheService("tls", provider=untrusted, session=session).get("k")
+    finally:
+        for provider in (by_url, by_settings, untrusted):
+            await provider.close()

@@ -51,5 +51,6 @@ def ip(_shell: TestingShell) -> Iterator[TestingShell]:
         yield _shell
     finally:
         _shell.run_line_magic("unload_ext", "nbinfra")
+        _shell.config.pop("NbinfraMagics", None)  # %config set by a test stays with the shell
         _shell.user_ns.clear()
         _shell.init_user_ns()

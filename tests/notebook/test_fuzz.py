@@ -216,3 +216,19 @@ def test_conn_lines_run(ip: TestingShell, offline: Session, line: str) -> None:
                 call()
             except Exception as exc:  # noqa: BLE001 - the check is what this test is about
                 _check(exc)
+
+
+@FUZZ
+@given(line=_line(LLM_WORDS))
+def test_llm_lines_run(ip: TestingShell, offline: Session, line: str) -> None:
+    """Executed for real on the offline fake provider, line and cell form."""
+    ip.user_ns["x"] = 1
+    with capture_output():
+        for call in (
+            lambda: ip.run_line_magic("llm", line),
+            lambda: ip.run_cell_magic("llm", line, "a prompt about {x}"),
+        ):
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - the check is what this test is about
+                _check(exc)
