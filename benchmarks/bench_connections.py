@@ -86,6 +86,8 @@ def _duckdb(n: int, rounds: int, judged: bool) -> Comparison:
             "The facade calls DuckDB on the caller's thread; the awaited path shows the "
             "cost of a worker-thread hop."
         ),
+        limits="a fixed per-query cost (settings, cursor, QueryResult) that weighs on small "
+        "results; the DataFrame conversion itself is DuckDB's own",
         extra={"size": n},
     )
 
@@ -164,6 +166,9 @@ def _postgres(smoke: bool) -> list[Comparison]:
             max_ratio=1.1,
             notes="embedded PostgreSQL 18 over a Unix socket; nbinfra goes through its loop "
             "thread and psycopg's async pool",
+            limits="the facade's path: a hop onto nbinfra's loop, psycopg's async driver "
+            "through a pool (raw: sync psycopg on the caller's thread), rows kept as tuples "
+            "in a QueryResult before the DataFrame is built",
         )
     ]
 
