@@ -181,7 +181,7 @@ def _comparison(
     )
 
 
-# What bounds the overhead when a target is missed (read from profiles, not guessed).
+# What bounds the overhead, shown in the report when a target is missed.
 _WRAPPER = (
     "the manager's per-call work on top of the engine call: query-vector validation, "
     "the collection-info lookup and the retry/timeout wrapper (asyncio.wait_for starts a "
