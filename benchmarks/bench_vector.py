@@ -191,10 +191,11 @@ _LIMITS = {
     ("qdrant", "search"): _WRAPPER,
     ("chromadb", "search"): _WRAPPER,
     ("pgvector", "search"): (
-        "the manager runs psycopg's async driver through a connection pool, the raw "
-        "contender sync psycopg on one connection: each query pays the asyncio round trips, "
-        "the pool checkout and the manager's per-call wrapper (asyncio.wait_for starts a "
-        "task per call) on a sub-millisecond query"
+        "not one cost but four on a ~1 ms query: the manager's connections set "
+        "hnsw.iterative_scan = strict_order (so filtered searches still return top_k; the "
+        "raw contender's connection does not, and the setting alone slows an unfiltered "
+        "HNSW search), psycopg's async driver (raw: sync psycopg), the pool checkout, and "
+        "the per-call wrapper (asyncio.wait_for starts a task per call)"
     ),
 }
 
