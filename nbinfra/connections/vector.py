@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ Ids = Sequence[str | int]
 
 _OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte")
 _SCALARS = (str, int, float, bool)
+_PORTABLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -285,8 +287,18 @@ class VectorStore(ConnectionManager):
     async def create_collection(
         self, name: str, dim: int, distance: str = "cosine", *, exist_ok: bool = False
     ) -> None:
-        """Create ``name`` for ``dim``-sized vectors; ``exist_ok`` accepts a matching one."""
+        """Create ``name`` for ``dim``-sized vectors; ``exist_ok`` accepts a matching one.
+
+        Names follow the one rule all three stores accept (so a collection can move between
+        them): 3-63 letters, digits, ``.``, ``_`` or ``-``, starting and ending with a letter
+        or digit.
+        """
         self._check_name(name)
+        if not _PORTABLE_NAME.match(name):
+            raise ValueError(
+                f"Collection name {name!r}: use 3-63 letters, digits, '.', '_' or '-', "
+                "starting and ending with a letter or digit (accepted by every vector store)."
+            )
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}.")
         if distance not in DISTANCES:

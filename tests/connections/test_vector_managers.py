@@ -148,3 +148,21 @@ def test_sync_facade_reaches_vector_methods(tmp_path: Path) -> None:
         assert conn.health().ok
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "chromadb"])
+async def test_worker_thread_path_when_not_inline(kind: str, tmp_path: Path) -> None:
+    manager: VectorStore
+    if kind == "qdrant":
+        manager = QdrantConnectionManager(inline=False)
+    else:
+        manager = ChromaConnectionManager(path=str(tmp_path / "c"), inline=False)
+    async with manager:
+        await manager.add_texts("fruit", ["red apples", "green pears"])
+        assert manager._executor is not None  # type: ignore[attr-defined]
+        hits = await manager.search_text("fruit", "green pears", top_k=1)
+        assert hits[0].id == "1" and hits[0].payload == {"text": "green pears"}
+    inline = QdrantConnectionManager()
+    async with inline:
+        await inline.add_texts("fruit", ["x"])
+        assert inline._executor is None  # type: ignore[attr-defined]

@@ -106,6 +106,12 @@ async def test_collection_lifecycle(store: VectorStore, name: str) -> None:
         await store.drop_collection(name, missing_ok=False)
 
 
+@pytest.mark.parametrize("bad", ["ab", "-abc", "abc-", "with space", "x" * 64, "ünï"])
+async def test_collection_names_follow_one_portable_rule(store: VectorStore, bad: str) -> None:
+    with pytest.raises(ValueError, match="3-63 letters"):
+        await store.create_collection(bad, DIM)
+
+
 async def test_missing_collection_is_one_line_error(store: VectorStore, name: str) -> None:
     with pytest.raises(QueryError) as info:
         await store.search(name, [1.0] * DIM)
