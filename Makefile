@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= all,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck clean
+.PHONY: install test lint typecheck clean bench
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,11 +19,16 @@ test: lint typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check nbinfra tests
-	$(PY) -m ruff format --check nbinfra tests
+	$(PY) -m ruff check nbinfra tests benchmarks
+	$(PY) -m ruff format --check nbinfra tests benchmarks
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .nbinfra
+
+## bench: every side-by-side comparison at full size -> benchmarks/RESULTS.md
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS),bench]"
+	$(PY) -m benchmarks

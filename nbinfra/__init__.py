@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# name -> "module:attribute", imported on first access.
+# name -> "module:attribute" (or a module that is callable), imported on first access.
 _LAZY: dict[str, str] = {
     "Registry": "nbinfra.registry:Registry",
     "Secret": "nbinfra._secrets:Secret",
@@ -51,7 +51,7 @@ _LAZY: dict[str, str] = {
     "Settings": "nbinfra.config:Settings",
     "conn": "nbinfra.connections.sync:conn",
     "load_settings": "nbinfra.config:load_settings",
-    "session": "nbinfra.session:session",
+    "session": "nbinfra.session",
     "use_session": "nbinfra.session:use_session",
 }
 
@@ -96,7 +96,8 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'nbinfra' has no attribute {name!r}")
     module_name, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module_name), attr)
+    module = importlib.import_module(module_name)
+    value = getattr(module, attr) if attr else module
     globals()[name] = value
     return value
 

@@ -70,6 +70,7 @@ class _LoopThread:
 _lock = threading.Lock()
 _current: _LoopThread | None = None
 _closers: list[Callable[[], Awaitable[None]]] = []
+_stopped = False  # set at interpreter exit: no new loop may start after shutdown
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
@@ -78,6 +79,8 @@ def get_loop() -> asyncio.AbstractEventLoop:
     current = _current
     if current is not None and current.pid == os.getpid() and current.thread.is_alive():
         return current.loop
+    if _stopped:
+        raise LoopError("nbinfra's event loop has shut down (the interpreter is exiting).")
     with _lock:
         current = _current
         if current is None or current.pid != os.getpid() or not current.thread.is_alive():
@@ -178,7 +181,8 @@ def iterate_sync(agen: AsyncIterator[T], timeout: float | None = None) -> Iterat
             yield item
     finally:
         aclose = getattr(agen, "aclose", None)
-        if aclose is not None and not in_loop_thread():
+        # After shutdown the loop closed every async generator itself.
+        if aclose is not None and not in_loop_thread() and not _stopped:
             try:
                 run_sync(aclose(), _CANCEL_GRACE)
             except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - keep the cause
@@ -220,6 +224,12 @@ def shutdown(timeout: float = 5.0) -> None:
     _current = None
 
 
+def _atexit() -> None:
+    global _stopped
+    _stopped = True
+    shutdown()
+
+
 async def _call(closer: Callable[[], Awaitable[None]]) -> None:
     await closer()
 
@@ -233,4 +243,4 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(shutdown)
+atexit.register(_atexit)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from nbinfra import _loop
+from nbinfra._callable import make_module_callable
 from nbinfra.config import Settings, load_settings
 from nbinfra.errors import NbinfraError
 from nbinfra.logs import get_logger
@@ -170,3 +171,6 @@ def use_session(new: Session) -> Iterator[Session]:
         yield new
     finally:
         set_default_session(previous)
+
+
+make_module_callable(__name__, session)

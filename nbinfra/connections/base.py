@@ -34,7 +34,13 @@ from nbinfra.connections.settings import (
     one_line,
 )
 from nbinfra.connections.types import HealthStatus, QueryResult
-from nbinfra.errors import ConnectionUnavailableError, ConnError, NbinfraError, QueryError
+from nbinfra.errors import (
+    ConnectionUnavailableError,
+    ConnError,
+    NbinfraError,
+    QueryError,
+    RegistryError,
+)
 from nbinfra.logs import get_logger
 
 __all__ = [
@@ -71,6 +77,8 @@ class ConnectionManager(abc.ABC):
     # True when the driver works in-process without network I/O, so the synchronous
     # facade may call ``execute_query_sync`` on the caller's thread (no loop hop).
     direct_sync: ClassVar[bool] = False
+    # True when driver objects belong to the event loop that created them (async drivers).
+    binds_loop: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -88,6 +96,8 @@ class ConnectionManager(abc.ABC):
         self._healthy = False
         self._last_status: HealthStatus | None = None
         self._connect_lock: asyncio.Lock | None = None
+        self._home_loop: asyncio.AbstractEventLoop | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -111,10 +121,11 @@ class ConnectionManager(abc.ABC):
     # -- lifecycle ------------------------------------------------------------------
     async def connect(self) -> None:
         """Open the connection (idempotent); retried with backoff, bounded by timeouts."""
-        if self._connected:
+        if self._connected and not self._left_home():
             return
-        if self._connect_lock is None:
-            self._connect_lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if self._connect_lock is None or self._lock_loop is not loop:
+            self._connect_lock, self._lock_loop = asyncio.Lock(), loop
         async with self._connect_lock:
             if self._connected:
                 return
@@ -125,6 +136,8 @@ class ConnectionManager(abc.ABC):
                     await asyncio.wait_for(self._open(), timeout)
                     break
                 except Exception as exc:
+                    if isinstance(exc, RegistryError):
+                        raise  # MissingDependencyError: its own message says what to install
                     failures += 1
                     err = self._error(exc, "connect", timeout)
                     await self._discard()
@@ -145,6 +158,8 @@ class ConnectionManager(abc.ABC):
                     await asyncio.sleep(delay)
             self._connected = True
             self._healthy = True
+            if self.binds_loop:
+                self._home_loop = asyncio.get_running_loop()
             log.info("%s '%s' connected to %s", self.kind, self.name, self.target)
 
     async def disconnect(self) -> None:
@@ -152,8 +167,15 @@ class ConnectionManager(abc.ABC):
         was_connected = self._connected
         self._connected = False
         self._healthy = False
+        if self._left_home():
+            return
+        home, self._home_loop = self._home_loop, None
         try:
-            await asyncio.wait_for(self._close(), self.settings.connect_timeout)
+            if home is not None and home is not asyncio.get_running_loop():
+                future = asyncio.run_coroutine_threadsafe(self._close(), home)
+                await asyncio.wait_for(asyncio.wrap_future(future), self.settings.connect_timeout)
+            else:
+                await asyncio.wait_for(self._close(), self.settings.connect_timeout)
         except Exception as exc:  # noqa: BLE001 - closing a dead connection is fine
             log.info("%s '%s': close reported %s", self.kind, self.name, one_line(str(exc)))
         if was_connected:
@@ -235,6 +257,13 @@ class ConnectionManager(abc.ABC):
         timeout: float | None = None,
     ) -> T:
         """Run ``fn`` with timeout, error translation, reconnect and bounded retries."""
+        home = self._home_loop
+        if home is not None and self._connected and home is not asyncio.get_running_loop():
+            if home.is_running():
+                # Async clients live on the loop that created them: run there and wait.
+                call = self._call(fn, what=what, idempotent=idempotent, timeout=timeout)
+                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, home))
+            self._left_home()
         limit = self.settings.timeout if timeout is None else timeout
         failures = 0
         while True:
@@ -242,12 +271,16 @@ class ConnectionManager(abc.ABC):
             try:
                 result = await asyncio.wait_for(fn(), limit)
             except Exception as exc:
+                if isinstance(exc, RegistryError):
+                    raise
                 failures += 1
                 err = self._error(exc, what, limit)
                 if isinstance(err, ConnectionUnavailableError):
                     self._healthy = False
                     await self._discard()
-                    if idempotent and failures < self.retry.attempts:
+                    # A slow operation is not retried: it would only time out again.
+                    timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+                    if idempotent and not timed_out and failures < self.retry.attempts:
                         delay = self.retry.delay(failures)
                         log.warning(
                             "%s '%s': %s lost the connection (%s); reconnecting, retry %d in %.2fs",
@@ -297,6 +330,28 @@ class ConnectionManager(abc.ABC):
         """Whether ``execute_query(query)`` may be retried after a lost connection."""
         return isinstance(query, str) and is_read_only_sql(query)
 
+    def _left_home(self) -> bool:
+        """Forget a connection whose event loop has stopped (it cannot be used or closed).
+
+        Returns True when that happened, so the next ``connect`` opens a new one here.
+        """
+        home = self._home_loop
+        if home is None or (home.is_running() and not home.is_closed()):
+            return False
+        try:
+            if home is asyncio.get_running_loop():
+                return False
+        except RuntimeError:
+            pass
+        log.info("%s '%s': its event loop stopped; reconnecting on this one", self.kind, self.name)
+        self._home_loop = None
+        self._connected = self._healthy = False
+        self._abandon()
+        return True
+
+    def _abandon(self) -> None:  # noqa: B027 - optional hook, nothing to drop by default
+        """Drop driver objects bound to a stopped event loop, without awaiting them."""
+
     # -- hooks ----------------------------------------------------------------------
     @abc.abstractmethod
     async def _open(self) -> None:
@@ -328,7 +383,14 @@ class ConnectionManager(abc.ABC):
 
 
 class AsyncBaseConnectionManager(ConnectionManager):
-    """Base for async drivers (psycopg, qdrant async client...): hooks are coroutines."""
+    """Base for async drivers (psycopg, qdrant async client...): hooks are coroutines.
+
+    The driver's objects belong to the loop that connected; a call from another loop runs
+    on that loop while it is alive (e.g. ``await`` in a notebook on a manager the facade
+    connected), and reconnects on the caller's loop once it has stopped.
+    """
+
+    binds_loop = True
 
 
 class BaseConnectionManager(ConnectionManager):

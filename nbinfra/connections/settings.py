@@ -107,6 +107,9 @@ def describe_target(raw: Mapping[str, Any], default: str = "") -> str:
             value = value.reveal()
         if value is not None and str(value):
             return mask_text(str(value))
+    embedded = raw.get("embedded_dir")
+    if isinstance(embedded, str) and embedded:
+        return f"embedded ({embedded})"
     return default
 
 
@@ -143,6 +146,15 @@ def connection_entries(settings: Settings) -> dict[str, dict[str, Any]]:
             raise ConfigError(
                 f"{SECTION}.{name} in {settings.origin(f'{SECTION}.{name}')}: expected a mapping "
                 f"of settings (kind, url, ...), got {type(value).__name__}."
+            )
+        files = {settings.origin(f"{SECTION}.{name}.{key}") for key in value}
+        if len(files) > 1:
+            from nbinfra.errors import ConfigError
+
+            raise ConfigError(
+                f"Connection name '{name}' is defined in several files "
+                f"({', '.join(sorted(files))}); names must be unique across "
+                "application-*.yaml, keep it in one file."
             )
         entries[str(name)] = dict(value)
     return entries

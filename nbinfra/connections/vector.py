@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from nbinfra.connections.base import ConnectionManager
 from nbinfra.connections.settings import ConnectionSettings
@@ -257,7 +257,7 @@ class VectorStore(ConnectionManager):
     idempotent ones: every read, upserts and deletes by id).
     """
 
-    settings_class = VectorStoreSettings
+    settings_class: ClassVar[type[ConnectionSettings]] = VectorStoreSettings
     settings: VectorStoreSettings
     default_batch_size: int = 256
     max_batch_size: int | None = None

@@ -38,7 +38,7 @@ def make_chroma(tmp_path: Path, pg: PostgresServer | None) -> VectorStore:
 
 def make_pgvector(tmp_path: Path, pg: PostgresServer | None) -> VectorStore:
     assert pg is not None
-    return PgVectorConnectionManager(name="pgvector-test", url=pg.url, pool_size=2)
+    return PgVectorConnectionManager(name="pgvector-test", url=pg.url, max_size=2)
 
 
 BACKENDS = {"qdrant": make_qdrant, "chromadb": make_chroma, "pgvector": make_pgvector}

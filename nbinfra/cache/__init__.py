@@ -1,0 +1,93 @@
+"""Caches: in-memory and Redis providers behind ``CacheService``, plus a sync facade.
+
+The seed's names live here (``CacheType``, ``CacheRegistry``, ``CacheFactory``,
+``BaseCacheProvider``, ``CacheService``) with ``cached``, ``CacheStats`` and ``MISS``.
+The module itself is callable: ``nbinfra.cache("ns", ttl=60)`` returns a ``SyncCache``
+(blocking ``get``/``set``/... for notebooks). Providers are imported on first use
+(``RedisCacheProvider`` needs ``pip install 'nbinfra[redis]'``).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from nbinfra.cache.base import BaseCacheProvider
+from nbinfra.cache.decorators import cached
+from nbinfra.cache.factory import CacheFactory
+from nbinfra.cache.registry import CacheRegistry, CacheType
+from nbinfra.cache.service import MISS, CacheService
+from nbinfra.cache.stats import CacheStats
+
+if TYPE_CHECKING:
+    from nbinfra.cache.memory import InMemoryCacheProvider
+    from nbinfra.cache.redis import RedisCacheProvider
+    from nbinfra.cache.sync import SyncCache
+    from nbinfra.session import Session
+
+__all__ = [
+    "MISS",
+    "BaseCacheProvider",
+    "CacheFactory",
+    "CacheRegistry",
+    "CacheService",
+    "CacheStats",
+    "CacheType",
+    "InMemoryCacheProvider",
+    "RedisCacheProvider",
+    "SyncCache",
+    "cache",
+    "cached",
+]
+
+_LAZY = {
+    "InMemoryCacheProvider": "nbinfra.cache.memory",
+    "RedisCacheProvider": "nbinfra.cache.redis",
+    "SyncCache": "nbinfra.cache.sync",
+}
+
+
+def cache(
+    namespace: str = "default",
+    ttl: float | None = None,
+    cache_type: str | Enum | None = None,
+    *,
+    serializer: str | None = None,
+    session: Session | None = None,
+) -> SyncCache:
+    """A blocking cache for ``namespace`` (what ``nbinfra.cache("ns")`` returns)."""
+    from nbinfra.cache.sync import SyncCache
+
+    service = CacheService(
+        namespace, default_ttl=ttl, cache_type=cache_type, serializer=serializer, session=session
+    )
+    return SyncCache(service)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbinfra.cache' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``nbinfra.cache`` be both a package and a function."""
+
+    def __call__(
+        self,
+        namespace: str = "default",
+        ttl: float | None = None,
+        cache_type: str | Enum | None = None,
+        **options: Any,
+    ) -> SyncCache:
+        return cache(namespace, ttl, cache_type, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,387 @@
+"""Value <-> bytes for the cache: JSON by default, msgpack optional, signed pickle opt-in.
+
+JSON-native values (``str``, ``int``, ``float``, ``bool``, ``None``, lists, ``str``-keyed
+dicts) are stored as plain JSON, so other clients can read them and Redis ``INCR`` works on
+integers. Everything else is wrapped in a tagged object ``{"__nb__": tag, "v": ...}`` so
+``tuple``, ``set``, ``frozenset``, ``bytes``, ``datetime``, ``date``, ``time``,
+``timedelta``, ``Decimal``, ``UUID``, enums, non-string dict keys, non-finite floats,
+dataclasses and pydantic models come back as the same type. A dict that itself has a
+``"__nb__"`` key is escaped the same way, so no value can impersonate a tag.
+
+Dataclasses, enums and pydantic models are rebuilt by importing their class by name; the
+class must be importable in the reading process.
+
+Pickle runs only when enabled and every payload is signed (HMAC-SHA256 with a key from
+configuration); a payload with a bad signature is refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import importlib
+import json
+import math
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Protocol
+
+from nbinfra._secrets import Secret, reveal
+from nbinfra.errors import ConfigError, SerializationError
+
+__all__ = [
+    "JsonSerializer",
+    "MsgpackSerializer",
+    "PickleSerializer",
+    "Serializer",
+    "from_tagged",
+    "get_serializer",
+    "to_tagged",
+]
+
+TAG = "__nb__"
+_TAG_BYTES = b'"__nb__"'
+_PLAIN_SCALARS = (str, int, bool, type(None))
+
+
+class Serializer(Protocol):
+    """Turns values into bytes and back; ``name`` is what configuration calls it."""
+
+    name: str
+
+    def dumps(self, value: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+# -- tagging ---------------------------------------------------------------------------
+def _is_plain(value: Any) -> bool:
+    """True when ``value`` survives ``json.dumps``/``loads`` unchanged (no tags needed)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is float:
+        return math.isfinite(value)
+    if t is list:
+        return all(_is_plain(item) for item in value)
+    if t is dict:
+        if TAG in value:
+            return False
+        return all(type(k) is str and _is_plain(item) for k, item in value.items())
+    return False
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_class(path: str) -> Any:
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise SerializationError(
+            f"Cannot rebuild a cached {path}: the class is not importable here "
+            "(import its module first, or store plain data)."
+        ) from exc
+    return obj
+
+
+def to_tagged(value: Any) -> Any:
+    """``value`` as JSON-native data, with tagged objects for every other type."""
+    if _is_plain(value):
+        return value
+    t = type(value)
+    if t is list:
+        return [to_tagged(v) for v in value]
+    if t is dict:
+        if all(type(k) is str for k in value) and TAG not in value:
+            return {k: to_tagged(v) for k, v in value.items()}
+        return {TAG: "dict", "v": [[to_tagged(k), to_tagged(v)] for k, v in value.items()]}
+    if t is float:
+        return {TAG: "float", "v": repr(value)}
+    if t is tuple:
+        return {TAG: "tuple", "v": [to_tagged(v) for v in value]}
+    if t is set or t is frozenset:
+        items = [to_tagged(v) for v in value]
+        with contextlib.suppress(TypeError):  # mixed types: order does not matter
+            items.sort(key=_sort_key)
+        return {TAG: t.__name__, "v": items}
+    if t is bytes or t is bytearray:
+        return {TAG: t.__name__, "v": base64.b64encode(value).decode("ascii")}
+    if t is dt.datetime:
+        return {TAG: "datetime", "v": value.isoformat()}
+    if t is dt.date:
+        return {TAG: "date", "v": value.isoformat()}
+    if t is dt.time:
+        return {TAG: "time", "v": value.isoformat()}
+    if t is dt.timedelta:
+        return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
+    if t is Decimal:
+        return {TAG: "decimal", "v": str(value)}
+    if t is uuid.UUID:
+        return {TAG: "uuid", "v": str(value)}
+    if isinstance(value, enum.Enum):
+        return {TAG: "enum", "c": _class_path(t), "v": to_tagged(value.value)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {
+            f.name: to_tagged(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
+        }
+        return {TAG: "dataclass", "c": _class_path(t), "v": fields}
+    dump = getattr(value, "model_dump", None)
+    if dump is not None and callable(getattr(t, "model_validate", None)):
+        return {TAG: "pydantic", "c": _class_path(t), "v": to_tagged(dump(mode="python"))}
+    if isinstance(value, (str, int, float)):  # subclasses (IntEnum handled above)
+        base = next(b for b in (bool, int, float, str) if isinstance(value, b))
+        return to_tagged(base(value))
+    raise SerializationError(
+        f"Cannot cache a {t.__module__}.{t.__qualname__} with the JSON serializer: store "
+        "plain data, a dataclass or a pydantic model, or enable the pickle serializer."
+    )
+
+
+def _sort_key(item: Any) -> str:
+    return json.dumps(item, sort_keys=True)
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    tag = obj.get(TAG)
+    if tag is None:
+        return obj
+    v = obj.get("v")
+    try:
+        decoder = _DECODERS[tag]
+    except KeyError:
+        raise SerializationError(f"Unknown tag {tag!r} in a cached value.") from None
+    return decoder(v, obj)
+
+
+def _rebuild_dataclass(v: Any, obj: dict[str, Any]) -> Any:
+    cls = _import_class(obj["c"])
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise SerializationError(f"{obj['c']} is not a dataclass; refusing to rebuild it.")
+    return cls(**{k: from_tagged(x) for k, x in v.items()})
+
+
+def _rebuild_pydantic(v: Any, obj: dict[str, Any]) -> Any:
+    cls = _import_class(obj["c"])
+    validate = getattr(cls, "model_validate", None)
+    if validate is None:
+        raise SerializationError(f"{obj['c']} is not a pydantic model; refusing to rebuild it.")
+    return validate(from_tagged(v))
+
+
+def _rebuild_enum(v: Any, obj: dict[str, Any]) -> Any:
+    cls = _import_class(obj["c"])
+    if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
+        raise SerializationError(f"{obj['c']} is not an enum; refusing to rebuild it.")
+    return cls(from_tagged(v))
+
+
+def _time(v: Any, _obj: dict[str, Any]) -> Any:
+    return dt.time.fromisoformat(v)
+
+
+_DECODERS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
+    "bytearray": lambda v, _o: bytearray(base64.b64decode(v)),
+    "bytes": lambda v, _o: base64.b64decode(v),
+    "dataclass": _rebuild_dataclass,
+    "date": lambda v, _o: dt.date.fromisoformat(v),
+    "datetime": lambda v, _o: dt.datetime.fromisoformat(v),
+    "decimal": lambda v, _o: Decimal(v),
+    "dict": lambda v, _o: {from_tagged(k): from_tagged(x) for k, x in v},
+    "enum": _rebuild_enum,
+    "float": lambda v, _o: float(v),
+    "frozenset": lambda v, _o: frozenset(from_tagged(x) for x in v),
+    "pydantic": _rebuild_pydantic,
+    "set": lambda v, _o: {from_tagged(x) for x in v},
+    "time": _time,
+    "timedelta": lambda v, _o: dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
+    "tuple": lambda v, _o: tuple(from_tagged(x) for x in v),
+    "uuid": lambda v, _o: uuid.UUID(v),
+}
+
+
+def from_tagged(data: Any) -> Any:
+    """Inverse of ``to_tagged`` for data that was not decoded with the JSON hook."""
+    t = type(data)
+    if t is list:
+        return [from_tagged(x) for x in data]
+    if t is dict:
+        if TAG in data:
+            return _untag(data)
+        return {k: from_tagged(x) for k, x in data.items()}
+    return data
+
+
+def _hook_pairs(obj: dict[str, Any]) -> Any:
+    # json's object_hook runs bottom-up, so nested values are already rebuilt: only the
+    # tag itself needs decoding here, not its payload.
+    if TAG not in obj:
+        return obj
+    return _untag_prebuilt(obj)
+
+
+def _untag_prebuilt(obj: dict[str, Any]) -> Any:
+    tag, v = obj[TAG], obj.get("v", ())
+    if tag == "tuple":
+        return tuple(v)
+    if tag == "set":
+        return set(v)
+    if tag == "frozenset":
+        return frozenset(v)
+    if tag == "dict":
+        return {_hashable(k): x for k, x in v}
+    if tag == "dataclass":
+        cls = _import_class(obj["c"])
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise SerializationError(f"{obj['c']} is not a dataclass; refusing to rebuild it.")
+        return cls(**v)
+    if tag == "pydantic":
+        cls = _import_class(obj["c"])
+        if getattr(cls, "model_validate", None) is None:
+            raise SerializationError(f"{obj['c']} is not a pydantic model; refusing to rebuild.")
+        return cls.model_validate(v)
+    if tag == "enum":
+        cls = _import_class(obj["c"])
+        if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
+            raise SerializationError(f"{obj['c']} is not an enum; refusing to rebuild it.")
+        return cls(v)
+    return _untag(obj)
+
+
+def _hashable(key: Any) -> Any:
+    # A list can only appear here as a decoded tuple key that the hook already rebuilt.
+    return tuple(key) if type(key) is list else key
+
+
+# -- serializers -----------------------------------------------------------------------
+class JsonSerializer:
+    """JSON (the default); plain values stay plain JSON, others are tagged."""
+
+    name = "json"
+
+    def __init__(self) -> None:
+        self._encode = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode
+        self._decode = json.JSONDecoder().decode
+        self._decode_tagged = json.JSONDecoder(object_hook=_hook_pairs).decode
+
+    def dumps(self, value: Any) -> bytes:
+        if not _is_plain(value):
+            value = to_tagged(value)
+        try:
+            return self._encode(value).encode()
+        except (TypeError, ValueError) as exc:  # e.g. a recursive structure
+            raise SerializationError(f"Cannot serialize value to JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise SerializationError("Cannot serialize a self-referencing value.") from exc
+
+    def loads(self, data: bytes) -> Any:
+        try:
+            text = data.decode()
+            if _TAG_BYTES in data:
+                return self._decode_tagged(text)
+            return self._decode(text)
+        except (UnicodeDecodeError, ValueError) as exc:
+            if isinstance(exc, SerializationError):
+                raise
+            raise SerializationError(
+                f"A cached value is not valid JSON ({exc}); was it written by another "
+                "serializer? Delete the key or configure the same serializer."
+            ) from exc
+
+
+class MsgpackSerializer:
+    """msgpack (``pip install 'nbinfra[msgpack]'``): smaller and faster for big values."""
+
+    name = "msgpack"
+
+    def __init__(self) -> None:
+        try:
+            import msgpack
+        except ImportError as exc:
+            raise ConfigError(
+                "cache.serializer is 'msgpack' but msgpack is not installed: "
+                "pip install 'nbinfra[msgpack]'"
+            ) from exc
+        self._msgpack = msgpack
+
+    def dumps(self, value: Any) -> bytes:
+        data = value if _is_plain(value) else to_tagged(value)
+        try:
+            return bytes(self._msgpack.packb(data, use_bin_type=True))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(f"Cannot serialize value to msgpack: {exc}") from exc
+
+    def loads(self, data: bytes) -> Any:
+        try:
+            raw = self._msgpack.unpackb(data, raw=False, strict_map_key=True)
+        except Exception as exc:
+            raise SerializationError(f"A cached value is not valid msgpack ({exc}).") from exc
+        return from_tagged(raw)
+
+
+class PickleSerializer:
+    """Pickle, signed: ``NBP1`` + HMAC-SHA256(key, body) + body. Opt-in only."""
+
+    name = "pickle"
+    _MAGIC = b"NBP1"
+    _DIGEST = 32
+
+    def __init__(self, key: str | Secret | None) -> None:
+        plain = reveal(key)
+        if not plain:
+            raise ConfigError(
+                "cache.serializer is 'pickle' but cache.pickle_hmac_key is empty: set it "
+                "(e.g. NBINFRA_CACHE_HMAC_KEY) so that only values this app wrote are unpickled."
+            )
+        self._key = plain.encode()
+
+    def dumps(self, value: Any) -> bytes:
+        import pickle
+
+        try:
+            body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise SerializationError(f"Cannot pickle value: {exc}") from exc
+        mac = hmac.new(self._key, body, hashlib.sha256).digest()
+        return self._MAGIC + mac + body
+
+    def loads(self, data: bytes) -> Any:
+        import pickle
+
+        head = len(self._MAGIC) + self._DIGEST
+        if len(data) < head or not data.startswith(self._MAGIC):
+            raise SerializationError("A cached value is not a signed pickle; refusing to load it.")
+        mac, body = data[len(self._MAGIC) : head], data[head:]
+        expected = hmac.new(self._key, body, hashlib.sha256).digest()
+        if not hmac.compare_digest(mac, expected):
+            raise SerializationError(
+                "A cached pickle has a bad signature (other key or tampered); refusing to load it."
+            )
+        return pickle.loads(body)
+
+
+def get_serializer(name: str, *, hmac_key: str | Secret | None = None) -> Serializer:
+    """The serializer called ``name`` (``json``, ``msgpack`` or ``pickle``)."""
+    key = name.strip().lower()
+    if key == "json":
+        return _JSON
+    if key == "msgpack":
+        return MsgpackSerializer()
+    if key == "pickle":
+        return PickleSerializer(hmac_key)
+    raise ConfigError(f"Unknown cache serializer {name!r}; use json, msgpack or pickle.")
+
+
+_JSON = JsonSerializer()

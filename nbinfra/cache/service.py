@@ -1,0 +1,437 @@
+"""``CacheService``: a namespaced, serializing, measured view of a cache provider.
+
+Keys are stored as ``namespace:key``. Values go through the configured serializer (JSON by
+default), so what comes back is always a fresh copy and both backends behave the same.
+``None`` is a value like any other: a miss returns ``default`` (``None`` unless given) and
+``MISS`` can be passed as ``default`` to tell the two apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from enum import Enum
+from typing import Any, Final, TypeVar
+
+from nbinfra.cache.base import BaseCacheProvider, escape_glob
+from nbinfra.cache.factory import CacheFactory, cache_config
+from nbinfra.cache.serializers import Serializer, get_serializer
+from nbinfra.cache.stats import CacheStats, StatsRecorder
+from nbinfra.config import validate
+from nbinfra.errors import CacheError
+from nbinfra.session import Session
+from nbinfra.session import session as default_session
+
+__all__ = ["MISS", "CacheService"]
+
+T = TypeVar("T")
+_perf = time.perf_counter
+
+
+class _Miss:
+    """The ``MISS`` sentinel: pass ``default=MISS`` to tell a miss from a cached ``None``."""
+
+    _instance: _Miss | None = None
+
+    def __new__(cls) -> _Miss:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISS"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISS: Final = _Miss()
+
+
+class _Shared:
+    """What every ``CacheService`` of one namespace in one session shares."""
+
+    __slots__ = ("flights", "stats")
+
+    def __init__(self, window: int) -> None:
+        self.stats = StatsRecorder(window)
+        self.flights: dict[tuple[int, str], asyncio.Future[bytes]] = {}
+
+
+def _shared(sess: Session, namespace: str, window: int) -> _Shared:
+    table: dict[str, _Shared] = sess.state.setdefault("cache.namespaces", {})
+    found = table.get(namespace)
+    if found is None:
+        found = table.setdefault(namespace, _Shared(window))
+    return found
+
+
+class CacheService:
+    """Namespaced cache API over a provider; the seed's ``CacheService``.
+
+    ``default_ttl`` (seconds; ``0`` = no expiry) defaults to ``cache.default_ttl``;
+    ``cache_type`` to ``cache.backend``; ``serializer`` to ``cache.serializer``.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        default_ttl: float | None = None,
+        cache_type: str | Enum | None = None,
+        *,
+        serializer: str | Serializer | None = None,
+        session: Session | None = None,
+        provider: BaseCacheProvider | None = None,
+    ) -> None:
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError(f"A cache namespace must be a non-empty string, got {namespace!r}.")
+        if default_ttl is not None and (default_ttl < 0 or not math.isfinite(default_ttl)):
+            raise ValueError(f"default_ttl must be >= 0 seconds (0 = no expiry), got {default_ttl}")
+        sess = session or default_session()
+        config = cache_config(sess)
+        self.namespace = namespace
+        self.prefix = f"{namespace}:"
+        self.default_ttl: float = config.default_ttl if default_ttl is None else default_ttl
+        self.session = sess
+        if provider is None:
+            provider = CacheFactory.create_cache(cache_type, session=sess)
+        self.provider = provider
+        if serializer is None or isinstance(serializer, str):
+            name = serializer or config.serializer
+            key = None
+            if name == "pickle":
+                from nbinfra._secrets import Secret
+
+                path = "cache.pickle_hmac_key"
+                key = validate(Secret, sess.settings.get(path, ""), path, sess.settings)
+            serializer = get_serializer(name, hmac_key=key)
+        self.serializer: Serializer = serializer
+        self._dumps = serializer.dumps
+        self._loads = serializer.loads
+        shared = _shared(sess, namespace, config.stats_window)
+        self._stats = shared.stats
+        self._flights = shared.flights
+
+    # -- helpers --------------------------------------------------------------------------
+    def _key(self, key: str | int) -> str:
+        if type(key) is str:
+            return self.prefix + key
+        if isinstance(key, (str, int)) and not isinstance(key, bool):
+            return self.prefix + str(key)
+        raise TypeError(f"Cache keys are strings (or ints), got {type(key).__name__}: {key!r}")
+
+    def _ttl(self, ttl: float | None) -> float | None:
+        return self.default_ttl if ttl is None else ttl
+
+    def _hit(self, data: bytes | None, t0: float, default: Any) -> Any:
+        stats = self._stats
+        stats.latency(_perf() - t0)
+        if data is None:
+            stats.misses += 1
+            return default
+        try:
+            value = self._loads(data)
+        except CacheError:
+            stats.errors += 1
+            raise
+        stats.hits += 1
+        return value
+
+    def _encode(self, value: Any) -> bytes:
+        try:
+            return self._dumps(value)
+        except CacheError:
+            self._stats.errors += 1
+            raise
+
+    def _error(self) -> None:
+        self._stats.errors += 1
+
+    # -- single keys ----------------------------------------------------------------------
+    async def get(self, key: str | int, default: Any = None) -> Any:
+        """The cached value, or ``default`` on a miss (``MISS`` tells a cached ``None``)."""
+        k = self._key(key)
+        t0 = _perf()
+        try:
+            data = await self.provider.get(k)
+        except CacheError:
+            self._error()
+            raise
+        return self._hit(data, t0, default)
+
+    async def set(self, key: str | int, value: Any, ttl: float | None = None) -> bool:
+        """Store ``value`` for ``ttl`` seconds (default ``default_ttl``; ``0`` = forever)."""
+        k = self._key(key)
+        data = self._encode(value)
+        t0 = _perf()
+        try:
+            await self.provider.set(k, data, self._ttl(ttl))
+        except CacheError:
+            self._error()
+            raise
+        self._stats.latency(_perf() - t0)
+        self._stats.sets += 1
+        return True
+
+    async def add(self, key: str | int, value: Any, ttl: float | None = None) -> bool:
+        """Store only if ``key`` is absent; True when stored."""
+        k = self._key(key)
+        data = self._encode(value)
+        try:
+            done = await self.provider.set(k, data, self._ttl(ttl), nx=True)
+        except CacheError:
+            self._error()
+            raise
+        if done:
+            self._stats.sets += 1
+        return bool(done)
+
+    async def delete(self, key: str | int) -> bool:
+        """True when the key existed."""
+        try:
+            done = await self.provider.delete(self._key(key))
+        except CacheError:
+            self._error()
+            raise
+        self._stats.deletes += 1
+        return bool(done)
+
+    async def exists(self, key: str | int) -> bool:
+        try:
+            return bool(await self.provider.exists(self._key(key)))
+        except CacheError:
+            self._error()
+            raise
+
+    async def ttl(self, key: str | int) -> float | None:
+        """Seconds left; ``math.inf`` when it never expires; ``None`` when absent."""
+        try:
+            return await self.provider.ttl(self._key(key))
+        except CacheError:
+            self._error()
+            raise
+
+    async def expire(self, key: str | int, ttl: float | None) -> bool:
+        """New TTL for an existing key (``0``/``None`` = never expire)."""
+        try:
+            return bool(await self.provider.expire(self._key(key), ttl))
+        except CacheError:
+            self._error()
+            raise
+
+    async def incr(self, key: str | int, delta: int = 1, ttl: float | None = None) -> int:
+        """Atomically add ``delta``; a new key starts at 0 and gets ``ttl`` (or the default)."""
+        try:
+            return await self.provider.incr(self._key(key), delta, self._ttl(ttl))
+        except CacheError:
+            self._error()
+            raise
+
+    async def decr(self, key: str | int, delta: int = 1, ttl: float | None = None) -> int:
+        return await self.incr(key, -delta, ttl)
+
+    # -- batches --------------------------------------------------------------------------
+    async def get_many(self, keys: Iterable[str | int]) -> dict[str | int, Any]:
+        """``{key: value}`` for the keys that are cached (one round trip)."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        full = [self._key(k) for k in wanted]
+        t0 = _perf()
+        try:
+            values = await self.provider.get_many(full)
+        except CacheError:
+            self._error()
+            raise
+        stats = self._stats
+        stats.latency(_perf() - t0)
+        loads = self._loads
+        out: dict[str | int, Any] = {}
+        try:
+            for key, data in zip(wanted, values, strict=True):
+                if data is not None:
+                    out[key] = loads(data)
+        except CacheError:
+            stats.errors += 1
+            raise
+        stats.hits += len(out)
+        stats.misses += len(wanted) - len(out)
+        return out
+
+    async def set_many(self, items: Mapping[str | int, Any], ttl: float | None = None) -> None:
+        """Store every item with one TTL (one round trip)."""
+        if not items:
+            return
+        dumps = self._dumps
+        prefix = self.prefix
+        try:
+            payload = {
+                (prefix + k if type(k) is str else self._key(k)): dumps(v) for k, v in items.items()
+            }
+        except CacheError:
+            self._error()
+            raise
+        t0 = _perf()
+        try:
+            await self.provider.set_many(payload, self._ttl(ttl))
+        except CacheError:
+            self._error()
+            raise
+        self._stats.latency(_perf() - t0)
+        self._stats.sets += len(payload)
+
+    async def delete_many(self, keys: Iterable[str | int]) -> int:
+        """How many of ``keys`` existed."""
+        full = [self._key(k) for k in keys]
+        try:
+            n = await self.provider.delete_many(full)
+        except CacheError:
+            self._error()
+            raise
+        self._stats.deletes += len(full)
+        return int(n)
+
+    # -- the namespace --------------------------------------------------------------------
+    async def scan(self, pattern: str = "*") -> AsyncIterator[str]:
+        """Keys of this namespace matching the Redis glob ``pattern``."""
+        cut = len(self.prefix)
+        async for full in self.provider.scan(escape_glob(self.prefix) + pattern):
+            yield full[cut:]
+
+    async def keys(self, pattern: str = "*") -> list[str]:
+        """Every key of this namespace matching ``pattern``, sorted."""
+        return sorted([k async for k in self.scan(pattern)])
+
+    async def clear(self) -> int:
+        """Delete every key of this namespace (and of nested ``namespace:sub`` ones)."""
+        try:
+            return await self.provider.clear(self.prefix)
+        except CacheError:
+            self._error()
+            raise
+
+    # -- compute-once ---------------------------------------------------------------------
+    async def get_or_set(
+        self,
+        key: str | int,
+        loader: Callable[[], T] | Callable[[], Awaitable[T]],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = 30.0,
+    ) -> T:
+        """The cached value, or ``loader()``'s result stored for ``ttl``.
+
+        Concurrent callers of one cold key run ``loader`` once: callers in this process
+        wait for the first one; other processes wait on a lock in the backend (a Redis
+        lock for Redis). Loader errors reach every waiter and nothing is cached.
+        """
+        k = self._key(key)
+        t0 = _perf()
+        try:
+            data = await self.provider.get(k)
+        except CacheError:
+            self._error()
+            raise
+        if data is not None:
+            return self._hit(data, t0, None)  # type: ignore[no-any-return]
+        loop = asyncio.get_running_loop()
+        flight = (id(loop), k)
+        running = self._flights.get(flight)
+        if running is not None:
+            data = await asyncio.shield(running)
+            return self._hit(data, t0, None)  # type: ignore[no-any-return]
+        future: asyncio.Future[bytes] = loop.create_future()
+        future.add_done_callback(_consume)
+        self._flights[flight] = future
+        try:
+            found, value, data = await self._load(k, loader, ttl, lock_timeout)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+            raise
+        finally:
+            self._flights.pop(flight, None)
+        future.set_result(data)
+        if found:
+            return self._hit(data, t0, None)  # type: ignore[no-any-return]
+        self._stats.misses += 1
+        return value  # type: ignore[no-any-return]
+
+    async def _load(
+        self, k: str, loader: Callable[[], Any], ttl: float | None, lock_timeout: float
+    ) -> tuple[bool, Any, bytes]:
+        """(found in cache meanwhile, value, stored bytes), holding the backend lock."""
+        provider = self.provider
+        lock = f"nbinfra:lock:{k}"
+        deadline = time.monotonic() + lock_timeout
+        delay = 0.001
+        token = await provider.acquire_lock(lock, lock_timeout)
+        while token is None:  # another process is loading: wait for its value
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            data = await provider.get(k)
+            if data is not None:
+                return True, None, data
+            if time.monotonic() >= deadline:
+                break  # the holder died or is too slow; load without the lock
+            token = await provider.acquire_lock(lock, lock_timeout)
+        try:
+            data = await provider.get(k)
+            if data is not None:
+                return True, None, data
+            value = loader()
+            if inspect.isawaitable(value):
+                value = await value
+            data = self._encode(value)
+            await provider.set(k, data, self._ttl(ttl))
+            self._stats.sets += 1
+            return False, value, data
+        finally:
+            if token is not None:
+                await provider.release_lock(lock, token)
+
+    # -- introspection --------------------------------------------------------------------
+    def stats(self) -> CacheStats:
+        """Hits, misses, errors and latency percentiles of this namespace (this session)."""
+        extra: dict[str, Any] = {}
+        info = getattr(self.provider, "info", None)
+        if callable(info) and not inspect.iscoroutinefunction(info):
+            try:
+                extra = dict(info())
+            except Exception:  # noqa: BLE001 - stats must not fail
+                extra = {}
+        return self._stats.snapshot(
+            self.namespace, str(getattr(self.provider, "kind", "?")), **extra
+        )
+
+    def reset_stats(self) -> None:
+        self._stats.reset()
+
+    async def ping(self) -> bool:
+        return await self.provider.ping()
+
+    async def health(self) -> Any:
+        """A ``HealthStatus`` for the backend."""
+        return await self.provider.health()
+
+    @property
+    def sync(self) -> Any:
+        """This cache with a blocking API (``SyncCache``), for notebooks and scripts."""
+        from nbinfra.cache.sync import SyncCache
+
+        return SyncCache(self)
+
+    def __repr__(self) -> str:
+        kind = getattr(self.provider, "kind", "?")
+        return f"<CacheService {self.namespace!r} on {kind}, default_ttl={self.default_ttl}>"
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    # Mark a failed flight's exception as retrieved even when nobody else was waiting.
+    if not future.cancelled():
+        future.exception()

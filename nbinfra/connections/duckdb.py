@@ -1,0 +1,282 @@
+"""DuckDB: the embedded SQL engine, in-process on a file or ``:memory:``.
+
+Work is in-process, so the synchronous facade calls it on the caller's thread
+(``direct_sync``): no event-loop or worker-thread hop (see benchmarks/bench_connections.py).
+Results are materialised once inside DuckDB; ``df()`` and ``arrow()`` convert from there
+with DuckDB's own converters (Arrow without an extra copy), and ``rows`` only when asked.
+pandas DataFrames and Arrow tables become queryable after ``register(name, frame)``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
+from nbinfra.connections.settings import ConnectionSettings, one_line
+from nbinfra.connections.sqltext import split_statements, to_dollar
+from nbinfra.connections.types import QueryResult
+from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
+
+__all__ = ["DuckDBConnectionManager", "DuckDBResult", "DuckDBSettings"]
+
+MEMORY = ":memory:"
+
+
+@dataclass
+class DuckDBSettings(ConnectionSettings):
+    """``database``: a file path (created on first use) or ``:memory:``."""
+
+    database: str = MEMORY
+    read_only: bool = False
+    config: dict[str, Any] = field(default_factory=dict)  # DuckDB options (threads, ...)
+
+    def target(self) -> str:
+        return self.database
+
+
+class DuckDBResult(QueryResult):
+    """A result held by DuckDB; rows, DataFrame and Arrow are produced on first access."""
+
+    __hash__ = object.__hash__  # tracked in a WeakSet by its manager
+
+    def __init__(
+        self,
+        relation: Any,
+        lock: threading.RLock,
+        *,
+        elapsed: float,
+        statement: str,
+        limit: int | None,
+    ) -> None:
+        self._relation = relation
+        self._lock = lock
+        self._rows: list[tuple[Any, ...]] | None = None
+        self._table: Any = None
+        with lock:
+            count = relation.shape[0]
+            columns = list(relation.columns)
+        truncated = limit is not None and count > limit
+        if truncated:
+            with lock:
+                self._relation = relation.limit(limit).materialize()
+            count = int(limit or 0)
+        self.columns = columns
+        self.elapsed = elapsed
+        self.statement = statement
+        self.truncated = truncated
+        self.rowcount = count
+        self.native = None
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            with self._lock:
+                if self._relation is not None:
+                    self._rows = self._relation.fetchall()
+                else:
+                    self._rows = _rows_of(self._table)
+        return self._rows
+
+    @rows.setter
+    def rows(self, value: list[tuple[Any, ...]]) -> None:
+        self._rows = value
+
+    def __len__(self) -> int:
+        return int(self.rowcount or 0)
+
+    def df(self) -> Any:
+        """A pandas DataFrame, converted by DuckDB (a fresh frame each call)."""
+        with self._lock:
+            if self._relation is not None:
+                return self._relation.df()
+        return self._table.to_pandas()
+
+    def arrow(self) -> Any:
+        """A pyarrow Table (converted once, then shared)."""
+        if self._table is None:
+            with self._lock:
+                if self._table is None:
+                    self._table = self._relation.to_arrow_table()
+        return self._table
+
+    def _detach(self) -> None:
+        """Copy the rows out of DuckDB before its connection closes."""
+        with self._lock:
+            if self._relation is not None:
+                self.arrow()
+                if self._rows is None:
+                    self._rows = _rows_of(self._table)
+                self._relation = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<DuckDBResult {self.rowcount} rows x {len(self.columns)} columns "
+            f"{self.columns[:8]!r} in {self.elapsed * 1000:.1f} ms>"
+        )
+
+
+_DML = ("INSERT", "UPDATE", "DELETE", "MERGE_INTO")
+
+
+def _is_dml(con: Any, sql: str) -> bool:
+    statements = con.extract_statements(sql)
+    return len(statements) == 1 and statements[0].type.name in _DML
+
+
+def _rows_of(table: Any) -> list[tuple[Any, ...]]:
+    return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
+
+
+@ConnectionRegistry.register(ConnectionType.DUCKDB)
+class DuckDBConnectionManager(BaseConnectionManager):
+    """DuckDB in-process; ``execute_query`` runs every statement and returns the last result."""
+
+    kind = "duckdb"
+    settings_class = DuckDBSettings
+    direct_sync = True
+    max_workers = 1  # one DuckDB connection, used by one thread at a time
+
+    settings: DuckDBSettings
+
+    def __init__(self, settings: Any = None, *, name: str | None = None, **overrides: Any) -> None:
+        super().__init__(settings, name=name, **overrides)
+        self._con: Any = None
+        self._lock = threading.RLock()
+        self._registered: dict[str, Any] = {}
+        self._results: weakref.WeakSet[DuckDBResult] = weakref.WeakSet()
+
+    @property
+    def connection(self) -> Any:
+        """The live ``duckdb.DuckDBPyConnection`` (connects on first access)."""
+        if self._con is None:
+            self.execute_query_sync("SELECT 1")
+        return self._con
+
+    # -- lifecycle hooks -------------------------------------------------------------
+    def _open_sync(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                return
+            database = self.settings.database or MEMORY
+            if database != MEMORY and not database.startswith(("md:", "motherduck:")):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                database = str(Path(database).expanduser())
+            config = {str(k): v for k, v in self.settings.config.items()}
+            self._con = duckdb.connect(database, read_only=self.settings.read_only, config=config)
+            for name, frame in self._registered.items():
+                self._con.register(name, frame)
+
+    def _close_sync(self) -> None:
+        with self._lock:
+            con, self._con = self._con, None
+            for result in list(self._results):
+                result._detach()  # results outlive the connection
+            self._results = weakref.WeakSet()
+            if con is not None:
+                con.close()
+
+    def _ping_sync(self) -> str | None:
+        with self._lock:
+            row = self._require().execute("SELECT version()").fetchone()
+        return f"DuckDB {row[0]}" if row else "DuckDB"
+
+    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        return self._script_sync(query, params, limit)[-1]
+
+    def _script_sync(self, query: Any, params: Any, limit: int | None) -> list[QueryResult]:
+        if not isinstance(query, str):
+            raise QueryError(f"duckdb queries are SQL text, not {type(query).__name__}.")
+        statements = split_statements(query) or [query]
+        with self._lock:
+            con = self._require()
+            return [self._run(con, statement, params, limit) for statement in statements]
+
+    async def execute_script(self, query: str, params: Any = None) -> list[QueryResult]:
+        """Run every statement of ``query``; one result per statement."""
+        return await self._call(
+            lambda: self.to_thread(self._script_sync, query, params, None),
+            what="script",
+            idempotent=self._is_idempotent(query),
+        )
+
+    def _run(self, con: Any, statement: str, params: Any, limit: int | None) -> QueryResult:
+        sql, bound = to_dollar(statement, params)
+        start = time.perf_counter()
+        relation = con.sql(sql, params=bound) if bound else con.sql(sql)
+        if relation is None:
+            return QueryResult([], [], elapsed=time.perf_counter() - start, statement=statement)
+        if limit is not None:
+            relation = relation.limit(limit + 1)  # one extra row tells us it was truncated
+        relation = relation.materialize()
+        result = DuckDBResult(
+            relation,
+            self._lock,
+            elapsed=time.perf_counter() - start,
+            statement=statement,
+            limit=limit,
+        )
+        if result.columns == ["Count"] and _is_dml(con, sql):
+            result.rowcount = int(result.scalar() or 0)  # rows affected, as in DB-API
+        self._results.add(result)
+        return result
+
+    def _require(self) -> Any:
+        if self._con is None:
+            raise ConnectionUnavailableError(f"duckdb '{self.name}' is not connected.")
+        return self._con
+
+    # -- native operations ---------------------------------------------------------------
+    def register(self, name: str, frame: Any) -> None:
+        """Make a pandas DataFrame (or Arrow table) queryable as table ``name``."""
+        if not name.isidentifier():
+            raise QueryError(f"Cannot register {name!r}: use a plain identifier as table name.")
+        with self._lock:
+            self._registered[name] = frame
+            if self._con is not None:
+                self._con.register(name, frame)
+
+    def unregister(self, name: str) -> None:
+        """Forget a registered frame."""
+        with self._lock:
+            self._registered.pop(name, None)
+            if self._con is not None:
+                self._con.unregister(name)
+
+    def registered(self) -> list[str]:
+        """Names of the registered frames."""
+        return sorted(self._registered)
+
+    async def tables(self) -> list[str]:
+        """Tables and views visible in the main schema, registered frames included."""
+        result = await self.execute_query(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'main' ORDER BY table_name"
+        )
+        return [row[0] for row in result.rows]
+
+    # -- errors ----------------------------------------------------------------------
+    def _error(self, exc: BaseException, what: str, timeout: float | None) -> ConnError:
+        if isinstance(exc, TimeoutError) and self._con is not None:
+            # In-process: stop the query itself; the connection stays usable.
+            self._con.interrupt()
+            return QueryError(
+                f"duckdb '{self.name}' {what} was interrupted after {timeout} s; "
+                "raise the timeout setting for longer queries."
+            )
+        return super()._error(exc, what, timeout)
+
+    def _translate(self, exc: BaseException, what: str) -> ConnError:
+        detail = one_line(str(exc)) or type(exc).__name__
+        if isinstance(exc, duckdb.IOException | duckdb.ConnectionException | OSError):
+            return ConnectionUnavailableError(
+                f"duckdb '{self.name}' cannot open {self.target}: {detail}"
+            )
+        return QueryError(f"duckdb '{self.name}' {what} failed: {detail}")

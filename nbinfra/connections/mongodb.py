@@ -1,0 +1,467 @@
+"""MongoDB through pymongo's ``MongoClient`` (sync), awaited through a worker thread.
+
+::
+
+    mongo = ConnectionFactory.get_connection_manager("mongodb")
+    await mongo.connect()
+    await mongo.insert_many("users", [{"name": "ada", "age": 36}, {"name": "alan", "age": 41}])
+    await mongo.find("users", {"age": {"$gt": 40}})            # documents
+    (await mongo.execute_query('users {"age": {"$gt": 40}}')).df()
+    await mongo.execute_query('[{"$group": {"_id": null, "n": {"$sum": 1}}}]',
+                              {"collection": "users"})
+
+``execute_query`` takes a filter (JSON object) or an aggregation pipeline (JSON array),
+as text or as Python objects, optionally prefixed by the collection name; otherwise the
+collection comes from ``params["collection"]`` or the configured ``collection``. JSON is
+MongoDB Extended JSON (``{"$oid": ...}``, ``{"$date": ...}``).
+
+The URL ``mongomock://host/database`` uses mongomock, an in-process stand-in with the
+same API (for tests and demos); clients for the same host share one store, so data
+survives a reconnect.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from nbinfra._secrets import Secret, mask_url, reveal
+from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
+from nbinfra.connections.settings import ConnectionSettings, one_line
+from nbinfra.connections.types import QueryResult
+from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
+from nbinfra.logs import get_logger
+
+__all__ = ["MongoDBConnectionManager", "MongoDBSettings", "documents_table"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+_MOCK_SCHEME = "mongomock://"
+_mock_stores: dict[str, Any] = {}
+_mock_lock = threading.Lock()
+_PREFIXED = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(.*)$", re.DOTALL)
+
+
+@dataclass
+class MongoDBSettings(ConnectionSettings):
+    """``connections.mongodb`` in application-db.yaml."""
+
+    # repr=False: a URL may carry a password; target() shows it masked.
+    url: str = field(default="mongodb://localhost:27017", repr=False)
+    database: str | None = None  # default: the database in the URL, else "nbinfra"
+    collection: str | None = None  # used by execute_query when none is named
+    username: str | None = None
+    password: Secret | None = None
+    connect_timeout: float = 5.0  # server selection and connect (seconds)
+    timeout: float = 60.0  # one operation on the socket
+
+    def target(self) -> str:
+        return mask_url(self.url)
+
+
+@ConnectionRegistry.register(ConnectionType.MONGODB)
+class MongoDBConnectionManager(BaseConnectionManager):
+    """One ``MongoClient`` (with its own pool) bound to a default database."""
+
+    kind = "mongodb"
+    settings_class = MongoDBSettings
+    settings: MongoDBSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._client: Any = None
+
+    # -- lifecycle ------------------------------------------------------------------
+    def _open_sync(self) -> None:
+        client = self._make_client()
+        try:
+            client.admin.command("ping")
+        except BaseException:
+            client.close()
+            raise
+        self._client = client
+
+    def _make_client(self) -> Any:
+        s = self.settings
+        if s.url.startswith(_MOCK_SCHEME):
+            try:
+                import mongomock
+                from mongomock.store import ServerStore
+            except ImportError as exc:
+                raise ConnError(
+                    "A mongomock:// url needs the mongomock package: pip install mongomock"
+                ) from exc
+            with _mock_lock:
+                store = _mock_stores.setdefault(urlsplit(s.url).netloc, ServerStore())  # type: ignore[no-untyped-call]
+            return mongomock.MongoClient(_store=store)
+        import pymongo
+
+        # A little under the manager's own connect deadline, so pymongo's more precise
+        # error (which server, why) arrives before the generic timeout does.
+        selection_ms = max(1, int(s.connect_timeout * 800))
+        options: dict[str, Any] = {
+            "serverSelectionTimeoutMS": selection_ms,
+            "connectTimeoutMS": selection_ms,
+            "socketTimeoutMS": max(1, int(s.timeout * 1000)),
+            "appname": "nbinfra",
+        }
+        if s.username:
+            options["username"] = s.username
+            options["password"] = reveal(s.password) or ""
+        return pymongo.MongoClient(s.url, **options)
+
+    def _close_sync(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _ping_sync(self) -> str | None:
+        client = self.client
+        client.admin.command("ping")
+        version = client.server_info().get("version")
+        mock = " (mongomock)" if self.settings.url.startswith(_MOCK_SCHEME) else ""
+        return f"MongoDB {version}{mock}" if version else None
+
+    @property
+    def client(self) -> Any:
+        """The pymongo (or mongomock) ``MongoClient`` (connect first)."""
+        client = self._client
+        if client is None:
+            raise ConnectionUnavailableError(
+                f"MongoDB connection '{self.name}' is closed; it reconnects on next use."
+            )
+        return client
+
+    @property
+    def database(self) -> Any:
+        """The default database object."""
+        return self.client[self._database_name()]
+
+    def _database_name(self) -> str:
+        s = self.settings
+        if s.database:
+            return s.database
+        if s.url.startswith(_MOCK_SCHEME):
+            return urlsplit(s.url).path.strip("/") or "nbinfra"
+        from pymongo.uri_parser import parse_uri
+
+        try:
+            parsed = parse_uri(s.url)
+        except Exception:  # noqa: BLE001 - the client reports a bad URL on connect
+            return "nbinfra"
+        return str(parsed.get("database") or "nbinfra")
+
+    def _collection(self, name: str) -> Any:
+        if not isinstance(name, str) or not name:
+            raise QueryError("A collection name is required (a non-empty string).")
+        return self.database[name]
+
+    async def _op(
+        self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True, **kw: Any
+    ) -> T:
+        """Run blocking ``fn`` in the worker thread with the base's timeout and retries."""
+        call = functools.partial(self.to_thread, fn, *args, **kw)
+        return await self._call(call, what=what, idempotent=idempotent)
+
+    async def _on(self, collection: str, method: str, *args: Any, **kw: Any) -> Any:
+        """``collection.method(*args, **kw)``; writes are never retried."""
+        writes = ("insert", "update", "delete", "replace")
+
+        def run() -> Any:
+            return getattr(self._collection(collection), method)(*args, **kw)
+
+        return await self._op(
+            f"{method} on {collection}", run, idempotent=not method.startswith(writes)
+        )
+
+    def _is_idempotent(self, query: Any) -> bool:
+        return True  # execute_query only reads (find or aggregate)
+
+    # -- reads ----------------------------------------------------------------------------
+    async def find(
+        self,
+        collection: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        projection: Mapping[str, Any] | Sequence[str] | None = None,
+        sort: Sequence[tuple[str, int]] | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents matching ``filter`` (all of them unless ``limit``)."""
+        return await self._op(
+            f"find on {collection}",
+            self._find_sync,
+            collection,
+            dict(filter or {}),
+            projection,
+            sort,
+            skip,
+            limit,
+        )
+
+    async def find_one(
+        self,
+        collection: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        projection: Mapping[str, Any] | Sequence[str] | None = None,
+    ) -> dict[str, Any] | None:
+        found = await self.find(collection, filter, projection=projection, limit=1)
+        return found[0] if found else None
+
+    async def aggregate(
+        self, collection: str, pipeline: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The documents an aggregation pipeline produces (``$out``/``$merge`` not retried)."""
+        stages = [dict(stage) for stage in pipeline]
+        writes = any("$out" in stage or "$merge" in stage for stage in stages)
+        return await self._op(
+            f"aggregate on {collection}",
+            self._aggregate_sync,
+            collection,
+            stages,
+            None,
+            idempotent=not writes,
+        )
+
+    async def count_documents(
+        self, collection: str, filter: Mapping[str, Any] | None = None
+    ) -> int:
+        return int(await self._on(collection, "count_documents", dict(filter or {})))
+
+    async def list_collections(self) -> list[str]:
+        names: list[str] = await self._op(
+            "list collections", lambda: sorted(self.database.list_collection_names())
+        )
+        return names
+
+    async def find_df(
+        self, collection: str, filter: Mapping[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """``find`` as a pandas DataFrame (``_id`` as text)."""
+        return documents_table(await self.find(collection, filter, **options)).df()
+
+    # -- writes (never retried) -----------------------------------------------------------
+    async def insert_one(self, collection: str, document: Mapping[str, Any]) -> Any:
+        """Insert one document; returns its ``_id``."""
+        answer = await self._on(collection, "insert_one", dict(document))
+        return answer.inserted_id
+
+    async def insert_many(
+        self, collection: str, documents: Sequence[Mapping[str, Any]]
+    ) -> list[Any]:
+        """Insert documents in order; returns their ``_id`` values."""
+        if not documents:
+            return []
+        answer = await self._on(collection, "insert_many", [dict(d) for d in documents])
+        return list(answer.inserted_ids)
+
+    async def update_one(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        upsert: bool = False,
+    ) -> dict[str, Any]:
+        """Update the first match; returns ``matched``, ``modified``, ``upserted_id``."""
+        answer = await self._on(
+            collection, "update_one", dict(filter), _update(update), upsert=upsert
+        )
+        return _update_summary(answer)
+
+    async def update_many(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        upsert: bool = False,
+    ) -> dict[str, Any]:
+        """Update every match; returns ``matched``, ``modified``, ``upserted_id``."""
+        answer = await self._on(
+            collection, "update_many", dict(filter), _update(update), upsert=upsert
+        )
+        return _update_summary(answer)
+
+    async def delete_one(self, collection: str, filter: Mapping[str, Any]) -> int:
+        answer = await self._on(collection, "delete_one", dict(filter))
+        return int(answer.deleted_count)
+
+    async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
+        """Delete every match (``{}`` deletes all: it must be passed explicitly)."""
+        answer = await self._on(collection, "delete_many", dict(filter))
+        return int(answer.deleted_count)
+
+    async def drop_collection(self, collection: str) -> None:
+        await self._op(
+            f"drop {collection}",
+            lambda: self.database.drop_collection(collection),
+            idempotent=False,
+        )
+
+    # -- the uniform query (worker thread) -------------------------------------------------
+    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        options = dict(params) if isinstance(params, Mapping) else {}
+        collection, body = parse_query(query, options.pop("collection", None))
+        collection = collection or self.settings.collection
+        if not collection:
+            raise QueryError(
+                "No collection: write 'users {...}', pass params={'collection': 'users'}, or "
+                f"set collection under connections.{self.name} in resources/application-db.yaml."
+            )
+        started = time.perf_counter()
+        if isinstance(body, list):
+            docs = self._aggregate_sync(collection, body, limit)
+        else:
+            docs = self._find_sync(
+                collection,
+                body,
+                options.get("projection"),
+                options.get("sort"),
+                int(options.get("skip", 0)),
+                limit,
+            )
+        result = documents_table(docs)
+        result.elapsed = time.perf_counter() - started
+        result.statement = query if isinstance(query, str) else repr(query)
+        result.truncated = limit is not None and len(docs) >= limit
+        result.native = _Documents(docs)
+        return result
+
+    def _find_sync(
+        self,
+        collection: str,
+        filter: dict[str, Any],
+        projection: Any,
+        sort: Any,
+        skip: int,
+        limit: int | None,
+    ) -> list[dict[str, Any]]:
+        cursor = self._collection(collection).find(filter, projection)
+        if sort:
+            cursor = cursor.sort([(str(k), int(v)) for k, v in sort])
+        if skip:
+            cursor = cursor.skip(int(skip))
+        if limit is not None:
+            cursor = cursor.limit(int(limit))
+        return list(cursor)
+
+    def _aggregate_sync(
+        self, collection: str, pipeline: list[Any], limit: int | None
+    ) -> list[dict[str, Any]]:
+        if limit is not None:
+            pipeline = [*pipeline, {"$limit": int(limit)}]
+        return list(self._collection(collection).aggregate(pipeline))
+
+    # -- errors (the one boundary for pymongo exceptions) ---------------------------------
+    def _translate(self, exc: BaseException, what: str) -> ConnError:
+        from pymongo import errors as pe
+
+        where = f"MongoDB at {self.target}"
+        if isinstance(exc, (pe.ServerSelectionTimeoutError, pe.NetworkTimeout)):
+            return ConnectionUnavailableError(
+                f"{where} did not answer in time ({what}); check the url and that the server "
+                "is up, or raise connect_timeout."
+            )
+        if isinstance(exc, (pe.AutoReconnect, pe.ConnectionFailure)):
+            return ConnectionUnavailableError(f"Lost the connection to {where} ({what}).")
+        if isinstance(exc, pe.InvalidOperation) and "after close" in str(exc):
+            return ConnectionUnavailableError(f"The client for {where} was closed ({what}).")
+        if isinstance(exc, (pe.InvalidURI, pe.ConfigurationError)):
+            return ConnError(f"Invalid MongoDB settings for {where}: {one_line(str(exc))}")
+        if isinstance(exc, pe.OperationFailure) and exc.code in (13, 18):
+            return ConnError(
+                f"{where} refused the credentials or permission (code {exc.code}); check "
+                f"username/password under connections.{self.name}."
+            )
+        if isinstance(exc, pe.PyMongoError):
+            return QueryError(f"{where}: {what} failed: {one_line(str(exc))}")
+        if isinstance(exc, NotImplementedError):
+            return QueryError(f"mongomock cannot run {what}: {one_line(str(exc))}")
+        return super()._translate(exc, what)
+
+
+class _Documents:
+    """Keeps the raw documents of a query (``result.native.documents``)."""
+
+    def __init__(self, documents: list[dict[str, Any]]) -> None:
+        self.documents = documents
+
+
+def parse_query(query: Any, collection: str | None = None) -> tuple[str | None, Any]:
+    """``(collection, filter_or_pipeline)`` from text, a dict or a list."""
+    if isinstance(query, Mapping):
+        spec = dict(query)
+        if "collection" in spec and ("filter" in spec or "pipeline" in spec):
+            body = spec.get("pipeline", spec.get("filter")) or {}
+            return str(spec["collection"]), body
+        return collection, spec
+    if isinstance(query, list):
+        return collection, query
+    if not isinstance(query, str):
+        raise QueryError(
+            f"A MongoDB query is a JSON filter or pipeline, not {type(query).__name__}."
+        )
+    text = query.strip()
+    if not text.startswith(("{", "[")):
+        match = _PREFIXED.match(text)
+        if match is None:
+            raise QueryError("Write a MongoDB query as 'collection {filter}' or '[pipeline]'.")
+        collection, text = match.group(1), match.group(2).strip()
+        if not text:
+            return collection, {}
+    from bson import json_util
+
+    try:
+        body = json_util.loads(text)
+    except ValueError as exc:
+        raise QueryError(f"The MongoDB query is not valid JSON: {exc}") from exc
+    if not isinstance(body, (dict, list)):
+        raise QueryError("A MongoDB query is a JSON object (filter) or array (pipeline).")
+    return collection, body
+
+
+def documents_table(documents: Sequence[Mapping[str, Any]]) -> QueryResult:
+    """Documents as a table: columns in first-seen order, ObjectIds as text."""
+    columns: dict[str, None] = {}
+    for doc in documents:
+        for key in doc:
+            columns.setdefault(str(key), None)
+    names = list(columns)
+    rows = [tuple(_cell(doc.get(name)) for name in names) for doc in documents]
+    return QueryResult(columns=names, rows=rows)
+
+
+def _cell(value: Any) -> Any:
+    if type(value).__name__ == "ObjectId":
+        return str(value)
+    return value
+
+
+def _update(update: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
+    if isinstance(update, Mapping):
+        if not any(str(k).startswith("$") for k in update):
+            raise QueryError(
+                "An update needs operators such as {'$set': {...}}; to replace a whole "
+                "document use replace semantics explicitly."
+            )
+        return dict(update)
+    return [dict(stage) for stage in update]
+
+
+def _update_summary(answer: Any) -> dict[str, Any]:
+    return {
+        "matched": int(answer.matched_count),
+        "modified": int(answer.modified_count),
+        "upserted_id": answer.upserted_id,
+    }

