@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from nbinfra._loop import run_sync
+from nbinfra._secrets import Secret
 from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import describe_target
@@ -48,7 +49,7 @@ class ChromaSettings(VectorStoreSettings):
 
     path: str = DEFAULT_PATH
     url: str = ""
-    headers: dict[str, Any] = field(default_factory=dict)
+    token: Secret = field(default_factory=lambda: Secret(""))  # sent as a Bearer token
     tenant: str = "default_tenant"
     database: str = "default_database"
 
@@ -89,7 +90,7 @@ class ChromaConnectionManager(VectorStore, BaseConnectionManager):
                 host=parts.hostname or "localhost",
                 port=parts.port or (443 if parts.scheme == "https" else 8000),
                 ssl=parts.scheme == "https",
-                headers={k: str(v) for k, v in s.headers.items()} or None,
+                headers={"Authorization": f"Bearer {s.token.reveal()}"} if s.token else None,
                 settings=options,
                 tenant=s.tenant,
                 database=s.database,

@@ -168,3 +168,22 @@ async def test_worker_thread_path_when_not_inline(kind: str, tmp_path: Path) -> 
     async with inline:
         await inline.add_texts("fruit", ["x"])
         assert inline._executor is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "chromadb"])
+async def test_server_credentials_never_show(kind: str) -> None:
+    from nbinfra.errors import ConnectionUnavailableError
+
+    secret = f"{kind}-Secret-Key-77"
+    url = f"https://127.0.0.1:{free_port()}"  # https: qdrant warns about keys over http
+    manager: VectorStore
+    if kind == "qdrant":
+        manager = QdrantConnectionManager(url=url, api_key=secret, connect_timeout=10, retries=0)
+    else:
+        manager = ChromaConnectionManager(url=url, token=secret, connect_timeout=10, retries=0)
+    assert secret not in repr(manager) and secret not in manager.target
+    with pytest.raises(ConnectionUnavailableError) as info:
+        await manager.connect()
+    assert secret not in str(info.value) and "\n" not in str(info.value)
+    status = await manager.health_check()
+    assert not status.ok and secret not in str(status)
