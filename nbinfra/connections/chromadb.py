@@ -54,7 +54,8 @@ class ChromaSettings(VectorStoreSettings):
     database: str = "default_database"
 
     # Run in-process engines on the caller's loop (None: yes unless ``url`` is set). A
-    # thread hop costs more than a small local search; a server call is better off a thread.
+    # thread hop costs more than a small local search (measured in benchmarks/), but an
+    # inline call blocks the loop while it runs and no timeout can interrupt it.
     inline: bool | None = None
 
     def target(self) -> str:
