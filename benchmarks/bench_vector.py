@@ -33,7 +33,9 @@ BATCH = 256
 TOP_K = 10
 
 
-def run(smoke: bool = False) -> list[Comparison]:
+def run(
+    smoke: bool = False, backends: tuple[str, ...] = ("qdrant", "chromadb", "pgvector")
+) -> list[Comparison]:
     import numpy as np
 
     n = 500 if smoke else 10_000
@@ -47,8 +49,9 @@ def run(smoke: bool = False) -> list[Comparison]:
         queries=rng.normal(size=(q, DIM)).astype(np.float32),
     )
     comparisons: list[Comparison] = []
-    for backend in (QdrantBench, ChromaBench, PgVectorBench):
-        bench = backend(data)
+    classes = {"qdrant": QdrantBench, "chromadb": ChromaBench, "pgvector": PgVectorBench}
+    for name in backends:
+        bench = classes[name](data)
         try:
             comparisons += bench.measure(rounds)
         finally:
@@ -265,7 +268,9 @@ class ChromaBench(Bench):
 
     def raw_search(self, name: str, vector: Any) -> list[Any]:
         col = self.raw.get_collection(name, embedding_function=None)
-        result = col.query(query_embeddings=[vector], n_results=TOP_K, include=["distances"])
+        result = col.query(
+            query_embeddings=[vector], n_results=TOP_K, include=["metadatas", "distances"]
+        )
         return list(result["ids"][0])
 
     def close(self) -> None:
