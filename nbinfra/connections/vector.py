@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -295,7 +296,8 @@ class VectorStore(ConnectionManager):
         """Embed ``texts``, store them with ``{"text": ...}`` in the payload; returns ids.
 
         The collection is created for the embedder's size when it does not exist. Ids
-        default to ``0, 1, ...`` after the current count.
+        default to ``n, n+1, ...`` after the current count ``n`` (random hex UUIDs when one
+        of those is taken), so existing points are never overwritten by default.
         """
         items = list(texts)
         vectors = await self.embedder.embed(items)
@@ -307,6 +309,9 @@ class VectorStore(ConnectionManager):
         if ids is None:
             first = await self.count(collection)
             keys = [str(first + i) for i in range(len(items))]
+            if keys and await self.get(collection, keys):
+                # Deletions left gaps, so counting on would overwrite points: use UUIDs.
+                keys = [uuid.uuid4().hex for _ in items]
         else:
             keys = normalise_ids(ids)
         extra = self._check_payloads(payloads, len(items))

@@ -315,6 +315,10 @@ async def test_add_texts_and_search_text(store: VectorStore, name: str) -> None:
     assert hits[0].id == "2" and hits[0].payload == {"n": 3, "text": texts[2]}
     more = await store.add_texts(name, ["cats on mats"])
     assert more == ["3"]
+    await store.delete(name, ["1"])
+    fresh = await store.add_texts(name, ["never overwrites"])  # "3" is taken: a UUID
+    assert len(fresh[0]) == 32 and await store.count(name) == 4
+    assert (await store.get(name, ["3"]))[0].payload["text"] == "cats on mats"
 
 
 async def test_execute_query_returns_a_table(store: VectorStore, name: str) -> None:
