@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from nbinfra._secrets import Secret
     from nbinfra.config import Settings, load_settings
     from nbinfra.connections.sync import conn
+    from nbinfra.notebook import widgets
     from nbinfra.registry import Registry
     from nbinfra.session import Session, session, use_session
 
@@ -49,10 +50,13 @@ _LAZY: dict[str, str] = {
     "Secret": "nbinfra._secrets:Secret",
     "Session": "nbinfra.session:Session",
     "Settings": "nbinfra.config:Settings",
+    "cache": "nbinfra.cache",
     "conn": "nbinfra.connections.sync:conn",
+    "llm": "nbinfra.llm",
     "load_settings": "nbinfra.config:load_settings",
     "session": "nbinfra.session",
     "use_session": "nbinfra.session:use_session",
+    "widgets": "nbinfra.notebook.widgets",
 }
 
 __all__ = [
@@ -82,12 +86,15 @@ __all__ = [
     "Settings",
     "UnknownKindError",
     "__version__",
+    "cache",
     "conn",
+    "llm",
     "load_ipython_extension",
     "load_settings",
     "session",
     "unload_ipython_extension",
     "use_session",
+    "widgets",
 ]
 
 

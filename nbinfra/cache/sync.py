@@ -45,7 +45,19 @@ class SyncCache:
         svc = self.service
         k = svc.prefix + key if type(key) is str else svc._key(key)
         t0 = _perf()
-        return svc._hit(mem.get_sync(k), t0, default)
+        data = mem.get_sync(k)
+        stats = svc._stats
+        stats.latency(_perf() - t0)
+        if data is None:
+            stats.misses += 1
+            return default
+        try:
+            value = svc._loads(data)
+        except CacheError:
+            stats.errors += 1
+            raise
+        stats.hits += 1
+        return value
 
     def set(self, key: str | int, value: Any, ttl: float | None = None) -> bool:
         mem = self._mem

@@ -120,6 +120,7 @@ class LLMResponse:
     raw: Any = field(default=None, repr=False)
     options: dict[str, Any] = field(default_factory=dict)  # the options the call used
     cached: bool = False
+    warnings: list[str] = field(default_factory=list)  # e.g. "prompt_truncated"
 
     def __str__(self) -> str:
         return self.content
