@@ -178,3 +178,18 @@ def test_minilm_missing_dependency_says_what_to_install(monkeypatch: Any) -> Non
 
     with pytest.raises(MissingDependencyError, match=r"nbinfra\[embeddings\]"):
         SentenceTransformerEmbedder().embed_sync(["x"])
+
+
+async def test_llm_embedder_resolves_a_provider_of_the_llm_layer(tmp_path: Path) -> None:
+    """``llm:fake`` goes through nbinfra.llm's factory to the offline fake provider."""
+    from nbinfra.connections.qdrant import QdrantConnectionManager
+
+    embedder = get_embedder("llm:fake")
+    vectors = await embedder.embed(["a red apple", "a red apple", "tax law"])
+    assert embedder.dim == len(vectors[0]) and vectors[0] == vectors[1] != vectors[2]
+    assert math.isclose(math.sqrt(sum(x * x for x in vectors[2])), 1.0, rel_tol=1e-9)
+    store = QdrantConnectionManager(embedder=embedder)
+    async with store:
+        await store.add_texts("docs", ["a red apple", "tax law"])
+        hits = await store.search_text("docs", "a red apple", top_k=1)
+    assert hits[0].id == "0" and hits[0].score == pytest.approx(1.0, abs=1e-6)
