@@ -69,6 +69,7 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
                 f"pgvector index must be 'hnsw' or 'none', got {self.settings.index!r}."
             )
         self._vector_info: Any = None
+        self._statements: dict[tuple[Any, ...], str] = {}
         self._ready: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # -- connection -------------------------------------------------------------------
@@ -228,13 +229,26 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
     ) -> list[SearchHit]:
         from psycopg import sql
 
-        op = sql.SQL(_OPS[info.distance][0])
         where, params = build_where(conditions)
-        query = sql.SQL(
-            "SELECT id, payload, embedding {op} %s FROM {t}{w} ORDER BY embedding {op} %s LIMIT %s"
-        ).format(op=op, t=self._table(info.name), w=where)
         args = [vector, *params, vector, top_k]
+        # The statement text depends only on table, metric and filter operators: composing
+        # and quoting it again on every search costs more than a small HNSW lookup.
+        key = (self.settings.schema, info.name, info.distance, tuple(c.op for c in conditions))
         async with self._vconn() as conn:
+            query = self._statements.get(key)
+            if query is None:
+                op = sql.SQL(_OPS[info.distance][0])
+                query = (
+                    sql.SQL(
+                        "SELECT id, payload, embedding {op} %s FROM {t}{w} "
+                        "ORDER BY embedding {op} %s LIMIT %s"
+                    )
+                    .format(op=op, t=self._table(info.name), w=where)
+                    .as_string(conn)
+                )
+                if len(self._statements) > 256:
+                    self._statements.clear()
+                self._statements[key] = query
             if top_k > 40 and self.settings.index == "hnsw":
                 async with conn.transaction():
                     await conn.execute(
