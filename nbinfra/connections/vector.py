@@ -16,6 +16,10 @@ Every store offers the same async API with the same meaning:
 - ``execute_query(text_or_vector, {"collection": ..., "top_k": ..., "filter": ...})``
   returns the search as a ``QueryResult`` (columns ``id``, ``score``, then payload keys).
 
+Payloads are JSON mappings; a ``None`` value means the key is absent (Chroma cannot store
+it), and Chroma also refuses nested mappings. Cosine collections store unit-length vectors
+on every store (Qdrant always does), so ``get(..., with_vectors=True)`` agrees across them.
+
 Ids are strings (integers are accepted and turned into their decimal string). Filters are
 one portable dialect, ANDed over keys: ``{"lang": "en", "year": {"$gte": 2020},
 "tag": {"$in": ["a", "b"]}}`` with ``$eq $ne $in $nin $gt $gte $lt $lte``. ``$ne``/``$nin``
@@ -419,7 +423,8 @@ class VectorStore(ConnectionManager):
             problem = self._payload_problem(payload)
             if problem:
                 raise ValueError(f"payload {i}: {problem}")
-            out.append(dict(payload) or None)
+            # A None value means "no such key" on every store (Chroma cannot store it).
+            out.append({k: v for k, v in payload.items() if v is not None} or None)
         return out
 
     def _payload_problem(self, payload: Mapping[str, Any]) -> str | None:

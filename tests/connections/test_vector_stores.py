@@ -143,6 +143,14 @@ async def test_upsert_replaces(store: VectorStore, name: str) -> None:
     assert {h.id for h in hits} == {"doc-1", "doc-2"}
 
 
+async def test_none_values_mean_absent_keys(store: VectorStore, name: str) -> None:
+    await store.create_collection(name, DIM)
+    await store.upsert(name, ["a", "b"], np.eye(DIM)[:2], [{"x": 1, "y": None}, {"y": None}])
+    records = await store.get(name, ["a", "b"])
+    assert [r.payload for r in records] == [{"x": 1}, {}]
+    assert await store.count(name, {"y": {"$ne": 2}}) == 2
+
+
 async def test_ids_of_every_shape_round_trip(store: VectorStore, name: str) -> None:
     await store.create_collection(name, DIM)
     keys: list[str | int] = [7, "42", "0", "007", str(uuid.uuid4()), "a/b c", "DOC-x"]
