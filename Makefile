@@ -1,7 +1,9 @@
 # Every target sets up .venv on first use (needs python3 >= 3.10 with venv).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= all,test,bench
+EXTRAS ?= all,test,bench,embeddings
+# The embeddings extra needs torch; pin the CPU build first, or pip pulls a multi-GB CUDA one.
+TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint typecheck clean bench bench-smoke
@@ -9,6 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(if $(findstring embeddings,$(EXTRAS)),$(PY) -m pip install --quiet "$(TORCH)")
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 

@@ -75,8 +75,10 @@ def test_results_table_rejects_other_things() -> None:
 
 
 @pytest.mark.service
-def test_health_panel_caches(tmp_path, redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_health_panel_caches(tmp_path, redis_server_factory) -> None:  # type: ignore[no-untyped-def]
     from nbinfra.session import Session, use_session
+
+    redis_server = redis_server_factory()  # its own server: this test stops it
 
     (tmp_path / "application-cache.yaml").write_text(
         f"cache:\n  backend: memory\n  redis:\n    url: {redis_server.url}\n"
