@@ -32,9 +32,12 @@ render in IPython as one line (``_render_traceback_``), not as a traceback.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbinfra._secrets import redact
+
+if TYPE_CHECKING:
+    from nbinfra.llm.types import LLMResponse
 
 __all__ = [
     "AuthenticationError",
@@ -149,7 +152,12 @@ class QueryError(ConnError):
 
 
 class LLMError(NbinfraError):
-    """Base for LLM provider failures."""
+    """Base for LLM provider failures.
+
+    ``partial`` holds what a stream delivered before it failed (text, estimated usage).
+    """
+
+    partial: LLMResponse | None = None
 
     def __init__(self, message: str = "", *, provider: str | None = None) -> None:
         super().__init__(message)

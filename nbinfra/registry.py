@@ -61,7 +61,12 @@ BUILTINS: dict[str, dict[str, Entry]] = {
         "redis": Entry("nbinfra.connections.redis:RedisConnectionManager", "redis"),
         "s3": Entry("nbinfra.connections.s3:S3ConnectionManager", "s3"),
     },
-    "nbinfra.llms": {},
+    "nbinfra.llms": {
+        "azure": Entry("nbinfra.llm.azure:AzureOpenAIProvider", "openai"),
+        "fake": Entry("nbinfra.llm.fake:FakeLLMProvider"),
+        "groq": Entry("nbinfra.llm.groq:GroqProvider", "groq"),
+        "openai": Entry("nbinfra.llm.openai:OpenAIProvider", "openai"),
+    },
 }
 
 

@@ -1,1 +1,96 @@
-"""LLM providers, token counting and context-window management."""
+"""LLM providers behind one registry, with the seed's names.
+
+``LLMFactory.get_llm(LLMProvider.GROQ)`` (async API) and ``nbinfra.llm("groq")``
+(a ``SyncLLM`` for notebooks; this module is callable). Importing this package imports
+no SDK: provider modules load through ``LLMRegistry`` on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from nbinfra.registry import Registry
+
+if TYPE_CHECKING:
+    from nbinfra.llm.base import BaseLLMProvider
+    from nbinfra.llm.factory import LLMFactory, ProviderStatus, provider_statuses
+    from nbinfra.llm.sync import SyncLLM
+
+__all__ = [
+    "BaseLLMProvider",
+    "LLMFactory",
+    "LLMProvider",
+    "LLMRegistry",
+    "ProviderStatus",
+    "SyncLLM",
+    "get_llm",
+    "provider_statuses",
+]
+
+
+class LLMProvider(str, Enum):
+    """Provider kinds: the seed's seven, plus the offline ``fake`` stand-in."""
+
+    OPENAI = "openai"
+    AZURE_OPENAI = "azure"
+    ANTHROPIC = "anthropic"
+    GROQ = "groq"
+    GOOGLE = "google"
+    HUGGINGFACE = "huggingface"
+    OLLAMA = "ollama"
+    FAKE = "fake"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+LLMRegistry: Registry[BaseLLMProvider] = Registry(
+    "LLM provider",
+    group="nbinfra.llms",
+    base="nbinfra.llm.base:BaseLLMProvider",
+    aliases={"azure_openai": "azure", "gemini": "google", "hf": "huggingface"},
+)
+
+_LAZY = {
+    "BaseLLMProvider": "nbinfra.llm.base:BaseLLMProvider",
+    "LLMFactory": "nbinfra.llm.factory:LLMFactory",
+    "ProviderStatus": "nbinfra.llm.factory:ProviderStatus",
+    "SyncLLM": "nbinfra.llm.sync:SyncLLM",
+    "get_llm": "nbinfra.llm.factory:get_llm",
+    "provider_statuses": "nbinfra.llm.factory:provider_statuses",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'nbinfra.llm' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _CallableModule(types.ModuleType):
+    """``nbinfra.llm("groq:llama-3.1-8b-instant")`` -> a ``SyncLLM`` from the session."""
+
+    def __call__(
+        self,
+        provider_or_name: str | LLMProvider | None = None,
+        model: str | None = None,
+        **options: Any,
+    ) -> SyncLLM:
+        from nbinfra.llm.sync import llm
+
+        return llm(provider_or_name, model, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,126 @@
+"""What OpenAI, Azure OpenAI and Groq share: the chat-completions wire shape and an SDK
+family (Stainless-generated, same exception names). Imported only by those providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any, ClassVar
+
+from nbinfra.errors import LLMError
+from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.http_errors import map_stainless_error
+from nbinfra.llm.types import Message, Usage
+
+__all__ = ["OpenAICompatibleProvider"]
+
+
+class OpenAICompatibleProvider(BaseLLMProvider):
+    """A provider speaking OpenAI chat completions through an OpenAI-family SDK."""
+
+    sdk_name: ClassVar[str] = "openai"
+    max_tokens_param: ClassVar[str] = "max_tokens"
+    ask_stream_usage: ClassVar[bool] = True  # send stream_options.include_usage
+
+    def _sdk(self) -> ModuleType:
+        import importlib
+
+        return importlib.import_module(self.sdk_name)
+
+    def _sdk_timeout(self, seconds: float | None = None) -> Any:
+        read = seconds if seconds is not None else self.timeout
+        return self._sdk().Timeout(read, connect=min(self.connect_timeout, read))
+
+    # -- request -------------------------------------------------------------------
+    def _params(
+        self, messages: list[Message], opts: CallOptions, *, stream: bool
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": opts.model,
+            "messages": [m.to_dict() for m in messages],
+        }
+        if opts.temperature is not None:
+            params["temperature"] = opts.temperature
+        if opts.max_tokens is not None:
+            params[self.max_tokens_param] = opts.max_tokens
+        if opts.top_p is not None:
+            params["top_p"] = opts.top_p
+        if opts.stop:
+            params["stop"] = list(opts.stop)
+        if opts.seed is not None:
+            params["seed"] = opts.seed
+        if opts.response_format == "json":
+            params["response_format"] = {"type": "json_object"}
+        if opts.timeout is not None:
+            params["timeout"] = self._sdk_timeout(opts.timeout)
+        if stream:
+            params["stream"] = True
+            if self.ask_stream_usage:
+                params["stream_options"] = {"include_usage": True}
+        return params
+
+    # -- hooks ---------------------------------------------------------------------
+    async def _check_model(self) -> int | None:
+        info = await self.client.models.retrieve(self.model)
+        return _window_of(info)
+
+    async def _complete(self, messages: list[Message], opts: CallOptions) -> Completion:
+        resp = await self.client.chat.completions.create(
+            **self._params(messages, opts, stream=False)
+        )
+        choice = resp.choices[0] if resp.choices else None
+        content = (choice.message.content or "") if choice is not None else ""
+        return Completion(
+            content=content,
+            model=resp.model or None,
+            finish_reason=choice.finish_reason if choice is not None else None,
+            usage=self._usage(resp),
+            raw=resp,
+        )
+
+    async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
+        stream = await self.client.chat.completions.create(
+            **self._params(messages, opts, stream=True)
+        )
+        try:
+            async for chunk in stream:
+                text = ""
+                finish = None
+                # Azure sends a first chunk with empty ``choices`` (content-filter results).
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    if choice.delta is not None:
+                        text = choice.delta.content or ""
+                    finish = choice.finish_reason
+                # Usage comes on the last chunks only (finish, or empty choices).
+                usage = self._usage(chunk) if finish or not chunk.choices else None
+                if text or finish or usage is not None:
+                    yield Delta(text, finish, usage, chunk.model or None, chunk)
+        finally:
+            await stream.close()
+
+    async def _embed(self, texts: list[str], model: str) -> list[list[float]]:
+        resp = await self.client.embeddings.create(model=model, input=texts)
+        ordered = sorted(resp.data, key=lambda d: d.index)
+        return [list(d.embedding) for d in ordered]
+
+    def _usage(self, obj: Any) -> Usage | None:
+        usage = getattr(obj, "usage", None)
+        if usage is None:
+            return None
+        return Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
+
+    # -- the error boundary --------------------------------------------------------
+    def _map_error(self, exc: BaseException) -> LLMError | None:
+        return map_stainless_error(self, exc, self._sdk())
+
+
+def _window_of(info: Any) -> int | None:
+    """The context window some OpenAI-compatible servers put on a model object."""
+    extra = getattr(info, "model_extra", None) or {}
+    for key in ("context_window", "context_length", "max_model_len", "max_context_length"):
+        value = extra.get(key, getattr(info, key, None))
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

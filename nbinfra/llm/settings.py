@@ -1,0 +1,103 @@
+"""Typed settings for the ``llm:`` section of ``application-llm.yaml``.
+
+Pure Python (no SDK). ``LLMSettings.load(settings)`` validates the section; each provider
+reads its own ``ProviderSettings`` (defaults from the ``llm:`` level, overridden per
+provider), and per-model facts (context window, prices) live under ``models:``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbinfra._secrets import Secret
+from nbinfra.config import Settings
+
+__all__ = ["InstanceSettings", "LLMSettings", "ModelInfo", "ProviderSettings"]
+
+
+@dataclass
+class ModelInfo:
+    """What we know about one model. Prices are per million tokens."""
+
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    input_price: float | None = None
+    output_price: float | None = None
+
+
+@dataclass
+class ProviderSettings:
+    """Settings of one provider kind; unknown keys land in ``extra`` for the provider."""
+
+    __extra_field__ = "extra"
+
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    api_key_env: str = ""  # the variable named in "set X" messages (default: the provider's)
+    base_url: str = ""
+    model: str = ""
+    embedding_model: str = ""
+    timeout: float | None = None  # whole call, and longest silence inside a stream
+    connect_timeout: float | None = None
+    max_retries: int | None = None
+    retry_backoff: float | None = None
+    retry_max_wait: float | None = None
+    models: dict[str, ModelInfo] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # default per-call options
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InstanceSettings:
+    """A named, configured LLM (``llm.instances.fast_llm``): a provider, a model, options."""
+
+    __extra_field__ = "options"
+
+    provider: str = ""
+    model: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LLMSettings:
+    """The whole ``llm:`` section."""
+
+    default: str = ""
+    timeout: float = 60.0
+    connect_timeout: float = 5.0
+    max_retries: int = 2
+    retry_backoff: float = 0.5
+    retry_max_wait: float = 30.0
+    currency: str = "USD"
+    providers: dict[str, ProviderSettings] = field(default_factory=dict)
+    instances: dict[str, InstanceSettings] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, settings: Settings) -> LLMSettings:
+        return settings.section("llm", cls)
+
+    def provider(self, kind: str) -> ProviderSettings:
+        """The settings of ``kind`` with the ``llm:``-level defaults filled in."""
+        found = self.providers.get(kind) or ProviderSettings()
+        merged = ProviderSettings(
+            api_key=found.api_key,
+            api_key_env=found.api_key_env,
+            base_url=found.base_url,
+            model=found.model,
+            embedding_model=found.embedding_model,
+            timeout=found.timeout if found.timeout is not None else self.timeout,
+            connect_timeout=(
+                found.connect_timeout if found.connect_timeout is not None else self.connect_timeout
+            ),
+            max_retries=found.max_retries if found.max_retries is not None else self.max_retries,
+            retry_backoff=(
+                found.retry_backoff if found.retry_backoff is not None else self.retry_backoff
+            ),
+            retry_max_wait=(
+                found.retry_max_wait if found.retry_max_wait is not None else self.retry_max_wait
+            ),
+            models=dict(found.models),
+            options=dict(found.options),
+            extra=dict(found.extra),
+        )
+        return merged
