@@ -51,13 +51,16 @@ BUILTINS: dict[str, dict[str, Entry]] = {
         "redis": Entry("nbinfra.cache.redis:RedisCacheProvider", "redis"),
     },
     "nbinfra.connections": {
+        "chromadb": Entry("nbinfra.connections.chromadb:ChromaConnectionManager", "chroma"),
         "confluence": Entry(
             "nbinfra.connections.confluence:ConfluenceConnectionManager", "atlassian"
         ),
         "duckdb": Entry("nbinfra.connections.duckdb:DuckDBConnectionManager", "duckdb"),
         "jira": Entry("nbinfra.connections.jira:JiraConnectionManager", "atlassian"),
         "mongodb": Entry("nbinfra.connections.mongodb:MongoDBConnectionManager", "mongodb"),
+        "pgvector": Entry("nbinfra.connections.pgvector:PgVectorConnectionManager", "pgvector"),
         "postgres": Entry("nbinfra.connections.postgres:PostgresConnectionManager", "postgres"),
+        "qdrant": Entry("nbinfra.connections.qdrant:QdrantConnectionManager", "qdrant"),
         "redis": Entry("nbinfra.connections.redis:RedisConnectionManager", "redis"),
         "s3": Entry("nbinfra.connections.s3:S3ConnectionManager", "s3"),
     },

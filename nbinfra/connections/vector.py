@@ -1,0 +1,621 @@
+"""The vector-store contract shared by qdrant, chromadb and pgvector.
+
+Every store offers the same async API with the same meaning:
+
+- ``create_collection(name, dim, distance="cosine")``, ``drop_collection``,
+  ``list_collections``, ``collection_exists``;
+- ``upsert(collection, ids, vectors, payloads=None, *, batch_size=None, progress=None)``:
+  inputs are checked whole before the first write (lengths, unique ids, dimension, finite
+  and, for cosine, non-zero vectors, JSON payloads), then written in batches; ``progress``
+  is called as ``progress(done, total)`` after each batch;
+- ``search(collection, vector, top_k=10, filter=None) -> list[SearchHit]``, best first.
+  ``score`` is higher-is-better everywhere: the cosine similarity for ``cosine``, the inner
+  product for ``dot``, minus the Euclidean distance for ``euclid``;
+- ``get``, ``delete`` (by ids and/or filter), ``count`` (optionally filtered);
+- ``add_texts``/``search_text`` embed with the store's ``embedder`` (hashing by default);
+- ``execute_query(text_or_vector, {"collection": ..., "top_k": ..., "filter": ...})``
+  returns the search as a ``QueryResult`` (columns ``id``, ``score``, then payload keys).
+
+Ids are strings (integers are accepted and turned into their decimal string). Filters are
+one portable dialect, ANDed over keys: ``{"lang": "en", "year": {"$gte": 2020},
+"tag": {"$in": ["a", "b"]}}`` with ``$eq $ne $in $nin $gt $gte $lt $lte``. ``$ne``/``$nin``
+also match records that lack the key, on every backend.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from nbinfra.connections.base import ConnectionManager
+from nbinfra.connections.settings import ConnectionSettings
+from nbinfra.connections.types import QueryResult
+from nbinfra.errors import QueryError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from nbinfra.connections.embeddings import Embedder
+
+__all__ = [
+    "DISTANCES",
+    "Condition",
+    "Distance",
+    "Progress",
+    "SearchHit",
+    "VectorRecord",
+    "VectorStore",
+    "VectorStoreSettings",
+    "parse_filter",
+]
+
+Distance = Literal["cosine", "dot", "euclid"]
+DISTANCES: tuple[str, ...] = ("cosine", "dot", "euclid")
+Progress = Callable[[int, int], object]
+Ids = Sequence[str | int]
+
+_OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte")
+_SCALARS = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: ``score`` is higher-is-better (cosine similarity by default)."""
+
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    """A stored point as returned by ``get``; ``vector`` is ``None`` unless asked for."""
+
+    id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    vector: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One filter term: ``key op value`` with ``op`` in ``eq ne in nin gt gte lt lte``."""
+
+    key: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    dim: int
+    distance: str
+
+
+@dataclass
+class VectorStoreSettings(ConnectionSettings):
+    """Settings every vector store accepts, on top of the connection ones."""
+
+    collection: str = ""  # default collection for execute_query / search_text
+    embedder: str = "hashing"  # see nbinfra.connections.embeddings.get_embedder
+    embedder_options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 256  # points per write
+
+
+def parse_filter(filter: Mapping[str, Any] | None) -> list[Condition]:
+    """Check a portable filter and flatten it into ANDed ``Condition`` terms."""
+    if filter is None:
+        return []
+    if not isinstance(filter, Mapping):
+        raise ValueError(
+            f"A filter is a mapping like {{'lang': 'en', 'year': {{'$gte': 2020}}}}, "
+            f"got {type(filter).__name__}."
+        )
+    conditions: list[Condition] = []
+    for key, spec in filter.items():
+        if not isinstance(key, str) or not key or key.startswith("$"):
+            raise ValueError(
+                f"Filter keys are payload field names, got {key!r}; operators go inside: "
+                "{'year': {'$gte': 2020}}."
+            )
+        terms = spec.items() if isinstance(spec, Mapping) else [("$eq", spec)]
+        for op, value in terms:
+            conditions.append(_condition(key, op, value))
+    return conditions
+
+
+def _condition(key: str, op: Any, value: Any) -> Condition:
+    if op not in _OPS:
+        allowed = ", ".join(_OPS)
+        raise ValueError(f"Unknown filter operator {op!r} on '{key}'; use one of {allowed}.")
+    name = op[1:]
+    if name in ("in", "nin"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+            raise ValueError(f"'{key}': {op} takes a non-empty list of values, got {value!r}.")
+        if not all(isinstance(v, _SCALARS) for v in value):
+            raise ValueError(f"'{key}': {op} values must be strings, numbers or booleans.")
+        return Condition(key, name, list(value))
+    if name in ("gt", "gte", "lt", "lte"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"'{key}': {op} takes a number, got {value!r}.")
+        return Condition(key, name, value)
+    if not isinstance(value, _SCALARS):
+        raise ValueError(
+            f"'{key}': {op} takes a string, number or boolean, got {type(value).__name__}."
+        )
+    return Condition(key, name, value)
+
+
+def normalise_ids(ids: Ids) -> list[str]:
+    """Ids as strings; integers become their decimal form."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("ids is a list of ids; wrap a single id in a list.")
+    out: list[str] = []
+    for i, item in enumerate(ids):
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise TypeError(f"ids must be strings or integers; item {i} is {item!r}.")
+        text = str(item)
+        if not text:
+            raise ValueError(f"ids must not be empty (item {i}).")
+        out.append(text)
+    return out
+
+
+def _check_unique(keys: list[str]) -> None:
+    if len(set(keys)) == len(keys):
+        return
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"ids must be unique; '{key}' appears more than once.")
+        seen.add(key)
+
+
+def _is_json(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, _SCALARS):
+        return not (isinstance(value, float) and not math.isfinite(value))
+    if depth > 32:
+        return False
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _is_json(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_is_json(v, depth + 1) for v in value)
+    return False
+
+
+def as_matrix(vectors: Any, dim: int, distance: str, what: str = "vectors") -> np.ndarray[Any, Any]:
+    """``vectors`` as a float32 matrix, checked: shape, finite, non-zero for cosine."""
+    import numpy as np
+
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"{what} must be a list of equal-length lists of numbers (or a 2-D array)."
+        ) from exc
+    if matrix.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (one row per id), got shape {matrix.shape}.")
+    if matrix.shape[1] != dim:
+        raise ValueError(f"{what} have {matrix.shape[1]} dimensions; the collection has {dim}.")
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"{what} contain NaN or infinite values.")
+    if distance == "cosine" and matrix.shape[0]:
+        norms = np.einsum("ij,ij->i", matrix, matrix)
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            raise ValueError(
+                f"{what}: row {int(zero[0])} is all zeros; cosine similarity is undefined for it."
+            )
+    return matrix
+
+
+def as_vector(vector: Any, dim: int, distance: str) -> np.ndarray[Any, Any]:
+    """One query vector as float32, checked like ``as_matrix`` (cheap: one dot product)."""
+    import numpy as np
+
+    try:
+        row = np.asarray(vector, dtype=np.float32)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("the query vector must be a list of numbers (or a 1-D array).") from exc
+    if row.ndim != 1:
+        raise ValueError(f"the query vector must be 1-D, got shape {row.shape}.")
+    if row.shape[0] != dim:
+        raise ValueError(
+            f"the query vector has {row.shape[0]} dimensions; the collection has {dim}."
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        squared = float(row @ row)
+    if not math.isfinite(squared) and not np.isfinite(row).all():
+        raise ValueError("the query vector contains NaN or infinite values.")
+    if squared == 0.0 and distance == "cosine":
+        raise ValueError("the query vector is all zeros; cosine similarity is undefined for it.")
+    return row
+
+
+def hits_to_result(hits: list[SearchHit], elapsed: float, statement: str) -> QueryResult:
+    """Search hits as a table: ``id``, ``score``, then payload keys in order of appearance."""
+    keys: dict[str, None] = {}
+    for hit in hits:
+        for key in hit.payload:
+            keys.setdefault(key, None)
+    columns = ["id", "score", *keys]
+    rows = [(hit.id, hit.score, *(hit.payload.get(k) for k in keys)) for hit in hits]
+    return QueryResult(columns=columns, rows=rows, elapsed=elapsed, statement=statement)
+
+
+class VectorStore(ConnectionManager):
+    """The vector-store API; backends implement the ``_v_*`` hooks (validated inputs).
+
+    Public methods check their arguments, look the collection up (cached), and run the
+    hook through ``_call`` (timeout, error translation, reconnect, retries for the
+    idempotent ones: every read, upserts and deletes by id).
+    """
+
+    settings_class = VectorStoreSettings
+    settings: VectorStoreSettings
+    default_batch_size: int = 256
+    max_batch_size: int | None = None
+
+    def __init__(self, *args: Any, embedder: Embedder | str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._embedder: Embedder | None = None
+        self._embedder_spec = embedder
+        self._collections: dict[str, CollectionInfo] = {}
+
+    # -- embedder -------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder for ``add_texts``/``search_text`` (``settings.embedder``)."""
+        if self._embedder is None:
+            from nbinfra.connections.embeddings import get_embedder
+
+            spec = self._embedder_spec
+            if spec is None or isinstance(spec, str):
+                options = dict(self.settings.embedder_options) if spec is None else {}
+                self._embedder = get_embedder(spec or self.settings.embedder, **options)
+            else:
+                self._embedder = spec
+        return self._embedder
+
+    # -- collections --------------------------------------------------------------
+    async def create_collection(
+        self, name: str, dim: int, distance: str = "cosine", *, exist_ok: bool = False
+    ) -> None:
+        """Create ``name`` for ``dim``-sized vectors; ``exist_ok`` accepts a matching one."""
+        self._check_name(name)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}.")
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}.")
+        existing = await self._info(name, required=False)
+        if existing is not None:
+            if not exist_ok:
+                raise QueryError(
+                    f"Collection '{name}' already exists in {self.kind} '{self.name}'; pass "
+                    "exist_ok=True to reuse it or drop_collection() it first."
+                )
+            if (existing.dim, existing.distance) != (dim, distance):
+                raise QueryError(
+                    f"Collection '{name}' exists with dim={existing.dim}, "
+                    f"distance={existing.distance}, not dim={dim}, distance={distance}."
+                )
+            return
+        await self._call(
+            lambda: self._v_create(name, dim, distance), what="create collection", idempotent=False
+        )
+        self._collections[name] = CollectionInfo(name, dim, distance)
+
+    async def drop_collection(self, name: str, *, missing_ok: bool = True) -> bool:
+        """Drop ``name``; returns whether it existed."""
+        self._check_name(name)
+        self._collections.pop(name, None)
+        existed = await self._call(
+            lambda: self._v_drop(name), what="drop collection", idempotent=True
+        )
+        if not existed and not missing_ok:
+            raise QueryError(self._missing(name))
+        return existed
+
+    async def list_collections(self) -> list[str]:
+        """Collection names, sorted."""
+        names = await self._call(self._v_list, what="list collections", idempotent=True)
+        return sorted(names)
+
+    async def collection_exists(self, name: str) -> bool:
+        return await self._info(name, required=False, fresh=True) is not None
+
+    async def collection_info(self, name: str) -> CollectionInfo:
+        """Dimension and distance of ``name``."""
+        info = await self._info(name)
+        assert info is not None
+        return info
+
+    # -- points -------------------------------------------------------------------
+    async def upsert(
+        self,
+        collection: str,
+        ids: Ids,
+        vectors: Any,
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        batch_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Insert or replace points; returns how many were written."""
+        import numpy as np
+
+        info = await self._info(collection)
+        assert info is not None
+        keys = normalise_ids(ids)
+        _check_unique(keys)
+        matrix = as_matrix(vectors, info.dim, info.distance)
+        if info.distance == "cosine":
+            # Stored at unit length everywhere (Qdrant always does), so get() agrees.
+            matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        if matrix.shape[0] != len(keys):
+            raise ValueError(f"Got {len(keys)} ids but {matrix.shape[0]} vectors; pass one each.")
+        items = self._check_payloads(payloads, len(keys))
+        size = self._batch_size(batch_size)
+        total = len(keys)
+        done = 0
+        for start in range(0, total, size):
+            stop = min(total, start + size)
+            batch = (keys[start:stop], matrix[start:stop], items[start:stop])
+            await self._call(
+                lambda b=batch: self._v_upsert(collection, *b),  # type: ignore[misc]
+                what="upsert",
+                idempotent=True,
+            )
+            done = stop
+            if progress is not None:
+                progress(done, total)
+        return done
+
+    async def search(
+        self,
+        collection: str,
+        vector: Any,
+        top_k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[SearchHit]:
+        """The ``top_k`` nearest points, best first."""
+        info = await self._info(collection)
+        assert info is not None
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+        query = as_vector(vector, info.dim, info.distance)
+        conditions = parse_filter(filter)
+        return await self._call(
+            lambda: self._v_search(info, query, top_k, conditions), what="search", idempotent=True
+        )
+
+    async def get(
+        self, collection: str, ids: Ids, *, with_vectors: bool = False
+    ) -> list[VectorRecord]:
+        """The stored points for ``ids`` in that order; unknown ids are left out."""
+        await self._info(collection)
+        keys = normalise_ids(ids)
+        if not keys:
+            return []
+        found = await self._call(
+            lambda: self._v_get(collection, keys, with_vectors), what="get", idempotent=True
+        )
+        by_id = {record.id: record for record in found}
+        return [by_id[k] for k in keys if k in by_id]
+
+    async def delete(
+        self,
+        collection: str,
+        ids: Ids | None = None,
+        *,
+        filter: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Delete points by ids, by filter, or both (ANDed). Use ``drop_collection`` for all."""
+        await self._info(collection)
+        keys = normalise_ids(ids) if ids is not None else None
+        conditions = parse_filter(filter)
+        if keys is None and not conditions:
+            raise ValueError(
+                "delete() needs ids or a filter; to remove everything use drop_collection()."
+            )
+        if keys is not None and not keys:
+            return
+        await self._call(
+            lambda: self._v_delete(collection, keys, conditions), what="delete", idempotent=True
+        )
+
+    async def count(self, collection: str, filter: Mapping[str, Any] | None = None) -> int:
+        """How many points (matching ``filter``) the collection holds."""
+        await self._info(collection)
+        conditions = parse_filter(filter)
+        return await self._call(
+            lambda: self._v_count(collection, conditions), what="count", idempotent=True
+        )
+
+    # -- texts --------------------------------------------------------------------
+    async def add_texts(
+        self,
+        collection: str,
+        texts: Sequence[str],
+        ids: Ids | None = None,
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        batch_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Embed ``texts``, store them with ``{"text": ...}`` in the payload; returns ids.
+
+        The collection is created for the embedder's size when it does not exist. Ids
+        default to ``0, 1, ...`` after the current count.
+        """
+        items = list(texts)
+        vectors = await self.embedder.embed(items)
+        if not await self.collection_exists(collection):
+            dim = self.embedder.dim or (len(vectors[0]) if vectors else None)
+            if dim is None:
+                raise ValueError("add_texts() needs at least one text to create a collection.")
+            await self.create_collection(collection, dim)
+        if ids is None:
+            first = await self.count(collection)
+            keys = [str(first + i) for i in range(len(items))]
+        else:
+            keys = normalise_ids(ids)
+        extra = self._check_payloads(payloads, len(items))
+        merged = [{**(p or {}), "text": t} for p, t in zip(extra, items, strict=True)]
+        await self.upsert(
+            collection, keys, vectors, merged, batch_size=batch_size, progress=progress
+        )
+        return keys
+
+    async def search_text(
+        self,
+        collection: str,
+        text: str,
+        top_k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[SearchHit]:
+        """``search`` with the embedding of ``text``."""
+        vector = await self.embedder.embed_query(text)
+        return await self.search(collection, vector, top_k, filter)
+
+    # -- execute_query --------------------------------------------------------------
+    def _is_idempotent(self, query: Any) -> bool:
+        return True  # a vector query only reads
+
+    async def _execute(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        start = time.perf_counter()
+        options = dict(params or {})
+        unknown = set(options) - {"collection", "top_k", "filter"}
+        if unknown:
+            raise ValueError(
+                f"execute_query params take collection, top_k and filter; got {sorted(unknown)}."
+            )
+        collection = options.get("collection") or self.settings.collection
+        if not collection:
+            raise ValueError(
+                "No collection: pass params={'collection': name} or set `collection` for "
+                f"connection '{self.name}'."
+            )
+        top_k = int(options.get("top_k") or limit or 10)
+        if limit is not None:
+            top_k = min(top_k, limit)
+        if isinstance(query, str):
+            vector: Any = await self.embedder.embed_query(query)
+            statement = f"search {collection} for text {query[:60]!r} top {top_k}"
+        else:
+            vector = query
+            statement = f"search {collection} by vector top {top_k}"
+        info = await self._info(collection)
+        assert info is not None
+        row = as_vector(vector, info.dim, info.distance)
+        hits = await self._v_search(info, row, top_k, parse_filter(options.get("filter")))
+        return hits_to_result(hits, time.perf_counter() - start, statement)
+
+    # -- helpers ------------------------------------------------------------------
+    async def _info(
+        self, name: str, *, required: bool = True, fresh: bool = False
+    ) -> CollectionInfo | None:
+        self._check_name(name)
+        info = None if fresh else self._collections.get(name)
+        if info is None:
+            info = await self._call(
+                lambda: self._v_describe(name), what="describe collection", idempotent=True
+            )
+            if info is not None:
+                self._collections[name] = info
+            else:
+                self._collections.pop(name, None)
+        if info is None and required:
+            raise QueryError(self._missing(name))
+        return info
+
+    def _missing(self, name: str) -> str:
+        return (
+            f"Collection '{name}' does not exist in {self.kind} '{self.name}'; create it with "
+            "create_collection(name, dim)."
+        )
+
+    def _check_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"A collection name must be a non-empty string, got {name!r}.")
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        size = batch_size if batch_size is not None else self.settings.batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {size!r}.")
+        return min(size, self.max_batch_size) if self.max_batch_size else size
+
+    def _check_payloads(
+        self, payloads: Sequence[Mapping[str, Any] | None] | None, n: int
+    ) -> list[dict[str, Any] | None]:
+        if payloads is None:
+            return [None] * n
+        if isinstance(payloads, Mapping):
+            raise TypeError("payloads is a list with one mapping (or None) per id.")
+        items = list(payloads)
+        if len(items) != n:
+            raise ValueError(f"Got {n} ids but {len(items)} payloads; pass one each (or None).")
+        out: list[dict[str, Any] | None] = []
+        for i, payload in enumerate(items):
+            if payload is None:
+                out.append(None)
+                continue
+            if not isinstance(payload, Mapping):
+                raise TypeError(f"payload {i} must be a mapping or None, not {type(payload)}.")
+            problem = self._payload_problem(payload)
+            if problem:
+                raise ValueError(f"payload {i}: {problem}")
+            out.append(dict(payload) or None)
+        return out
+
+    def _payload_problem(self, payload: Mapping[str, Any]) -> str | None:
+        """Why ``payload`` cannot be stored here (``None`` when it can)."""
+        if not _is_json(payload):
+            return "keys must be strings and values JSON (str, number, bool, None, list, dict)."
+        return None
+
+    # -- backend hooks --------------------------------------------------------------
+    @abc.abstractmethod
+    async def _v_create(self, name: str, dim: int, distance: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _v_drop(self, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def _v_list(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def _v_describe(self, name: str) -> CollectionInfo | None: ...
+
+    @abc.abstractmethod
+    async def _v_upsert(
+        self,
+        name: str,
+        ids: list[str],
+        vectors: np.ndarray[Any, Any],
+        payloads: list[dict[str, Any] | None],
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def _v_search(
+        self,
+        info: CollectionInfo,
+        vector: np.ndarray[Any, Any],
+        top_k: int,
+        conditions: list[Condition],
+    ) -> list[SearchHit]: ...
+
+    @abc.abstractmethod
+    async def _v_get(self, name: str, ids: list[str], with_vectors: bool) -> list[VectorRecord]: ...
+
+    @abc.abstractmethod
+    async def _v_delete(
+        self, name: str, ids: list[str] | None, conditions: list[Condition]
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def _v_count(self, name: str, conditions: list[Condition]) -> int: ...

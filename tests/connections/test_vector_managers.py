@@ -1,0 +1,150 @@
+"""The shared manager contract (connect/health/reconnect/close/errors) on the three vector
+stores, each on its real engine. A store's query is a text search over a small collection
+written before the test; its bad query is a vector of the wrong size."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from nbinfra.connections import get_connection_manager
+from nbinfra.connections.chromadb import ChromaConnectionManager
+from nbinfra.connections.pgvector import PgVectorConnectionManager
+from nbinfra.connections.qdrant import QdrantConnectionManager
+from nbinfra.connections.vector import VectorStore
+from nbinfra.testing import PostgresServer, free_port
+from tests.connections.contract import ManagerContract
+
+TEXTS = ["alpha beta", "gamma delta", "epsilon"]
+
+
+async def seeded(manager: VectorStore) -> VectorStore:
+    """Write the contract's collection, then hand back an unconnected manager."""
+    async with manager:
+        await manager.drop_collection("contract")
+        await manager.add_texts("contract", TEXTS)
+    return manager
+
+
+class VectorContract(ManagerContract):
+    query: ClassVar[Any] = "alpha"
+    bad_query: ClassVar[Any] = [1.0, 2.0]  # the collection holds 384-dim vectors
+
+
+class TestQdrantManager(VectorContract):
+    @pytest.fixture
+    async def manager(self, tmp_path: Path) -> VectorStore:
+        # A folder, not :memory:, so the data outlives disconnect/reconnect.
+        return await seeded(
+            QdrantConnectionManager(path=str(tmp_path / "qdrant"), collection="contract")
+        )
+
+    @pytest.fixture
+    def unreachable(self) -> VectorStore:
+        return QdrantConnectionManager(
+            url=f"http://127.0.0.1:{free_port()}", connect_timeout=10, timeout=3, retries=0
+        )
+
+
+class TestChromaManager(VectorContract):
+    @pytest.fixture
+    async def manager(self, tmp_path: Path) -> VectorStore:
+        return await seeded(
+            ChromaConnectionManager(path=str(tmp_path / "chroma"), collection="contract")
+        )
+
+    @pytest.fixture
+    def unreachable(self) -> VectorStore:
+        return ChromaConnectionManager(
+            url=f"http://127.0.0.1:{free_port()}", connect_timeout=10, timeout=3, retries=0
+        )
+
+
+SECRET = "pgv-Secret-Pw-1"
+
+
+class TestPgVectorManager(VectorContract):
+    secret = SECRET
+
+    @pytest.fixture
+    async def manager(self, postgres_server: PostgresServer) -> VectorStore:
+        # The embedded server trusts local users, so the password only has to stay hidden.
+        url = postgres_server.url.replace("postgres:@", f"postgres:{SECRET}@")
+        return await seeded(PgVectorConnectionManager(url=url, collection="contract"))
+
+    @pytest.fixture
+    def unreachable(self) -> VectorStore:
+        return PgVectorConnectionManager(
+            url=f"postgresql://someone:{SECRET}@127.0.0.1:{free_port()}/db",
+            connect_timeout=2,
+            retries=0,
+        )
+
+    async def sever(self, manager: Any) -> None:
+        async with manager.pool.connection() as conn:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        await asyncio.sleep(0.05)
+
+
+# -- configuration --------------------------------------------------------------------------
+def test_kinds_resolve_through_the_factory(tmp_path: Path) -> None:
+    from nbinfra.config import Settings
+
+    settings = Settings.from_dict(
+        {
+            "connections": {
+                "notes": {"kind": "chroma", "path": str(tmp_path / "c"), "collection": "n"},
+                "qdrant": {"location": ":memory:", "embedder_options": {"dim": 64}},
+                "vectors": {"kind": "pgvector", "url": "postgresql://u:pw-123456@h/db"},
+            }
+        }
+    )
+    notes = get_connection_manager("notes", settings=settings)
+    assert isinstance(notes, ChromaConnectionManager)
+    assert notes.settings.collection == "n" and notes.target == str(tmp_path / "c")
+    qdrant = get_connection_manager("qdrant", settings=settings)
+    assert isinstance(qdrant, QdrantConnectionManager)
+    assert qdrant.embedder.dim == 64 and qdrant.embedder.lexical
+    vectors = get_connection_manager("vectors", settings=settings)
+    assert isinstance(vectors, PgVectorConnectionManager)
+    assert "pw-123456" not in repr(vectors) and "pw-123456" not in vectors.target
+
+
+def test_shipped_vector_config_has_the_embedded_defaults() -> None:
+    from nbinfra.config import load_settings
+
+    settings = load_settings(environ={})
+    for name, cls in [
+        ("qdrant", QdrantConnectionManager),
+        ("chromadb", ChromaConnectionManager),
+        ("pgvector", PgVectorConnectionManager),
+    ]:
+        manager = get_connection_manager(name, settings=settings)
+        assert type(manager) is cls
+    qdrant = get_connection_manager("qdrant", settings=settings)
+    assert qdrant.target == ":memory:"
+    chroma = get_connection_manager("chromadb", settings=settings)
+    assert chroma.target.endswith(".nbinfra/chroma")
+    pg = get_connection_manager("pgvector", settings=settings)
+    assert "embedded PostgreSQL" in pg.target
+
+
+def test_sync_facade_reaches_vector_methods(tmp_path: Path) -> None:
+    from nbinfra.connections import SyncConnection
+
+    manager = ChromaConnectionManager(path=str(tmp_path / "chroma"), collection="docs")
+    conn = SyncConnection(manager)
+    try:
+        conn.add_texts("docs", ["red apples", "green pears"])
+        assert conn.count("docs") == 2
+        result = conn.query("green pears")
+        assert result.rows[0][0] == "1"
+        assert conn.health().ok
+    finally:
+        conn.close()
