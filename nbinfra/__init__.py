@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from nbinfra._secrets import Secret
     from nbinfra.config import Settings, load_settings
     from nbinfra.connections.sync import conn
+    from nbinfra.notebook import widgets
     from nbinfra.registry import Registry
     from nbinfra.session import Session, session, use_session
 
@@ -54,6 +55,7 @@ _LAZY: dict[str, str] = {
     "load_settings": "nbinfra.config:load_settings",
     "session": "nbinfra.session",
     "use_session": "nbinfra.session:use_session",
+    "widgets": "nbinfra.notebook.widgets",
 }
 
 __all__ = [
@@ -90,6 +92,7 @@ __all__ = [
     "session",
     "unload_ipython_extension",
     "use_session",
+    "widgets",
 ]
 
 

@@ -1,0 +1,70 @@
+"""IPython extension: ``%load_ext nbinfra`` registers ``%llm``, ``%cache`` and ``%conn``.
+
+Loading imports only IPython pieces that are already loaded in a running shell plus
+nbinfra's own small modules; providers, drivers, pandas and ipywidgets load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension"]
+
+_KEY = "_nbinfra_magics"
+_MAGICS = (("line", "llm"), ("cell", "llm"), ("line", "cache"), ("line", "conn"), ("cell", "conn"))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics, display formatters and completers (a second load is a no-op)."""
+    if getattr(ipython, _KEY, None) is not None:
+        return
+    from nbinfra.notebook import display
+    from nbinfra.notebook.magics import NbinfraMagics
+
+    magics = NbinfraMagics(shell=ipython)
+    ipython.register_magics(magics)
+    if magics not in ipython.configurables:
+        ipython.configurables.append(magics)
+    display.register(ipython, limit=lambda: magics.display_limit)
+    _register_completers(ipython, magics)
+    setattr(ipython, _KEY, magics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove what ``load_ipython_extension`` added."""
+    magics = getattr(ipython, _KEY, None)
+    if magics is None:
+        return
+    from nbinfra.notebook import display
+
+    table = ipython.magics_manager.magics
+    for kind, name in _MAGICS:
+        table[kind].pop(name, None)
+    registry = ipython.magics_manager.registry
+    for key, value in list(registry.items()):
+        if value is magics:
+            registry.pop(key)
+    if magics in ipython.configurables:
+        ipython.configurables.remove(magics)
+    display.unregister(ipython)
+    dispatcher = ipython.strdispatchers.get("complete_command")
+    if dispatcher is not None:
+        for key in _COMPLETED:
+            dispatcher.strs.pop(key, None)
+    delattr(ipython, _KEY)
+
+
+_COMPLETED = ("%llm", "%%llm", "%cache", "%conn", "%%conn")
+
+
+def _register_completers(ipython: Any, magics: Any) -> None:
+    """Completion hooks that import ``complete`` only when Tab is pressed."""
+
+    def hook(_self: Any, event: Any) -> list[str]:
+        from nbinfra.notebook import complete
+
+        result: list[str] = complete.complete(magics, event)
+        return result
+
+    for key in _COMPLETED:
+        ipython.set_hook("complete_command", hook, str_key=key)

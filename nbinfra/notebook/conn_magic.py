@@ -1,0 +1,236 @@
+"""``%conn`` / ``%%conn``: list, health, use, and queries against any configured connection."""
+
+from __future__ import annotations
+
+import re
+from collections import ChainMap
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from nbinfra.notebook._args import first_word, parse_all, parse_options, tokens
+from nbinfra.notebook.interpolate import sql_params
+
+__all__ = ["SUBCOMMANDS", "connection_names", "run", "split_sql"]
+
+SQL_KINDS = frozenset({"duckdb", "pgvector", "postgres"})
+_HEALTH_TIMEOUT = 10.0  # seconds per connection in %conn list / health
+
+# Statement separators outside quotes, comments and dollar-quoted bodies.
+_SQL_PARTS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$(\w*)\$.*?\$\1\$|;",
+    re.DOTALL,
+)
+
+
+def split_sql(sql: str) -> list[str]:
+    """Statements of ``sql`` (split on ``;`` outside strings and comments), empty ones dropped."""
+    out: list[str] = []
+    start = 0
+    for match in _SQL_PARTS.finditer(sql):
+        if match.group(0) == ";":
+            out.append(sql[start : match.start()])
+            start = match.end()
+    out.append(sql[start:])
+    return [s.strip() for s in out if _has_code(s)]
+
+
+def _has_code(statement: str) -> bool:
+    stripped = re.sub(r"--[^\n]*|/\*.*?\*/", "", statement, flags=re.DOTALL)
+    return bool(stripped.strip())
+
+
+def run(magics: Any, line: str, cell: str | None) -> Any:
+    if cell is not None:
+        args = parse_all(magics.conn.parser, line)  # %%conn: options may follow the name
+        if len(args.command) > 1:
+            raise UsageError(
+                "%%conn takes one connection name on its line; put the query in the cell."
+            )
+        if not cell.strip():
+            raise UsageError("The cell is empty: write the query below %%conn.")
+        return execute(magics, args, args.command[0] if args.command else None, cell)
+    args, rest = parse_options(magics.conn.parser, line)
+    word, query = first_word(rest)
+    handler = SUBCOMMANDS.get(word)
+    if handler is not None:
+        if args.output or args.limit is not None or args.params:
+            raise UsageError(f"%conn {word} takes no -o/--limit/--params.")
+        return handler(magics, [t.value for t in tokens(query)])
+    if not word:
+        raise UsageError(
+            "Usage: %conn list | health [NAME] | use NAME | NAME QUERY, or %%conn [NAME] "
+            "with the query in the cell."
+        )
+    if not query:
+        raise UsageError(f"No query for {word!r}: %conn {word} QUERY, or %%conn {word}.")
+    return execute(magics, args, _unquoted(word), query)
+
+
+def _unquoted(word: str) -> str:
+    return tokens(word)[0].value if word else word
+
+
+def default_name(magics: Any) -> str | None:
+    """``%conn use`` choice, else ``%config NbinfraMagics.conn_default``, else the config's."""
+    name: str | None = magics.state.connection or magics.conn_default or None
+    return name
+
+
+def _connection(name: str | None) -> Any:
+    from nbinfra.connections import conn
+
+    return conn(name)
+
+
+def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
+    ns = magics.user_ns
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be zero or more.")
+    extra: dict[str, Any] = {}
+    if args.params:
+        value = ns.get(args.params)
+        if not isinstance(value, dict):
+            raise UsageError(f"--params {args.params}: no dict variable named {args.params!r}.")
+        extra = dict(value)
+    conn = _connection(name or default_name(magics))  # None: default_connection
+    kind = str(getattr(conn.manager, "kind", "")).lower()
+    if kind in SQL_KINDS:
+        statements = split_sql(query)
+        if not statements:
+            raise UsageError("No SQL statement to run (only comments or semicolons).")
+    else:
+        statements = [query.strip()]
+    results = []
+    for statement in statements:
+        params: dict[str, Any] | None = None
+        if kind in SQL_KINDS:
+            params = sql_params(statement, ChainMap(extra, ns)) or None
+        elif extra:
+            params = extra
+        results.append(conn.query(statement, params, limit=args.limit))
+    ns["_conn"] = results[-1]
+    if args.output:
+        ns[args.output] = results[-1] if len(results) == 1 else results
+    if len(results) > 1:
+        from nbinfra.notebook.display import show as display
+
+        for result in results[:-1]:
+            display(result)
+    return results[-1]
+
+
+# -- sub-commands --------------------------------------------------------------------
+def _list(magics: Any, argv: list[str]) -> Any:
+    if argv:
+        raise UsageError("Usage: %conn list")
+    from nbinfra.notebook.display import Table
+
+    specs = _specs()
+    statuses = _health_all(list(specs))
+    rows = []
+    for name, spec in specs.items():
+        st = statuses.get(name)
+        rows.append(
+            (
+                name,
+                spec.kind,
+                spec.target,
+                "ok" if st is not None and st.ok else "down",
+                "" if st is None or st.latency is None else f"{st.latency * 1000:.1f} ms",
+                "" if st is None or st.ok else (st.error or ""),
+            )
+        )
+    return Table(["name", "kind", "target", "health", "latency", "error"], rows)
+
+
+def _health(magics: Any, argv: list[str]) -> Any:
+    if len(argv) > 1:
+        raise UsageError("Usage: %conn health [NAME]")
+    if argv:
+        _check_name(argv[0])
+        return _health_all(argv)[argv[0]]
+    from nbinfra.notebook.display import Table
+
+    statuses = _health_all(list(_specs()))
+    return Table(
+        ["name", "status"],
+        [(name, str(status)) for name, status in statuses.items()],
+    )
+
+
+def _use(magics: Any, argv: list[str]) -> Any:
+    if len(argv) != 1:
+        raise UsageError("Usage: %conn use NAME")
+    _check_name(argv[0])
+    magics.state.connection = argv[0]
+    return None
+
+
+def _check_name(name: str) -> None:
+    specs = _specs()
+    if name not in specs:
+        raise UsageError(
+            f"No connection named {name!r}; configured: {', '.join(sorted(specs)) or 'none'}."
+        )
+
+
+def _specs() -> dict[str, Any]:
+    from nbinfra.connections import configured_connections
+    from nbinfra.session import session
+
+    specs: dict[str, Any] = configured_connections(session().settings)
+    return specs
+
+
+def _health_all(names: list[str]) -> dict[str, Any]:
+    """Health of each connection, checked concurrently, each bounded by a timeout."""
+    import asyncio
+
+    from nbinfra import _loop
+    from nbinfra.connections.types import HealthStatus
+
+    specs = _specs()
+
+    def failed(name: str, exc: BaseException) -> HealthStatus:
+        spec = specs.get(name)
+        message = str(exc) or type(exc).__name__
+        return HealthStatus(
+            ok=False,
+            kind=getattr(spec, "kind", "?"),
+            target=getattr(spec, "target", "?"),
+            error=message.splitlines()[0] if message else message,
+        )
+
+    managers: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for name in names:
+        try:
+            managers[name] = _connection(name).manager
+        except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
+            out[name] = failed(name, exc)
+
+    async def one(name: str) -> Any:
+        try:
+            return await asyncio.wait_for(managers[name].health_check(), _HEALTH_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
+            return failed(name, exc)
+
+    async def all_() -> list[Any]:
+        return list(await asyncio.gather(*(one(n) for n in managers)))
+
+    if managers:
+        out.update(zip(managers, _loop.run_sync(all_()), strict=True))
+    return {name: out[name] for name in names}
+
+
+def connection_names() -> list[str]:
+    return sorted(_specs())
+
+
+SUBCOMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {
+    "health": _health,
+    "list": _list,
+    "use": _use,
+}

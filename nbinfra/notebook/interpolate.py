@@ -1,0 +1,129 @@
+"""Safe ``{name}`` interpolation for prompts, and ``:name`` bind parameters for SQL.
+
+Prompts: ``{name}``, ``{obj.attr}``, ``{d[key]}``, ``{x!r}`` and ``{x:.2f}`` are looked up
+in the user namespace with ``getattr``/``[]`` only (nothing is evaluated); ``{{`` and ``}}``
+are literal braces; anything else in braces (a JSON example, an undefined name) is left
+exactly as written, so a prompt full of braces never fails the way ``str.format`` does.
+
+SQL: ``:name`` marks a bound value. The SQL text is never changed with a value; the names
+are collected so the values go to the driver as parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from nbinfra.errors import NbinfraError
+
+__all__ = ["InterpolationError", "interpolate", "sql_bind_names", "sql_params"]
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_FIELD = re.compile(
+    rf"^(?P<root>{_NAME})(?P<path>(?:\.{_NAME}|\[[^\[\]{{}}]+\])*)"
+    r"(?:!(?P<conv>[rsa]))?(?::(?P<spec>[^{}]*))?$"
+)
+_STEP = re.compile(rf"\.({_NAME})|\[([^\[\]]+)\]")
+
+
+class InterpolationError(NbinfraError):
+    """A ``{field}`` names a defined variable but cannot be resolved."""
+
+
+def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
+    """``text`` with ``{fields}`` filled from ``namespace`` (see the module docstring)."""
+    if "{" not in text and "}" not in text:
+        return text
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "{":
+            if text.startswith("{{", i):
+                out.append("{")
+                i += 2
+                continue
+            close = text.find("}", i + 1)
+            inner = text[i + 1 : close] if close != -1 else ""
+            if close != -1 and "{" not in inner:
+                value = _resolve(inner, namespace)
+                if value is not None:
+                    out.append(value)
+                    i = close + 1
+                    continue
+            out.append("{")
+            i += 1
+        elif ch == "}" and text.startswith("}}", i):
+            out.append("}")
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _resolve(field: str, namespace: Mapping[str, Any]) -> str | None:
+    """The formatted value, or None when ``field`` is not an interpolation field."""
+    match = _FIELD.match(field.strip())
+    if match is None or match.group("root") not in namespace:
+        return None
+    value = namespace[match.group("root")]
+    for attr, key in _STEP.findall(match.group("path")):
+        try:
+            value = getattr(value, attr) if attr else value[_key(key)]
+        except Exception as exc:  # noqa: BLE001 - any lookup failure is the user's to fix
+            raise InterpolationError(
+                f"Cannot interpolate {{{field}}}: {type(exc).__name__}: {exc}. "
+                "Write {{ and }} for literal braces, or use --no-interpolate."
+            ) from None
+    conv, spec = match.group("conv"), match.group("spec") or ""
+    if conv == "r":
+        value = repr(value)
+    elif conv == "a":
+        value = ascii(value)
+    elif conv == "s":
+        value = str(value)
+    try:
+        return format(value, spec)
+    except (ValueError, TypeError) as exc:
+        raise InterpolationError(f"Cannot format {{{field}}}: {exc}.") from None
+
+
+def _key(raw: str) -> Any:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    if raw.lstrip("-").isdigit():
+        return int(raw)
+    return raw
+
+
+# Skipped while scanning SQL for binds: quoted strings/identifiers, comments, '::' casts.
+_SQL_SCAN = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$\$.*?\$\$|::|:(" + _NAME + r")",
+    re.DOTALL,
+)
+
+
+def sql_bind_names(sql: str) -> list[str]:
+    """Names used as ``:name`` binds in ``sql`` (outside strings, comments and ``::``)."""
+    names: list[str] = []
+    for match in _SQL_SCAN.finditer(sql):
+        name = match.group(1)
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def sql_params(sql: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``sql``'s ``:name`` binds from ``namespace``; undefined names fail."""
+    params: dict[str, Any] = {}
+    for name in sql_bind_names(sql):
+        if name not in namespace:
+            raise InterpolationError(
+                f"The query binds :{name} but no variable {name} is defined; "
+                f"set {name} = ... first (values are sent as parameters, never as SQL text)."
+            )
+        params[name] = namespace[name]
+    return params

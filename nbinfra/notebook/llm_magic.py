@@ -1,0 +1,408 @@
+"""``%llm`` / ``%%llm``: prompts, chats and the sub-commands behind them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from nbinfra import _loop
+from nbinfra.errors import LLMError
+from nbinfra.notebook._args import first_word, parse_options, tokens
+from nbinfra.notebook.interpolate import interpolate
+
+__all__ = ["SUBCOMMANDS", "provider_targets", "run"]
+
+_FENCE = re.compile(r"^\s*```[\w+-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
+_UPDATE_EVERY = 0.05  # seconds between re-renders while streaming
+
+
+def run(magics: Any, line: str, cell: str | None) -> Any:
+    if cell is None:
+        word, rest = first_word(line)
+        handler = SUBCOMMANDS.get(word)
+        if handler is not None:
+            return handler(magics, [t.value for t in tokens(rest)])
+    args, text = parse_options(magics.llm.parser, line)
+    prompt = "\n".join(part.strip() for part in (text, cell or "") if part.strip())
+    if not prompt.strip():
+        raise UsageError(
+            "No prompt: put it in the cell body (%%llm) or after the options (%llm PROMPT); "
+            "see %llm? for sub-commands."
+        )
+    return ask(magics, args, prompt)
+
+
+def ask(magics: Any, args: Any, prompt: str) -> Any:
+    ns = magics.user_ns
+    system = args.system
+    if not args.no_interpolate:
+        prompt = interpolate(prompt, ns)
+        if system:
+            system = interpolate(system, ns)
+    fmt = args.format or magics.default_format
+    if fmt not in ("markdown", "text", "code", "json"):
+        raise UsageError(f"Unknown format {fmt!r}; use markdown, text, code or json.")
+    options = _options(args, fmt)
+    target = _target(magics, args)
+    stream = magics.streaming and not args.no_stream
+    if args.budget is not None and args.budget <= 0:
+        raise UsageError("--budget must be a positive number of tokens.")
+    if (args.strategy or args.budget) and not args.chat:
+        raise UsageError("--strategy and --budget apply to a chat: add --chat NAME.")
+    llm = _llm(target)
+    with _cache_bypass(llm.llm, args.no_cache):
+        if args.chat:
+            response = _ask_chat(magics, args, llm, prompt, system, options)
+            _show(magics, response, fmt, None)
+        elif stream:
+            response = _stream(magics, llm, prompt, system, options, fmt)
+        else:
+            response = llm.generate(_messages(prompt, system), **options)
+            _show(magics, response, fmt, None)
+    magics.state.usage.record(response, magics.cell_number())
+    _export_recording(magics)
+    ns["_llm"] = response
+    if args.output:
+        ns[args.output] = response
+    return _finish(magics, response, fmt)
+
+
+def _options(args: Any, fmt: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.temperature is not None:
+        if not 0.0 <= args.temperature <= 2.0:  # also refuses nan
+            raise UsageError("-t/--temperature must be between 0 and 2.")
+        options["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        if args.max_tokens <= 0:
+            raise UsageError("--max-tokens must be a positive number.")
+        options["max_tokens"] = args.max_tokens
+    if fmt == "json":
+        options["response_format"] = "json"
+    return options
+
+
+def _target(magics: Any, args: Any) -> tuple[str | None, str | None]:
+    """(provider spec, model) from -p/-m, else the %llm default ('' = configured default)."""
+    spec: str | None = args.provider or magics.default_provider or None
+    return spec, args.model or None
+
+
+def _llm(target: tuple[str | None, str | None]) -> Any:
+    """The session's ``SyncLLM`` for ``(spec, model)``."""
+    from nbinfra.llm.sync import llm
+
+    return llm(target[0], target[1])
+
+
+def _messages(prompt: str, system: str | None) -> Any:
+    from nbinfra.llm.types import as_messages
+
+    return as_messages(prompt, system=system)
+
+
+@contextmanager
+def _cache_bypass(provider: Any, bypass: bool) -> Iterator[None]:
+    """--no-cache: this call goes to the provider whatever the session's response store."""
+    if not bypass:
+        yield
+        return
+    from nbinfra.llm.replay import ResponseStore
+
+    own = provider._store  # the provider's own store (None: it follows the session's)
+    provider.response_store = ResponseStore("off")
+    try:
+        yield
+    finally:
+        provider.response_store = own
+
+
+def _stream(
+    magics: Any,
+    llm: Any,
+    prompt: str,
+    system: str | None,
+    options: dict[str, Any],
+    fmt: str,
+) -> Any:
+    from nbinfra.notebook.display import show as display
+
+    handle: Any = display({"text/plain": ""}, raw=True, display_id=True)
+    parts: list[str] = []
+    response = None
+    last = 0.0
+    for chunk in llm.stream_events(_messages(prompt, system), **options):
+        if chunk.final:
+            response = chunk.response
+            continue
+        parts.append(chunk.text)
+        now = time.monotonic()
+        if handle is not None and now - last >= _UPDATE_EVERY:
+            handle.update({"text/plain": "".join(parts)}, raw=True)
+            last = now
+    if response is None:
+        raise LLMError("The stream ended without a final response; try again with --no-stream.")
+    _show(magics, response, fmt, handle)
+    return response
+
+
+def _ask_chat(
+    magics: Any,
+    args: Any,
+    llm: Any,
+    prompt: str,
+    system: str | None,
+    options: dict[str, Any],
+) -> Any:
+    from nbinfra.llm.context import Chat, ContextWindowManager
+    from nbinfra.llm.types import Message
+
+    chat = magics.state.chats.get(args.chat)
+    try:
+        if chat is None:
+            manager = ContextWindowManager(
+                model=llm.model,
+                context_window=llm.context_window,
+                strategy=args.strategy or "recent",
+                summarizer=llm.llm,
+                **({"max_output_tokens": args.max_tokens} if args.max_tokens else {}),
+            )
+            if system:
+                manager.add(Message("system", system))
+            chat = Chat(llm.llm, manager)
+        if args.strategy:
+            chat.manager.strategy = args.strategy
+        if args.budget:
+            manager = chat.manager
+            manager.context_window = args.budget + manager.max_output_tokens + manager.margin
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    magics.state.chats[args.chat] = chat
+    return _loop.run_sync(chat.ask(prompt, **options))
+
+
+def provenance(response: Any) -> dict[str, Any]:
+    """What produced an answer, for the output's metadata."""
+    return {
+        "nbinfra": {
+            "provider": str(response.provider),
+            "model": str(response.model),
+            "options": {k: v for k, v in (response.options or {}).items() if _jsonable(v)},
+            "usage": {
+                "input_tokens": response.usage.input_tokens,
+                "output_tokens": response.usage.output_tokens,
+                "exact": response.usage.exact,
+            },
+            "latency": response.latency,
+            "cost": response.cost,
+            "cached": bool(response.cached or response.usage.cached),
+        }
+    }
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None), list, dict))
+
+
+def _show(magics: Any, response: Any, fmt: str, handle: Any) -> None:
+    from nbinfra.notebook.display import llm_markdown, llm_text
+    from nbinfra.notebook.display import show as display
+
+    text = llm_text(response)
+    if fmt == "markdown":
+        bundle = {"text/markdown": llm_markdown(response), "text/plain": text}
+    elif fmt == "code":
+        bundle = {"text/markdown": f"```\n{_unfence(response.content)}\n```", "text/plain": text}
+    else:
+        bundle = {"text/plain": text}
+    meta = provenance(response)
+    if handle is not None:
+        handle.update(bundle, raw=True, metadata=meta)
+    else:
+        display(bundle, raw=True, metadata=meta)
+
+
+def _unfence(text: str) -> str:
+    match = _FENCE.match(text)
+    return match.group(1) if match else text.strip()
+
+
+def _finish(magics: Any, response: Any, fmt: str) -> Any:
+    if fmt == "code":
+        magics.shell.set_next_input(_unfence(response.content), replace=False)
+        return None
+    if fmt == "json":
+        body = _unfence(response.content)
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise LLMError(
+                f"The answer is not valid JSON ({exc.msg} at line {exc.lineno}, column "
+                f"{exc.colno}); the raw answer is in _llm.content."
+            ) from None
+    return None
+
+
+# -- sub-commands --------------------------------------------------------------------
+def _list(magics: Any, argv: list[str]) -> Any:
+    _no_args("list", argv)
+    from nbinfra.llm import provider_statuses
+    from nbinfra.notebook.display import Table
+
+    rows = []
+    for st in provider_statuses(_settings(), probe_reachability=True):
+        rows.append(
+            (
+                st.provider,
+                st.default_model or "",
+                ", ".join(st.models or ()),
+                "yes" if st.key_set else "no",
+                {True: "yes", False: "no", None: "not checked"}[st.reachable],
+                st.base_url or "",
+            )
+        )
+    return Table(["provider", "default model", "models", "key set", "reachable", "base url"], rows)
+
+
+def _use(magics: Any, argv: list[str]) -> Any:
+    if len(argv) != 1:
+        raise UsageError("Usage: %llm use PROVIDER[:MODEL]")
+    target = argv[0]
+    _llm((target, None))  # fails now, clearly, for an unknown provider
+    magics.default_provider = target
+    return None
+
+
+def _chats(magics: Any, argv: list[str]) -> Any:
+    _no_args("chats", argv)
+    from nbinfra.notebook.display import Table
+
+    rows = []
+    for name, chat in sorted(magics.state.chats.items()):
+        preview = chat.manager.preview()
+        rows.append((name, len(preview.entries), preview.total_tokens, preview.strategy))
+    return Table(["chat", "messages", "tokens", "strategy"], rows)
+
+
+def _history(magics: Any, argv: list[str]) -> Any:
+    if len(argv) != 1:
+        raise UsageError("Usage: %llm history NAME")
+    from nbinfra.notebook.display import Table
+
+    chat = _chat(magics, argv[0])
+    preview = chat.manager.preview()
+    rows = [(e.index, e.role, e.tokens, e.status, e.text) for e in preview.entries]
+    return Table(["#", "role", "tokens", "status", "text"], rows)
+
+
+def _reset(magics: Any, argv: list[str]) -> Any:
+    if len(argv) > 1:
+        raise UsageError("Usage: %llm reset [NAME]")
+    if argv:
+        _chat(magics, argv[0])
+        del magics.state.chats[argv[0]]
+    else:
+        magics.state.chats.clear()
+    return None
+
+
+def _usage(magics: Any, argv: list[str]) -> Any:
+    _no_args("usage", argv)
+    return magics.state.usage
+
+
+def _replay(magics: Any, argv: list[str]) -> Any:
+    """on: answers are cached (a re-run is answered from the store); off: no store;
+    record FILE: every answer is written to FILE (JSONL); load FILE: answers come only
+    from FILE, with no network call (a miss is a ReplayMissError)."""
+    from nbinfra.llm.replay import STATE_KEY, use_response_store
+
+    usage_text = "Usage: %llm replay on|off|record FILE|load FILE"
+    if not argv:
+        raise UsageError(usage_text)
+    mode, rest = argv[0], argv[1:]
+    if mode in ("on", "off"):
+        if rest:
+            raise UsageError(usage_text)
+        magics.state.record_path = None
+        if mode == "off":
+            _session().state.pop(STATE_KEY, None)
+            return None
+        return use_response_store("cache")
+    if mode in ("record", "load"):
+        if len(rest) != 1:
+            raise UsageError(usage_text)
+        if mode == "record":
+            magics.state.record_path = rest[0]
+            return use_response_store("record")
+        magics.state.record_path = None
+        try:
+            return use_response_store("replay", path=rest[0])
+        except OSError as exc:
+            raise UsageError(f"Cannot read {rest[0]!r}: {exc.strerror or exc}.") from None
+    raise UsageError(usage_text)
+
+
+def _export_recording(magics: Any) -> None:
+    path = magics.state.record_path
+    if not path:
+        return
+    from nbinfra.llm.replay import STATE_KEY
+
+    store = _session().state.get(STATE_KEY)
+    if store is not None:
+        store.export_jsonl(path)
+
+
+def _chat(magics: Any, name: str) -> Any:
+    chat = magics.state.chats.get(name)
+    if chat is None:
+        known = ", ".join(sorted(magics.state.chats)) or "none yet"
+        raise UsageError(f"No chat named {name!r} (chats: {known}); start one with --chat {name}.")
+    return chat
+
+
+def _no_args(name: str, argv: list[str]) -> None:
+    if argv:
+        raise UsageError(
+            f"%llm {name} takes no arguments; to send a prompt starting with {name!r}, "
+            f"write %llm -- {name} ..."
+        )
+
+
+def _settings() -> Any:
+    return _session().settings
+
+
+def _session() -> Any:
+    from nbinfra.session import session
+
+    return session()
+
+
+def provider_targets(magics: Any) -> list[str]:
+    """Provider names and ``provider:model`` pairs for completion."""
+    from nbinfra.llm import provider_statuses
+
+    out: list[str] = []
+    for st in provider_statuses(_settings()):
+        out.append(str(st.provider))
+        out.extend(f"{st.provider}:{m}" for m in (st.models or ()))
+    return out
+
+
+SUBCOMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {
+    "chats": _chats,
+    "history": _history,
+    "list": _list,
+    "replay": _replay,
+    "reset": _reset,
+    "usage": _usage,
+    "use": _use,
+}

@@ -1,0 +1,182 @@
+"""The ``%llm``/``%%llm``, ``%cache`` and ``%conn``/``%%conn`` magics.
+
+Each magic parses its line here (``magic_arguments`` for the help text, ``_args`` for
+parsing that leaves prompts and queries verbatim) and hands over to a small module of
+sub-command functions. Defaults are traitlets, set with ``%config NbinfraMagics.<name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core import magic_arguments as _ma
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from traitlets import Bool, Int, Unicode
+
+from nbinfra.errors import NbinfraError
+
+__all__ = ["NbinfraMagics", "NotebookState"]
+
+_Deco = Callable[[Callable[..., Any]], Callable[..., Any]]
+# IPython's decorators are untyped; these aliases give them a type for mypy.
+magic_arguments: Callable[[], _Deco] = _ma.magic_arguments
+argument: Callable[..., _Deco] = _ma.argument
+
+
+class NotebookState:
+    """What the magics remember between cells (per shell, never on a class)."""
+
+    def __init__(self) -> None:
+        self.cache_namespace: str | None = None
+        self.cache_backend: str | None = None
+        self.cache_ttl: float | None = None
+        self.connection: str | None = None
+        self.chats: dict[str, Any] = {}
+        self.record_path: str | None = None  # %llm replay record FILE
+        self._usage: Any = None
+
+    @property
+    def usage(self) -> Any:
+        """The token and cost meter (``UsageMeter``), created on first use."""
+        if self._usage is None:
+            from nbinfra.notebook.usage import UsageMeter
+
+            self._usage = UsageMeter()
+        return self._usage
+
+
+@magics_class
+class NbinfraMagics(Magics):
+    """nbinfra's magics. Options: ``%config NbinfraMagics``."""
+
+    display_limit = Int(10, help="Rows shown by %conn results and tables.").tag(config=True)
+    default_provider = Unicode(
+        "", help="Provider[:model] used by %llm when -p is not given ('' = configured default)."
+    ).tag(config=True)
+    default_format = Unicode(
+        "markdown", help="Output format of %%llm: markdown, text, code or json."
+    ).tag(config=True)
+    streaming = Bool(True, help="Stream %%llm answers into the cell as they arrive.").tag(
+        config=True
+    )
+    short_errors = Bool(True, help="Show nbinfra errors as one line instead of a traceback.").tag(
+        config=True
+    )
+    conn_default = Unicode(
+        "", help="Connection used by %%conn when no name is given ('' = default_connection)."
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.state = NotebookState()
+
+    # -- helpers ------------------------------------------------------------------
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        return ns
+
+    def cell_number(self) -> int | None:
+        return getattr(self.shell, "execution_count", None)
+
+    def _guard(self, exc: NbinfraError) -> NbinfraError:
+        """Keep nbinfra errors one line, or show the traceback when short_errors is off."""
+        if not self.short_errors and self.shell is not None:
+            shell, tb = self.shell, exc.__traceback__
+
+            def full() -> list[str]:
+                stb: list[str] = shell.InteractiveTB.structured_traceback(type(exc), exc, tb)
+                return stb
+
+            exc._render_traceback_ = full  # type: ignore[method-assign]
+        return exc
+
+    # -- %llm -----------------------------------------------------------------------
+    @magic_arguments()
+    @argument("-p", "--provider", help="PROVIDER or PROVIDER:MODEL (or a configured name).")
+    @argument("-m", "--model", help="Model name (overrides the provider's default).")
+    @argument("-t", "--temperature", type=float, help="Sampling temperature.")
+    @argument("--max-tokens", type=int, dest="max_tokens", help="Maximum tokens in the answer.")
+    @argument("-s", "--system", help="System prompt.")
+    @argument(
+        "-f",
+        "--format",
+        choices=["markdown", "text", "code", "json"],
+        help="markdown (default), text, code (new cell below) or json (parsed).",
+    )
+    @argument("-o", "--output", dest="output", metavar="VAR", help="Store the LLMResponse in VAR.")
+    @argument("--chat", metavar="NAME", help="Continue the named chat (history kept).")
+    @argument(
+        "--strategy",
+        choices=["recent", "sliding_window", "summarization"],
+        help="How a chat is fitted to the context window.",
+    )
+    @argument("--budget", type=int, metavar="TOKENS", help="Token budget for a chat's context.")
+    @argument(
+        "--no-stream", action="store_true", dest="no_stream", help="Wait for the whole answer."
+    )
+    @argument("--no-cache", action="store_true", dest="no_cache", help="Bypass the response cache.")
+    @argument(
+        "--no-interpolate",
+        action="store_true",
+        dest="no_interpolate",
+        help="Send {braces} as written (no {name} lookup).",
+    )
+    @line_cell_magic
+    def llm(self, line: str, cell: str | None = None) -> Any:
+        """Ask an LLM: ``%%llm [options]`` with the prompt in the cell, or ``%llm PROMPT``.
+
+        Sub-commands (line form): ``%llm list``, ``%llm use PROVIDER[:MODEL]``, ``%llm chats``,
+        ``%llm history NAME``, ``%llm reset [NAME]``, ``%llm usage``,
+        ``%llm replay on|off|record FILE|load FILE``. ``{name}``, ``{obj.attr}`` and
+        ``{d[key]}`` in the prompt come from your variables; ``{{``/``}}`` are literal braces.
+        """
+        from nbinfra.notebook import llm_magic
+
+        try:
+            return llm_magic.run(self, line, cell)
+        except NbinfraError as exc:
+            raise self._guard(exc) from exc.__cause__
+
+    # -- %cache ---------------------------------------------------------------------
+    @magic_arguments()
+    @argument(
+        "-n", "--namespace", help="Cache namespace (default: the one set by 'use', or notebook)."
+    )
+    @argument(
+        "command",
+        nargs="*",
+        help="get KEY | set KEY VALUE [--ttl S] | delete KEY | list [PATTERN] | stats | "
+        "clear [--yes] | use memory|redis|NAME. VALUE is a Python literal or $var.",
+    )
+    @line_magic
+    def cache(self, line: str) -> Any:
+        """Read and write the nbinfra cache from a cell."""
+        from nbinfra.notebook import cache_magic
+
+        try:
+            return cache_magic.run(self, line)
+        except NbinfraError as exc:
+            raise self._guard(exc) from exc.__cause__
+
+    # -- %conn ----------------------------------------------------------------------
+    @magic_arguments()
+    @argument("-o", "--output", dest="output", metavar="VAR", help="Store the result in VAR.")
+    @argument("--limit", type=int, metavar="N", help="Fetch at most N rows (server side).")
+    @argument("--params", metavar="VAR", help="A dict of parameters from your variables.")
+    @argument(
+        "command",
+        nargs="*",
+        help="list | health [NAME] | use NAME | NAME QUERY. In %%conn the query is the cell "
+        "body; SQL ':name' binds the variable name as a parameter.",
+    )
+    @line_cell_magic
+    def conn(self, line: str, cell: str | None = None) -> Any:
+        """Query any configured connection: ``%conn NAME QUERY`` or ``%%conn [NAME]``."""
+        from nbinfra.notebook import conn_magic
+
+        try:
+            return conn_magic.run(self, line, cell)
+        except NbinfraError as exc:
+            raise self._guard(exc) from exc.__cause__

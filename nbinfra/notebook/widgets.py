@@ -1,0 +1,393 @@
+"""Kernel-side ipywidgets (no frontend plugin): they work in JupyterLab, Notebook 7, VS Code.
+
+``results_table`` pages and sorts in the kernel and sends only the visible page;
+``provider_picker`` sets the default provider of ``%llm``; ``context_preview`` shows what a
+chat keeps, drops or summarises under a strategy and token budget; ``health_panel``
+checks every configured connection and cache. ipywidgets is imported on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nbinfra._secrets import redact
+from nbinfra.notebook.display import escape
+
+__all__ = ["context_preview", "health_panel", "provider_picker", "results_table"]
+
+_MAX_CELL = 120
+
+
+def _w() -> Any:
+    import ipywidgets
+
+    return ipywidgets
+
+
+def _cell(value: Any) -> str:
+    text = redact("NULL" if value is None else str(value))
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+
+
+def _html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{escape(_cell(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# -- results_table -------------------------------------------------------------------
+class _Rows:
+    """Page/sort access over a QueryResult's rows or a pandas DataFrame."""
+
+    def __init__(self, data: Any) -> None:
+        self.df = None
+        if hasattr(data, "columns") and hasattr(data, "rows"):
+            self.columns = [str(c) for c in data.columns]
+            self.rows: Sequence[Sequence[Any]] = data.rows
+        elif hasattr(data, "iloc") and hasattr(data, "columns"):
+            self.df = data
+            self.columns = [str(c) for c in data.columns]
+            self.rows = ()
+        else:
+            raise TypeError(
+                f"results_table() takes a QueryResult or a pandas DataFrame, "
+                f"not {type(data).__name__}."
+            )
+        self._order: list[int] | None = None
+        self._sorted_df: Any = None
+
+    def __len__(self) -> int:
+        return len(self.df) if self.df is not None else len(self.rows)
+
+    def sort(self, column: str | None, ascending: bool) -> None:
+        self._order = None
+        self._sorted_df = None
+        if column is None:
+            return
+        idx = self.columns.index(column)
+        if self.df is not None:
+            self._sorted_df = self.df.sort_values(
+                self.df.columns[idx], ascending=ascending, na_position="last", kind="stable"
+            )
+            return
+        rows = self.rows
+        try:
+            order = sorted(
+                range(len(rows)),
+                key=lambda i: (rows[i][idx] is None, rows[i][idx]),
+                reverse=not ascending,
+            )
+        except TypeError:  # mixed types in one column: order by text
+            order = sorted(range(len(rows)), key=lambda i: str(rows[i][idx]), reverse=not ascending)
+        self._order = order
+
+    def page(self, start: int, stop: int) -> list[Sequence[Any]]:
+        if self.df is not None:
+            frame = self._sorted_df if self._sorted_df is not None else self.df
+            return [tuple(r) for r in frame.iloc[start:stop].itertuples(index=False)]
+        if self._order is not None:
+            return [self.rows[i] for i in self._order[start:stop]]
+        return list(self.rows[start:stop])
+
+
+def results_table(result_or_df: Any, page_size: int = 20) -> Any:
+    """A paged, sortable table; only the visible page is sent to the browser."""
+    w = _w()
+    data = _Rows(result_or_df)
+    if page_size <= 0:
+        raise ValueError("page_size must be at least 1.")
+    total = len(data)
+    pages = max(1, -(-total // page_size))
+
+    body = w.HTML()
+    info = w.HTML()
+    prev_btn = w.Button(description="◀", layout=w.Layout(width="3em"))
+    next_btn = w.Button(description="▶", layout=w.Layout(width="3em"))
+    page = w.BoundedIntText(
+        value=1, min=1, max=pages, description="page", layout=w.Layout(width="12em")
+    )
+    sort_by = w.Dropdown(
+        options=[("(none)", None), *((c, c) for c in data.columns)], description="sort"
+    )
+    ascending = w.ToggleButton(value=True, description="ascending")
+
+    def render(*_: Any) -> None:
+        start = (page.value - 1) * page_size
+        rows = data.page(start, start + page_size)
+        body.value = _html_table(data.columns, rows)
+        shown = f"{start + 1:,}-{start + len(rows):,}" if rows else "0"
+        info.value = (
+            f"<small>{total:,} rows · showing {shown} · page {page.value:,} of {pages:,}</small>"
+        )
+        prev_btn.disabled = page.value <= 1
+        next_btn.disabled = page.value >= pages
+
+    def resort(*_: Any) -> None:
+        ascending.description = "ascending" if ascending.value else "descending"
+        data.sort(sort_by.value, ascending.value)
+        render()
+
+    def step(delta: int) -> Callable[[Any], None]:
+        def go(_: Any) -> None:
+            page.value = min(pages, max(1, page.value + delta))
+
+        return go
+
+    prev_btn.on_click(step(-1))
+    next_btn.on_click(step(1))
+    page.observe(render, names="value")
+    sort_by.observe(resort, names="value")
+    ascending.observe(resort, names="value")
+    render()
+    box = w.VBox([w.HBox([prev_btn, page, next_btn, sort_by, ascending]), body, info])
+    box.page = page
+    box.sort_by = sort_by
+    box.ascending = ascending
+    box.table = body
+    box.info = info
+    box.next_button = next_btn
+    box.prev_button = prev_btn
+    return box
+
+
+# -- provider_picker -----------------------------------------------------------------
+def _magics() -> Any:
+    """The loaded ``NbinfraMagics`` of the running shell (``%load_ext nbinfra``), if any."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is there whenever widgets are
+        return None
+    shell = get_ipython()
+    return getattr(shell, "_nbinfra_magics", None) if shell is not None else None
+
+
+def _provider_label(st: Any) -> str:
+    key = "key set" if st.key_set else "no key"
+    reach = {True: "reachable", False: "unreachable", None: "not checked"}[st.reachable]
+    extra = " · offline stand-in" if getattr(st, "stand_in", False) else ""
+    if not getattr(st, "available", True):
+        extra += " · SDK not installed"
+    return f"{st.provider} ({key}, {reach}{extra})"
+
+
+def provider_picker(*, probe: bool = False, magics: Any = None) -> Any:
+    """Providers and models with key/reachability state; choosing sets ``%llm``'s default."""
+    from nbinfra.llm import provider_statuses
+    from nbinfra.session import session
+
+    w = _w()
+    target = magics if magics is not None else _magics()
+    statuses = {
+        st.provider: st for st in provider_statuses(session().settings, probe_reachability=probe)
+    }
+    current = (getattr(target, "default_provider", "") or "").partition(":")
+    provider = w.Dropdown(
+        options=[(_provider_label(st), name) for name, st in statuses.items()],
+        value=current[0] if current[0] in statuses else None,
+        description="provider",
+    )
+    model = w.Dropdown(options=[], description="model")
+    state = w.HTML()
+
+    def models_for(name: str | None) -> None:
+        st = statuses.get(name or "")
+        model.options = list(st.models) if st is not None else []
+        if st is not None and st.default_model in model.options:
+            model.value = current[2] if current[2] in model.options else st.default_model
+
+    def chosen(*_: Any) -> None:
+        if provider.value is None:
+            state.value = "<small>%llm uses the configured default.</small>"
+            return
+        spec = provider.value if not model.value else f"{provider.value}:{model.value}"
+        if target is not None:
+            target.default_provider = spec
+            state.value = f"<small>%llm now uses <code>{escape(spec)}</code>.</small>"
+        else:
+            state.value = (
+                f"<small>Selected <code>{escape(spec)}</code>; run %load_ext nbinfra so "
+                "%llm uses it.</small>"
+            )
+        box.value = spec
+
+    def provider_changed(change: Any) -> None:
+        models_for(change["new"])
+        chosen()
+
+    models_for(provider.value)
+    provider.observe(provider_changed, names="value")
+    model.observe(chosen, names="value")
+    box = w.VBox([w.HBox([provider, model]), state])
+    box.provider = provider
+    box.model = model
+    box.status = state
+    box.value = ""
+    chosen()
+    return box
+
+
+# -- context_preview -----------------------------------------------------------------
+_STATUS_STYLE = {"kept": "#1a7f37", "dropped": "#9a9a9a", "summarised": "#9a6700"}
+
+
+def context_preview(chat: Any, *, max_budget: int | None = None) -> Any:
+    """Strategy selector and budget slider over a chat; each message kept/dropped/summarised.
+
+    ``chat`` is a ``Chat``, a ``ContextWindowManager`` or the name of a ``%llm --chat``.
+    """
+    w = _w()
+    manager = _manager_of(chat)
+    total = sum(e.tokens for e in manager.preview().entries)
+    top = max_budget or max(manager.budget, total, 1)
+    strategy = w.Dropdown(
+        options=["recent", "sliding_window", "summarization"],
+        value=manager.strategy,
+        description="strategy",
+    )
+    budget = w.IntSlider(
+        value=min(manager.budget, top), min=1, max=top, description="budget", continuous_update=True
+    )
+    table = w.HTML()
+    summary = w.HTML()
+
+    def render(*_: Any) -> None:
+        try:
+            preview = manager.preview(strategy=strategy.value, budget=budget.value)
+        except Exception as exc:  # noqa: BLE001 - shown in the widget, not raised into the UI loop
+            table.value = ""
+            summary.value = f"<small>{escape(redact(str(exc)).splitlines()[0])}</small>"
+            return
+        rows = "".join(
+            f"<tr style='color:{_STATUS_STYLE.get(e.status, 'inherit')}'><td>{e.index}</td>"
+            f"<td>{escape(e.role)}</td><td>{e.tokens}</td><td>{escape(e.status)}</td>"
+            f"<td>{escape(_cell(e.text))}</td></tr>"
+            for e in preview.entries
+        )
+        table.value = (
+            "<table><thead><tr><th>#</th><th>role</th><th>tokens</th><th>status</th>"
+            f"<th>text</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+        label = "exact" if getattr(preview, "exact", True) else "estimated"
+        over = " · over budget" if preview.total_tokens > preview.budget else ""
+        summary.value = (
+            f"<small>{preview.total_tokens:,} of {preview.budget:,} tokens ({label}){over} · "
+            f"kept {preview.count('kept')}, dropped {preview.count('dropped')}, "
+            f"summarised {preview.count('summarised')}</small>"
+        )
+        box.preview = preview
+
+    box = w.VBox([w.HBox([strategy, budget]), table, summary])
+    box.strategy = strategy
+    box.budget = budget
+    box.table = table
+    box.summary = summary
+    strategy.observe(render, names="value")
+    budget.observe(render, names="value")
+    render()
+    return box
+
+
+def _manager_of(chat: Any) -> Any:
+    if isinstance(chat, str):
+        magics = _magics()
+        chats = magics.state.chats if magics is not None else {}
+        if chat not in chats:
+            raise KeyError(f"No %llm chat named {chat!r}; start one with %%llm --chat {chat}.")
+        chat = chats[chat]
+    manager = getattr(chat, "manager", chat)
+    if not hasattr(manager, "preview"):
+        raise TypeError(
+            f"context_preview() takes a Chat, a ContextWindowManager or a chat name, "
+            f"not {type(chat).__name__}."
+        )
+    return manager
+
+
+# -- health_panel --------------------------------------------------------------------
+def health_panel(*, connections: bool = True, caches: bool = True) -> Any:
+    """Health of every configured connection and the cache backends, with a refresh button."""
+    w = _w()
+    table = w.HTML()
+    refresh = w.Button(description="refresh", icon="refresh")
+    checked = w.HTML()
+
+    def check(*_: Any) -> None:
+        import time
+
+        rows: list[tuple[str, str, str, str, str, str]] = []
+        if connections:
+            rows.extend(_connection_rows())
+        if caches:
+            rows.extend(_cache_rows())
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
+        )
+        table.value = (
+            "<table><thead><tr><th></th><th>name</th><th>kind</th><th>target</th>"
+            f"<th>latency</th><th>detail</th></tr></thead><tbody>{body}</tbody></table>"
+        )
+        checked.value = f"<small>checked {time.strftime('%H:%M:%S')}</small>"
+        box.rows = rows
+
+    refresh.on_click(check)
+    box = w.VBox([w.HBox([refresh, checked]), table])
+    box.table = table
+    box.refresh = refresh
+    check()
+    return box
+
+
+def _mark(ok: bool) -> str:
+    return "🟢" if ok else "🔴"
+
+
+def _latency(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _connection_rows() -> list[tuple[str, str, str, str, str, str]]:
+    from nbinfra.notebook.conn_magic import _health_all, _specs
+
+    specs = _specs()
+    statuses = _health_all(list(specs))
+    return [
+        (
+            _mark(st.ok),
+            name,
+            specs[name].kind,
+            specs[name].target,
+            _latency(st.latency),
+            st.server_version or "" if st.ok else st.error or "",
+        )
+        for name, st in statuses.items()
+    ]
+
+
+def _cache_rows() -> list[tuple[str, str, str, str, str, str]]:
+    from nbinfra import _loop
+    from nbinfra.cache import CacheService
+
+    rows = []
+    for backend in ("memory", "redis"):
+        try:
+            service = CacheService("nbinfra-health", cache_type=backend)
+            status = _loop.run_sync(service.health(), timeout=10.0)
+        except Exception as exc:  # noqa: BLE001 - a panel shows failures, it does not raise
+            message = (str(exc) or type(exc).__name__).splitlines()[0]
+            rows.append((_mark(False), backend, "cache", "", "", message))
+            continue
+        ok = bool(getattr(status, "ok", status))
+        rows.append(
+            (
+                _mark(ok),
+                backend,
+                "cache",
+                str(getattr(status, "target", "")),
+                _latency(getattr(status, "latency", None)),
+                str(getattr(status, "error", "") or ""),
+            )
+        )
+    return rows

@@ -1,0 +1,94 @@
+"""Widgets driven headlessly: change a control, check the state that would reach the browser."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import nbinfra
+from nbinfra.connections.types import QueryResult
+
+
+def _state_size(widget: object) -> int:
+    """Bytes of every widget model state under ``widget`` (what the browser receives)."""
+    import ipywidgets
+
+    total = 0
+    seen: set[str] = set()
+    stack = [widget]
+    while stack:
+        w = stack.pop()
+        if not isinstance(w, ipywidgets.Widget) or w.model_id in seen:
+            continue
+        seen.add(w.model_id)
+        state = w.get_state()
+        total += len(json.dumps(state, default=str))
+        stack.extend(getattr(w, "children", ()))
+    return total
+
+
+def test_widgets_is_lazy_attribute() -> None:
+    assert nbinfra.widgets.results_table is not None
+
+
+def test_results_table_million_rows_sends_one_page() -> None:
+    rows = [(i, f"name-{i}") for i in range(1_000_000)]
+    table = nbinfra.widgets.results_table(QueryResult(["id", "name"], rows), page_size=25)
+    assert "1,000,000 rows" in table.info.value
+    assert "page 1 of 40,000" in table.info.value
+    assert "name-24" in table.table.value and "name-25" not in table.table.value
+    assert _state_size(table) < 50_000
+    table.next_button.click()
+    assert table.page.value == 2
+    assert "name-25" in table.table.value and "name-24<" not in table.table.value
+    table.page.value = 40_000
+    assert "name-999999" in table.table.value
+    assert table.next_button.disabled
+
+
+def test_results_table_sorts_rows_and_frames() -> None:
+    result = QueryResult(["n", "s"], [(3, "c"), (1, "a"), (None, "z"), (2, "b")])
+    table = nbinfra.widgets.results_table(result, page_size=2)
+    assert table.table.value.index("<td>3</td>") < table.table.value.index("<td>1</td>")
+    table.sort_by.value = "n"
+    assert "<td>1</td>" in table.table.value and "<td>2</td>" in table.table.value
+    table.ascending.value = False
+    assert "<td>3</td>" in table.table.value and "<td>1</td>" not in table.table.value
+    table.page.value = 2
+    assert "<td>1</td>" in table.table.value  # None sorts last ascending, first descending
+
+    import pandas as pd
+
+    frame = pd.DataFrame({"n": [3, 1, 2], "s": list("cab")})
+    ftable = nbinfra.widgets.results_table(frame, page_size=1)
+    assert "3 rows" in ftable.info.value and "<td>c</td>" in ftable.table.value
+    ftable.sort_by.value = "n"
+    assert "<td>a</td>" in ftable.table.value
+    ftable.page.value = 3
+    assert "<td>c</td>" in ftable.table.value
+
+
+def test_results_table_rejects_other_things() -> None:
+    with pytest.raises(TypeError, match="QueryResult or a pandas DataFrame"):
+        nbinfra.widgets.results_table([1, 2, 3])
+
+
+@pytest.mark.service
+def test_health_panel_caches(tmp_path, redis_server) -> None:  # type: ignore[no-untyped-def]
+    from nbinfra.session import Session, use_session
+
+    (tmp_path / "application-cache.yaml").write_text(
+        f"cache:\n  backend: memory\n  redis:\n    url: {redis_server.url}\n"
+    )
+    fresh = Session(resources=tmp_path)
+    with use_session(fresh):
+        panel = nbinfra.widgets.health_panel(connections=False)
+        assert [row[1] for row in panel.rows] == ["memory", "redis"]
+        assert [row[0] for row in panel.rows] == ["🟢", "🟢"]
+        assert "redis 7" in panel.rows[1][5] or panel.rows[1][4].endswith("ms")
+        redis_server.stop()
+        panel.refresh.click()
+        assert panel.rows[1][0] == "🔴" and panel.rows[0][0] == "🟢"
+        assert "🔴" in panel.table.value
+    fresh.close()
