@@ -21,18 +21,18 @@ test: lint typecheck
 
 ## nbval: execute every notebook in notebooks/ and compare with the committed outputs
 nbval: $(STAMP)
-	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/nbval-sanitize.cfg \
-		-p no:cacheprovider -q
+	$(PY) -m pytest --nbval notebooks --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval-sanitize.cfg -p no:cacheprovider -q
 
 ## demo: run the quickstart headlessly, offline; the executed copy lands in test-artifacts/
 demo: $(STAMP)
-	$(PY) -m jupyter nbconvert --to notebook --execute notebooks/01_quickstart.ipynb \
-		--output-dir test-artifacts/demo --ExecutePreprocessor.timeout=600 --log-level=WARN
+	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyter nbconvert --to notebook --execute \
+		notebooks/01_quickstart.ipynb --output-dir test-artifacts/demo --ExecutePreprocessor.timeout=600 --log-level=WARN
 	@echo "Executed quickstart: test-artifacts/demo/01_quickstart.ipynb (open it with: make lab)"
 
 ## lab: JupyterLab on notebooks/
 lab: $(STAMP)
-	$(PY) -m jupyter lab --notebook-dir=notebooks
+	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyter lab --notebook-dir=notebooks
 
 lint: $(STAMP)
 	$(PY) -m ruff check nbinfra tests benchmarks

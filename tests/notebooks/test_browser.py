@@ -83,6 +83,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
         JUPYTER_CONFIG_DIR=str(base / "config"),
         JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        JUPYTER_PREFER_ENV_PATH="1",  # this environment's kernel, not a user-wide one
     )
     log = (base / "lab.log").open("wb")
     proc = subprocess.Popen(
