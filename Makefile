@@ -1,7 +1,7 @@
 # Every target sets up .venv on first use (needs python3 >= 3.10 with venv).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= all,test,demo
+EXTRAS ?= all,test,bench,demo
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint typecheck clean bench demo lab nbval
@@ -46,5 +46,4 @@ clean:
 
 ## bench: every side-by-side comparison at full size -> benchmarks/RESULTS.md
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(PY) -m benchmarks

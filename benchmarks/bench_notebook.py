@@ -187,5 +187,52 @@ def facade_cache(smoke: bool) -> list[Comparison]:
     return out
 
 
+def facade_llm(smoke: bool) -> list[Comparison]:
+    """``nbinfra.llm("fake").generate`` vs a bare threadsafe round trip of the same coroutine."""
+    import asyncio
+
+    from nbinfra import _loop
+    from nbinfra.llm.sync import llm
+    from nbinfra.session import Session, use_session
+
+    ops = 100 if smoke else 2_000
+    rounds = 3 if smoke else 9
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "application-llm.yaml").write_text("llm:\n  default: fake\n")
+        session = Session(resources=tmp)
+        with use_session(session):
+            sync = llm("fake")
+            provider = sync.llm
+            loop = _loop.get_loop()
+
+            def facade() -> None:
+                for _ in range(ops):
+                    sync.generate("ping")
+
+            def bare() -> None:
+                for _ in range(ops):
+                    asyncio.run_coroutine_threadsafe(provider.generate("ping"), loop).result()
+
+            samples = interleave(
+                {"nbinfra.llm(p).generate": facade, "bare run_coroutine_threadsafe": bare},
+                rounds=rounds,
+                ops=ops,
+            )
+        session.close()
+    return [
+        Comparison(
+            area="notebook",
+            name="facade call overhead (fake LLM generate)",
+            workload=f"{ops} generate calls per round on the offline fake provider",
+            samples=samples,
+            nbinfra="nbinfra.llm(p).generate",
+            baseline="bare run_coroutine_threadsafe",
+            max_ratio=1.2,
+            unit="s/call",
+            notes="same provider coroutine; the difference is the facade's wait in slices",
+        )
+    ]
+
+
 def run(smoke: bool = False) -> list[Comparison]:
-    return [*load_ext(smoke), *facade_cache(smoke)]
+    return [*load_ext(smoke), *facade_cache(smoke), *facade_llm(smoke)]

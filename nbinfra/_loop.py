@@ -109,8 +109,15 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         )
     loop = get_loop()
     box: list[asyncio.Task[Any]] = []
-    future = asyncio.run_coroutine_threadsafe(_tracked(coro, box), loop)
-    return _wait(future, timeout, loop, box)
+    future: concurrent.futures.Future[T] | None = None
+    try:
+        future = asyncio.run_coroutine_threadsafe(_tracked(coro, box), loop)
+        return _wait(future, timeout, loop, box)
+    except KeyboardInterrupt:
+        # An interrupt can land before _wait's own handler runs; cancel here too.
+        if future is not None and not future.done():
+            _cancel(future, loop, box)
+        raise
 
 
 async def _tracked(coro: Coroutine[Any, Any, T], box: list[asyncio.Task[Any]]) -> T:

@@ -65,9 +65,13 @@ BUILTINS: dict[str, dict[str, Entry]] = {
         "s3": Entry("nbinfra.connections.s3:S3ConnectionManager", "s3"),
     },
     "nbinfra.llms": {
+        "anthropic": Entry("nbinfra.llm.anthropic:AnthropicProvider", "anthropic"),
         "azure": Entry("nbinfra.llm.azure:AzureOpenAIProvider", "openai"),
         "fake": Entry("nbinfra.llm.fake:FakeLLMProvider"),
+        "google": Entry("nbinfra.llm.google:GoogleProvider", "google"),
         "groq": Entry("nbinfra.llm.groq:GroqProvider", "groq"),
+        "huggingface": Entry("nbinfra.llm.huggingface:HuggingFaceProvider", "huggingface"),
+        "ollama": Entry("nbinfra.llm.ollama:OllamaProvider", "ollama"),
         "openai": Entry("nbinfra.llm.openai:OpenAIProvider", "openai"),
     },
 }

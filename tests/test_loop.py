@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,6 +111,7 @@ def test_a_real_keyboard_interrupt_cancels_the_coroutine_and_the_loop_survives()
 
     def interrupt() -> None:
         started.wait(10)
+        time.sleep(0.2)  # the user presses Interrupt while the cell waits
         os.kill(os.getpid(), signal.SIGINT)  # what Jupyter's Interrupt sends
 
     sender = threading.Thread(target=interrupt)

@@ -143,3 +143,37 @@ def test_get_logger_places_loggers_under_nbinfra() -> None:
     assert get_logger("cache.redis").name == "nbinfra.cache.redis"
     assert get_logger("nbinfra.llm").name == "nbinfra.llm"
     assert logging.getLogger("nbinfra").handlers  # a NullHandler: no "no handler" warning
+
+
+def test_query_result_repr_stays_one_short_line() -> None:
+    from nbinfra.connections.types import QueryResult
+
+    result = QueryResult(["a", "b"], [(i, str(i)) for i in range(200_000)], elapsed=0.25)
+    text = repr(result)
+    assert text == (
+        "QueryResult(200000 rows x 2 columns [a, b], rowcount=200000, elapsed=250.0 ms)"
+    )
+    assert result.dicts()[1] == {"a": 1, "b": "1"} and result.scalar() == 0
+
+
+def test_facades_are_callable_without_importing_subpackages_first() -> None:
+    code = (
+        "import nbinfra\n"
+        "c = nbinfra.cache('pkgtest', ttl=5)\n"
+        "c.set('k', {'v': 1})\n"
+        "assert c.get('k') == {'v': 1}\n"
+        "assert callable(nbinfra.llm) and callable(nbinfra.conn) and callable(nbinfra.session)\n"
+        "assert nbinfra.session() is nbinfra.session()\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -9,16 +9,15 @@ The module itself is callable: ``nbinfra.cache("ns", ttl=60)`` returns a ``SyncC
 
 from __future__ import annotations
 
-import sys
-import types
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from nbinfra._callable import make_module_callable
 from nbinfra.cache.base import BaseCacheProvider
 from nbinfra.cache.decorators import cached
 from nbinfra.cache.factory import CacheFactory
 from nbinfra.cache.registry import CacheRegistry, CacheType
-from nbinfra.cache.service import MISS, CacheService
+from nbinfra.cache.service import MISS, CacheService, all_stats
 from nbinfra.cache.stats import CacheStats
 
 if TYPE_CHECKING:
@@ -38,6 +37,7 @@ __all__ = [
     "InMemoryCacheProvider",
     "RedisCacheProvider",
     "SyncCache",
+    "all_stats",
     "cache",
     "cached",
 ]
@@ -77,17 +77,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``nbinfra.cache`` be both a package and a function."""
-
-    def __call__(
-        self,
-        namespace: str = "default",
-        ttl: float | None = None,
-        cache_type: str | Enum | None = None,
-        **options: Any,
-    ) -> SyncCache:
-        return cache(namespace, ttl, cache_type, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_module_callable(__name__, cache)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
@@ -10,6 +11,7 @@ from nbinfra.cache.base import BaseCacheProvider
 from nbinfra.cache.registry import CacheRegistry
 from nbinfra.cache.settings import MemorySettings, RedisSettings
 from nbinfra.config import Settings
+from nbinfra.errors import ConfigError
 from nbinfra.session import Session
 from nbinfra.session import session as default_session
 
@@ -38,8 +40,26 @@ def cache_config(session: Session | None = None) -> CacheConfig:
     found: CacheConfig | None = sess.state.get(_STATE_KEY)
     if found is None:
         found = sess.settings.section("cache", CacheConfig)
+        _check_sections(found, sess.settings)
         sess.state[_STATE_KEY] = found
     return found
+
+
+_SECTIONS = frozenset({"instances", "memory", "pickle_hmac_key", "redis"})
+
+
+def _check_sections(config: CacheConfig, settings: Settings) -> None:
+    """Catch typos among the keys validated later (``defualt_ttl``, ``rediss``)."""
+    known = _SECTIONS | set(CacheRegistry.kinds())
+    for key in config.sections:
+        if key not in known:
+            fields = sorted(known | {"backend", "default_ttl", "serializer", "stats_window"})
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"cache.{key} in {settings.origin('cache.' + key)}: unknown setting "
+                f"(allowed: {', '.join(fields)}){hint}"
+            )
 
 
 def _kind(cache_type: str | Enum | None, config: CacheConfig) -> str:

@@ -21,17 +21,13 @@ import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import redis.asyncio as aioredis
 from redis import exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from nbinfra._secrets import mask_url, reveal
 from nbinfra.cache.base import BaseCacheProvider, escape_glob, ttl_ms
 from nbinfra.cache.breaker import CLOSED, CircuitBreaker
 from nbinfra.cache.memory import InMemoryCacheProvider
+from nbinfra.cache.redis_connect import close_client, describe, make_client
 from nbinfra.cache.registry import CacheRegistry, CacheType
 from nbinfra.cache.settings import RedisSettings
 from nbinfra.errors import CacheError, CacheUnavailableError, ConfigError
@@ -75,7 +71,7 @@ class RedisCacheProvider(BaseCacheProvider):
         if breaker_opts:
             cfg.breaker = replace(cfg.breaker, **breaker_opts)
         self.settings = cfg
-        self._mode, self._address, self._target = _describe(cfg)
+        self._mode, self._address, self._target = describe(cfg)
         self.breaker = CircuitBreaker(
             self._target,
             failure_threshold=cfg.breaker.failure_threshold,
@@ -85,10 +81,10 @@ class RedisCacheProvider(BaseCacheProvider):
         self.fallback: InMemoryCacheProvider | None = (
             InMemoryCacheProvider(max_size=10_000) if cfg.fallback == "memory" else None
         )
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._last: tuple[asyncio.AbstractEventLoop | None, Any] = (None, None)
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
+        self._last: tuple[Any, Any, Any] = (None, None, None)
         self.fallback_ops = 0
         self._closed = False
 
@@ -101,88 +97,29 @@ class RedisCacheProvider(BaseCacheProvider):
     def is_cluster(self) -> bool:
         return self._mode == "cluster"
 
-    def _client(self) -> Any:
+    def _slot(self) -> tuple[Any, asyncio.Semaphore]:
+        """This loop's client and the gate bounding its concurrent commands."""
         loop = asyncio.get_running_loop()
-        last_loop, client = self._last
-        if last_loop is loop:
-            return client
-        client = self._clients.get(loop)
-        if client is None:
+        last = self._last
+        if last[0] is loop:
+            return last[1], last[2]
+        found = self._clients.get(loop)
+        if found is None:
             if self._closed:
                 raise CacheError("This Redis cache provider is closed; create a new one.")
-            client = self._make_client()
-            self._clients[loop] = client
+            # The gate makes callers queue for a connection instead of failing with "too
+            # many connections"; a plain pool under it is cheaper than a blocking pool.
+            found = (self._make_client(), asyncio.Semaphore(self.settings.max_connections))
+            self._clients[loop] = found
             log.info("redis cache connecting to %s", self._target)
-        self._last = (loop, client)
-        return client
+        self._last = (loop, *found)
+        return found
+
+    def _client(self) -> Any:
+        return self._slot()[0]
 
     def _make_client(self) -> Any:
-        cfg = self.settings
-        common: dict[str, Any] = {
-            "socket_timeout": cfg.socket_timeout,
-            "socket_connect_timeout": cfg.socket_connect_timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "health_check_interval": cfg.health_check_interval,
-        }
-        password = reveal(cfg.password) or None
-        if self._mode == "cluster":
-            from redis.asyncio.cluster import RedisCluster
-
-            url = cfg.url or f"redis://{cfg.host}:{cfg.port}"
-            url = url.replace("redis+cluster://", "redis://").replace(
-                "rediss+cluster://", "rediss://"
-            )
-            common.pop("retry")
-            return RedisCluster.from_url(
-                url,
-                password=password,
-                username=cfg.username,
-                max_connections=cfg.max_connections,
-                **common,
-            )
-        if self._mode == "sentinel":
-            from redis.asyncio.sentinel import Sentinel
-
-            hosts, service, db, user, pw, use_tls = _parse_sentinel(cfg)
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
-                hosts,
-                sentinel_kwargs={"socket_timeout": cfg.socket_timeout},
-                **common,
-            )
-            return sentinel.master_for(
-                service,
-                db=db,
-                username=user or cfg.username,
-                password=pw or password,
-                ssl=use_tls or cfg.ssl,
-            )
-        pool_opts: dict[str, Any] = {
-            **common,
-            "max_connections": cfg.max_connections,
-            "timeout": max(1.0, cfg.socket_timeout * 4),  # waiting for a free connection
-        }
-        if cfg.url:
-            pool = aioredis.BlockingConnectionPool.from_url(cfg.url, **pool_opts)
-        else:
-            tls: dict[str, Any] = {}
-            if cfg.ssl:
-                tls = {
-                    "connection_class": aioredis.SSLConnection,
-                    "ssl_ca_certs": cfg.ssl_ca_certs,
-                    "ssl_certfile": cfg.ssl_certfile,
-                    "ssl_keyfile": cfg.ssl_keyfile,
-                    "ssl_cert_reqs": cfg.ssl_cert_reqs,
-                }
-            pool = aioredis.BlockingConnectionPool(
-                host=cfg.host,
-                port=cfg.port,
-                db=cfg.db,
-                username=cfg.username,
-                password=password,
-                **tls,
-                **pool_opts,
-            )
-        return aioredis.Redis.from_pool(pool)
+        return make_client(self.settings, self._mode)
 
     def _refuse(self) -> InMemoryCacheProvider:
         """The breaker is open: the fallback tier, or an immediate error."""
@@ -224,7 +161,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if self.breaker._state is not CLOSED and not self.breaker.allow():
             return await self._refuse().get(key)
         try:
-            data = await self._client().get(key)
+            client, gate = self._slot()
+            async with gate:
+                data = await client.get(key)
         except _DOWN as exc:
             return await self._failed(exc).get(key)
         self._ok()
@@ -237,7 +176,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if self.breaker._state is not CLOSED and not self.breaker.allow():
             return await self._refuse().set(key, value, ttl, nx=nx)
         try:
-            done = await self._client().set(key, value, px=ms, nx=nx)
+            client, gate = self._slot()
+            async with gate:
+                done = await client.set(key, value, px=ms, nx=nx)
         except _DOWN as exc:
             return await self._failed(exc).set(key, value, ttl, nx=nx)
         self._ok()
@@ -247,7 +188,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return await self._refuse().delete(key)
         try:
-            n = await self._client().unlink(key)
+            client, gate = self._slot()
+            async with gate:
+                n = await client.unlink(key)
         except _DOWN as exc:
             return await self._failed(exc).delete(key)
         self._ok()
@@ -257,7 +200,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return await self._refuse().exists(key)
         try:
-            n = await self._client().exists(key)
+            client, gate = self._slot()
+            async with gate:
+                n = await client.exists(key)
         except _DOWN as exc:
             return await self._failed(exc).exists(key)
         self._ok()
@@ -267,7 +212,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return await self._refuse().ttl(key)
         try:
-            ms = await self._client().pttl(key)
+            client, gate = self._slot()
+            async with gate:
+                ms = await client.pttl(key)
         except _DOWN as exc:
             return await self._failed(exc).ttl(key)
         self._ok()
@@ -281,16 +228,17 @@ class RedisCacheProvider(BaseCacheProvider):
         ms = ttl_ms(ttl)
         if not self.breaker.allow():
             return await self._refuse().expire(key, ttl)
-        client = self._client()
+        client, gate = self._slot()
         try:
-            if ms is None:
-                async with client.pipeline(transaction=False) as pipe:
-                    pipe.exists(key)
-                    pipe.persist(key)
-                    existed, _ = await pipe.execute()
-                done = bool(existed)
-            else:
-                done = bool(await client.pexpire(key, ms))
+            async with gate:
+                if ms is None:
+                    async with client.pipeline(transaction=False) as pipe:
+                        pipe.exists(key)
+                        pipe.persist(key)
+                        existed, _ = await pipe.execute()
+                    done = bool(existed)
+                else:
+                    done = bool(await client.pexpire(key, ms))
         except _DOWN as exc:
             return await self._failed(exc).expire(key, ttl)
         self._ok()
@@ -300,12 +248,13 @@ class RedisCacheProvider(BaseCacheProvider):
         ms = ttl_ms(ttl)
         if not self.breaker.allow():
             return await self._refuse().incr(key, delta, ttl)
-        client = self._client()
+        client, gate = self._slot()
         try:
-            if ms is None:
-                value = await client.incrby(key, delta)
-            else:
-                value = await client.eval(_INCR_TTL, 1, key, delta, ms)
+            async with gate:
+                if ms is None:
+                    value = await client.incrby(key, delta)
+                else:
+                    value = await client.eval(_INCR_TTL, 1, key, delta, ms)
         except _DOWN as exc:
             return await self._failed(exc).incr(key, delta, ttl)
         except rexc.ResponseError as exc:
@@ -322,12 +271,13 @@ class RedisCacheProvider(BaseCacheProvider):
             return []
         if not self.breaker.allow():
             return await self._refuse().get_many(keys)
-        client = self._client()
+        client, gate = self._slot()
         try:
-            if self._mode == "cluster":
-                values = await client.mget_nonatomic(keys)
-            else:
-                values = await client.mget(keys)
+            async with gate:
+                if self._mode == "cluster":
+                    values = await client.mget_nonatomic(keys)
+                else:
+                    values = await client.mget(keys)
         except _DOWN as exc:
             return await self._failed(exc).get_many(keys)
         self._ok()
@@ -339,18 +289,19 @@ class RedisCacheProvider(BaseCacheProvider):
         ms = ttl_ms(ttl)
         if not self.breaker.allow():
             return await self._refuse().set_many(items, ttl)
-        client = self._client()
+        client, gate = self._slot()
         try:
-            if ms is None:
-                if self._mode == "cluster":
-                    await client.mset_nonatomic(items)
+            async with gate:
+                if ms is None:
+                    if self._mode == "cluster":
+                        await client.mset_nonatomic(items)
+                    else:
+                        await client.mset(items)
                 else:
-                    await client.mset(items)
-            else:
-                async with client.pipeline(transaction=False) as pipe:
-                    for key, value in items.items():
-                        pipe.set(key, value, px=ms)
-                    await pipe.execute()
+                    async with client.pipeline(transaction=False) as pipe:
+                        for key, value in items.items():
+                            pipe.set(key, value, px=ms)
+                        await pipe.execute()
         except _DOWN as exc:
             return await self._failed(exc).set_many(items, ttl)
         self._ok()
@@ -361,7 +312,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return await self._refuse().delete_many(keys)
         try:
-            n = await self._client().unlink(*keys)
+            client, gate = self._slot()
+            async with gate:
+                n = await client.unlink(*keys)
         except _DOWN as exc:
             return await self._failed(exc).delete_many(keys)
         self._ok()
@@ -371,21 +324,22 @@ class RedisCacheProvider(BaseCacheProvider):
     async def clear(self, prefix: str) -> int:
         if not self.breaker.allow():
             return await self._refuse().clear(prefix)
-        client = self._client()
+        client, gate = self._slot()
         raw = prefix.encode()
         pattern = escape_glob(prefix) + "*"
         count = 0
         batch: list[bytes] = []
         try:
-            async for key in client.scan_iter(match=pattern, count=1000):
-                if not key.startswith(raw):  # belt and braces: never delete outside prefix
-                    continue
-                batch.append(key)
-                if len(batch) >= _BATCH:
+            async with gate:
+                async for key in client.scan_iter(match=pattern, count=1000):
+                    if not key.startswith(raw):  # belt and braces: never delete outside prefix
+                        continue
+                    batch.append(key)
+                    if len(batch) >= _BATCH:
+                        count += await client.unlink(*batch)
+                        batch = []
+                if batch:
                     count += await client.unlink(*batch)
-                    batch = []
-            if batch:
-                count += await client.unlink(*batch)
         except _DOWN as exc:
             return await self._failed(exc).clear(prefix)
         self._ok()
@@ -417,7 +371,9 @@ class RedisCacheProvider(BaseCacheProvider):
             return await self._refuse().acquire_lock(name, ttl)
         token = self.new_token()
         try:
-            ok = await self._client().set(name, token.encode(), nx=True, px=ttl_ms(ttl))
+            client, gate = self._slot()
+            async with gate:
+                ok = await client.set(name, token.encode(), nx=True, px=ttl_ms(ttl))
         except _DOWN as exc:
             return await self._failed(exc).acquire_lock(name, ttl)
         self._ok()
@@ -429,7 +385,9 @@ class RedisCacheProvider(BaseCacheProvider):
         if not self.breaker.allow():
             return False
         try:
-            n = await self._client().eval(_RELEASE, 1, name, token)
+            client, gate = self._slot()
+            async with gate:
+                n = await client.eval(_RELEASE, 1, name, token)
         except _DOWN as exc:
             self.breaker.failure()
             log.debug("releasing lock %s failed: %r (it expires by itself)", name, exc)
@@ -440,7 +398,9 @@ class RedisCacheProvider(BaseCacheProvider):
     # -- lifecycle ------------------------------------------------------------------------
     async def ping(self) -> bool:
         try:
-            ok = await self._client().ping()
+            client, gate = self._slot()
+            async with gate:
+                ok = await client.ping()
         except _DOWN as exc:
             self.breaker.failure()
             raise CacheUnavailableError(
@@ -453,7 +413,9 @@ class RedisCacheProvider(BaseCacheProvider):
         status = await super().health()
         if status.ok:
             try:
-                info = await self._client().info("server")
+                client, gate = self._slot()
+                async with gate:
+                    info = await client.info("server")
                 version = f"redis {info.get('redis_version', '?')}"
                 status = replace(status, server_version=version)
             except (*_DOWN, rexc.ResponseError):
@@ -475,13 +437,13 @@ class RedisCacheProvider(BaseCacheProvider):
         current = asyncio.get_running_loop()
         clients = list(self._clients.items())
         self._clients.clear()
-        self._last = (None, None)
-        for loop, client in clients:
+        self._last = (None, None, None)
+        for loop, (client, _gate) in clients:
             try:
                 if loop is current:
-                    await client.aclose()
+                    await close_client(client)
                 elif loop.is_running() and not loop.is_closed():
-                    fut = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                    fut = asyncio.run_coroutine_threadsafe(close_client(client), loop)
                     await asyncio.wait_for(asyncio.wrap_future(fut), 2.0)
                 # A closed loop took its sockets with it; nothing to do.
             except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - closing
@@ -489,65 +451,3 @@ class RedisCacheProvider(BaseCacheProvider):
 
     def __repr__(self) -> str:
         return f"<RedisCacheProvider {self._target} breaker={self.breaker.state}>"
-
-
-def _describe(cfg: RedisSettings) -> tuple[str, str, str]:
-    """(mode, host:port for errors, masked target for display)."""
-    url = cfg.url
-    if url:
-        scheme = url.split("://", 1)[0].lower()
-        if scheme not in {
-            "redis",
-            "rediss",
-            "unix",
-            "redis+sentinel",
-            "rediss+sentinel",
-            "redis+cluster",
-            "rediss+cluster",
-        }:
-            raise ConfigError(
-                f"cache.redis.url has scheme {scheme!r}; use redis://, rediss://, unix://, "
-                "redis+sentinel:// or redis+cluster://."
-            )
-        parts = urlsplit(url)
-        if scheme == "unix":
-            address = parts.path
-        else:
-            address = parts.netloc.rpartition("@")[2] or "localhost:6379"
-        if "sentinel" in scheme or cfg.sentinel_service:
-            mode = "sentinel"
-        elif "cluster" in scheme or cfg.cluster:
-            mode = "cluster"
-        else:
-            mode = "single"
-        return mode, address, mask_url(url)
-    mode = "cluster" if cfg.cluster else "single"
-    address = f"{cfg.host}:{cfg.port}"
-    scheme = "rediss" if cfg.ssl else "redis"
-    return mode, address, f"{scheme}://{address}/{cfg.db}"
-
-
-def _parse_sentinel(
-    cfg: RedisSettings,
-) -> tuple[list[tuple[str, int]], str, int, str | None, str | None, bool]:
-    """hosts, service, db, username, password, tls from a ``redis+sentinel://`` URL."""
-    if not cfg.url:
-        if not cfg.sentinel_service:
-            raise ConfigError("cache.redis.sentinel_service is required for Sentinel.")
-        return [(cfg.host, cfg.port)], cfg.sentinel_service, cfg.db, None, None, cfg.ssl
-    parts = urlsplit(cfg.url)
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
-    user, _, pw = userinfo.partition(":")
-    hosts: list[tuple[str, int]] = []
-    for item in filter(None, hostlist.split(",")):
-        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
-        hosts.append((host or item, int(port or 26379)))
-    path = [p for p in parts.path.split("/") if p]
-    service = path[0] if path else cfg.sentinel_service
-    if not service:
-        raise ConfigError(
-            "A redis+sentinel:// URL needs the service name: redis+sentinel://host:26379/mymaster/0"
-        )
-    db = int(path[1]) if len(path) > 1 else cfg.db
-    tls = parts.scheme.lower().startswith("rediss")
-    return hosts, service, db, unquote(user) or None, unquote(pw) or None, tls

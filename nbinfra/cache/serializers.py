@@ -26,9 +26,10 @@ import hashlib
 import hmac
 import importlib
 import json
+import json.scanner
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -69,11 +70,17 @@ def _is_plain(value: Any) -> bool:
     if t is float:
         return math.isfinite(value)
     if t is list:
-        return all(_is_plain(item) for item in value)
+        for item in value:  # noqa: SIM110 - a plain loop is faster than all() on this path
+            if not _is_plain(item):
+                return False
+        return True
     if t is dict:
         if TAG in value:
             return False
-        return all(type(k) is str and _is_plain(item) for k, item in value.items())
+        for k, item in value.items():  # noqa: SIM110 - see above
+            if type(k) is not str or not _is_plain(item):
+                return False
+        return True
     return False
 
 
@@ -139,9 +146,16 @@ def to_tagged(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if dump is not None and callable(getattr(t, "model_validate", None)):
         return {TAG: "pydantic", "c": _class_path(t), "v": to_tagged(dump(mode="python"))}
-    if isinstance(value, (str, int, float)):  # subclasses (IntEnum handled above)
+    if isinstance(value, tuple) and hasattr(t, "_fields"):  # a namedtuple
+        return {TAG: "namedtuple", "c": _class_path(t), "v": [to_tagged(v) for v in value]}
+    # Other subclasses of builtins come back as the builtin (OrderedDict -> dict, ...).
+    if isinstance(value, (str, int, float)):  # IntEnum is handled above
         base = next(b for b in (bool, int, float, str) if isinstance(value, b))
         return to_tagged(base(value))
+    if isinstance(value, Mapping):
+        return to_tagged(dict(value))
+    if isinstance(value, (list, tuple)):
+        return to_tagged(list(value) if isinstance(value, list) else tuple(value))
     raise SerializationError(
         f"Cannot cache a {t.__module__}.{t.__qualname__} with the JSON serializer: store "
         "plain data, a dataclass or a pydantic model, or enable the pickle serializer."
@@ -179,6 +193,10 @@ def _rebuild_pydantic(v: Any, obj: dict[str, Any]) -> Any:
     return validate(from_tagged(v))
 
 
+def _rebuild_namedtuple(v: Any, obj: dict[str, Any]) -> Any:
+    return _untag_prebuilt({**obj, "v": [from_tagged(x) for x in v]})
+
+
 def _rebuild_enum(v: Any, obj: dict[str, Any]) -> Any:
     cls = _import_class(obj["c"])
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
@@ -201,6 +219,7 @@ _DECODERS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "enum": _rebuild_enum,
     "float": lambda v, _o: float(v),
     "frozenset": lambda v, _o: frozenset(from_tagged(x) for x in v),
+    "namedtuple": _rebuild_namedtuple,
     "pydantic": _rebuild_pydantic,
     "set": lambda v, _o: {from_tagged(x) for x in v},
     "time": _time,
@@ -250,6 +269,11 @@ def _untag_prebuilt(obj: dict[str, Any]) -> Any:
         if getattr(cls, "model_validate", None) is None:
             raise SerializationError(f"{obj['c']} is not a pydantic model; refusing to rebuild.")
         return cls.model_validate(v)
+    if tag == "namedtuple":
+        cls = _import_class(obj["c"])
+        if not (isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            raise SerializationError(f"{obj['c']} is not a namedtuple; refusing to rebuild it.")
+        return cls(*v)
     if tag == "enum":
         cls = _import_class(obj["c"])
         if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
@@ -273,28 +297,40 @@ class JsonSerializer:
         self._encode = json.JSONEncoder(
             ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode
-        self._decode = json.JSONDecoder().decode
-        self._decode_tagged = json.JSONDecoder(object_hook=_hook_pairs).decode
+        plain, tagged = json.JSONDecoder(), json.JSONDecoder(object_hook=_hook_pairs)
+        self._decode, self._decode_tagged = plain.decode, tagged.decode
+        make_scanner: Any = json.scanner.make_scanner  # typeshed types it as a class
+        self._scan = make_scanner(plain)
+        self._scan_tagged = make_scanner(tagged)
 
     def dumps(self, value: Any) -> bytes:
-        if not _is_plain(value):
-            value = to_tagged(value)
         try:
+            if not _is_plain(value):
+                value = to_tagged(value)
             return self._encode(value).encode()
+        except SerializationError:
+            raise
         except (TypeError, ValueError) as exc:  # e.g. a recursive structure
             raise SerializationError(f"Cannot serialize value to JSON: {exc}") from exc
         except RecursionError as exc:
             raise SerializationError("Cannot serialize a self-referencing value.") from exc
 
     def loads(self, data: bytes) -> Any:
+        tagged = _TAG_BYTES in data
         try:
             text = data.decode()
-            if _TAG_BYTES in data:
-                return self._decode_tagged(text)
-            return self._decode(text)
+            # The C scanner without the decoder's two whitespace regexes: what we wrote has
+            # no padding. Anything else (padding, trailing data) takes the full decoder.
+            try:
+                obj, end = (self._scan_tagged if tagged else self._scan)(text, 0)
+            except StopIteration:
+                end = -1
+            if end != len(text):
+                obj = (self._decode_tagged if tagged else self._decode)(text)
+            return obj
+        except SerializationError:
+            raise
         except (UnicodeDecodeError, ValueError) as exc:
-            if isinstance(exc, SerializationError):
-                raise
             raise SerializationError(
                 f"A cached value is not valid JSON ({exc}); was it written by another "
                 "serializer? Delete the key or configure the same serializer."
@@ -317,11 +353,15 @@ class MsgpackSerializer:
         self._msgpack = msgpack
 
     def dumps(self, value: Any) -> bytes:
-        data = value if _is_plain(value) else to_tagged(value)
         try:
+            data = value if _is_plain(value) else to_tagged(value)
             return bytes(self._msgpack.packb(data, use_bin_type=True))
+        except SerializationError:
+            raise
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"Cannot serialize value to msgpack: {exc}") from exc
+        except RecursionError as exc:
+            raise SerializationError("Cannot serialize a self-referencing value.") from exc
 
     def loads(self, data: bytes) -> Any:
         try:

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from nbinfra.cache.base import BaseCacheProvider, escape_glob
 from nbinfra.cache.factory import CacheFactory, cache_config
@@ -25,7 +25,7 @@ from nbinfra.errors import CacheError
 from nbinfra.session import Session
 from nbinfra.session import session as default_session
 
-__all__ = ["MISS", "CacheService"]
+__all__ = ["MISS", "CacheService", "all_stats"]
 
 T = TypeVar("T")
 _perf = time.perf_counter
@@ -54,19 +54,30 @@ MISS: Final = _Miss()
 class _Shared:
     """What every ``CacheService`` of one namespace in one session shares."""
 
-    __slots__ = ("flights", "stats")
+    __slots__ = ("backend", "flights", "stats")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, backend: str) -> None:
         self.stats = StatsRecorder(window)
+        self.backend = backend
         self.flights: dict[tuple[int, str], asyncio.Future[bytes]] = {}
 
 
-def _shared(sess: Session, namespace: str, window: int) -> _Shared:
-    table: dict[str, _Shared] = sess.state.setdefault("cache.namespaces", {})
+_NAMESPACES = "cache.namespaces"
+
+
+def _shared(sess: Session, namespace: str, window: int, backend: str) -> _Shared:
+    table: dict[str, _Shared] = sess.state.setdefault(_NAMESPACES, {})
     found = table.get(namespace)
     if found is None:
-        found = table.setdefault(namespace, _Shared(window))
+        found = table.setdefault(namespace, _Shared(window, backend))
     return found
+
+
+def all_stats(session: Session | None = None) -> list[CacheStats]:
+    """Stats of every namespace used in ``session`` (default: the current one), by name."""
+    sess = session or default_session()
+    table: dict[str, _Shared] = sess.state.get(_NAMESPACES, {})
+    return [table[ns].stats.snapshot(ns, table[ns].backend) for ns in sorted(table)]
 
 
 class CacheService:
@@ -111,7 +122,8 @@ class CacheService:
         self.serializer: Serializer = serializer
         self._dumps = serializer.dumps
         self._loads = serializer.loads
-        shared = _shared(sess, namespace, config.stats_window)
+        backend = str(getattr(provider, "kind", "?"))
+        shared = _shared(sess, namespace, config.stats_window, backend)
         self._stats = shared.stats
         self._flights = shared.flights
 
@@ -330,25 +342,32 @@ class CacheService:
         """
         k = self._key(key)
         t0 = _perf()
-        try:
-            data = await self.provider.get(k)
-        except CacheError:
-            self._error()
-            raise
-        if data is not None:
-            return self._hit(data, t0, None)  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
         flight = (id(loop), k)
         running = self._flights.get(flight)
-        if running is not None:
-            data = await asyncio.shield(running)
-            return self._hit(data, t0, None)  # type: ignore[no-any-return]
+        while running is not None:  # someone here is already reading or loading this key
+            try:
+                shared = await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if not running.cancelled():
+                    raise  # this caller was cancelled
+                running = self._flights.get(flight)  # the leader was: take over
+                continue
+            return self._hit(shared, t0, None)  # type: ignore[no-any-return]
         future: asyncio.Future[bytes] = loop.create_future()
         future.add_done_callback(_consume)
         self._flights[flight] = future
+        value: Any = None
         try:
-            found, value, data = await self._load(k, loader, ttl, lock_timeout)
+            cached = await self.provider.get(k)
+            found = cached is not None
+            if cached is not None:
+                data = cached
+            else:
+                found, value, data = await self._load(k, loader, ttl, lock_timeout)
         except BaseException as exc:
+            if isinstance(exc, CacheError):
+                self._error()
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
             else:
@@ -360,7 +379,7 @@ class CacheService:
         if found:
             return self._hit(data, t0, None)  # type: ignore[no-any-return]
         self._stats.misses += 1
-        return value  # type: ignore[no-any-return]
+        return cast(T, value)
 
     async def _load(
         self, k: str, loader: Callable[[], Any], ttl: float | None, lock_timeout: float

@@ -25,6 +25,19 @@ class CacheStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def p50(self) -> float | None:
+        """Median latency in milliseconds (alias of ``p50_ms``)."""
+        return self.p50_ms
+
+    @property
+    def p95(self) -> float | None:
+        return self.p95_ms
+
+    @property
+    def p99(self) -> float | None:
+        return self.p99_ms
+
+    @property
     def requests(self) -> int:
         return self.hits + self.misses
 

@@ -34,7 +34,13 @@ from nbinfra.connections.settings import (
     one_line,
 )
 from nbinfra.connections.types import HealthStatus, QueryResult
-from nbinfra.errors import ConnectionUnavailableError, ConnError, NbinfraError, QueryError
+from nbinfra.errors import (
+    ConnectionUnavailableError,
+    ConnError,
+    NbinfraError,
+    QueryError,
+    RegistryError,
+)
 from nbinfra.logs import get_logger
 
 __all__ = [
@@ -130,6 +136,8 @@ class ConnectionManager(abc.ABC):
                     await asyncio.wait_for(self._open(), timeout)
                     break
                 except Exception as exc:
+                    if isinstance(exc, RegistryError):
+                        raise  # MissingDependencyError: its own message says what to install
                     failures += 1
                     err = self._error(exc, "connect", timeout)
                     await self._discard()
@@ -263,12 +271,16 @@ class ConnectionManager(abc.ABC):
             try:
                 result = await asyncio.wait_for(fn(), limit)
             except Exception as exc:
+                if isinstance(exc, RegistryError):
+                    raise
                 failures += 1
                 err = self._error(exc, what, limit)
                 if isinstance(err, ConnectionUnavailableError):
                     self._healthy = False
                     await self._discard()
-                    if idempotent and failures < self.retry.attempts:
+                    # A slow operation is not retried: it would only time out again.
+                    timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+                    if idempotent and not timed_out and failures < self.retry.attempts:
                         delay = self.retry.delay(failures)
                         log.warning(
                             "%s '%s': %s lost the connection (%s); reconnecting, retry %d in %.2fs",

@@ -16,6 +16,7 @@ waiting (a restarted server has closed it), so it costs no round trip.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import threading
@@ -38,9 +39,11 @@ from nbinfra.connections.settings import ConnectionSettings, mask_text, one_line
 from nbinfra.connections.sqltext import split_statements, to_pyformat
 from nbinfra.connections.types import QueryResult
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
+from nbinfra.logs import get_logger
 
 __all__ = ["PostgresConnectionManager", "PostgresSettings", "PostgresTransaction"]
 
+log = get_logger(__name__)
 _LOST_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, admin shutdown
 
 
@@ -154,8 +157,8 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
             reconnect_timeout=max(timeout, 1.0),
             name=f"nbinfra-{self.name}",
         )
+        self._pool = pool  # assigned first, so a failed open is still closed
         await pool.open(wait=True, timeout=timeout)
-        self._pool = pool
 
     def _abandon(self) -> None:
         # Their loop has stopped: close the sockets synchronously so the server is not left
@@ -206,13 +209,16 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         if self._probe():
             return
         old, self._monitor = self._monitor, None
-        if old is not None:
-            await old.close()
-        self._monitor = await psycopg.AsyncConnection.connect(
-            self.conninfo(),
-            connect_timeout=max(1, int(self.settings.connect_timeout)),
-            **self._connect_kwargs(),
-        )
+        try:
+            if old is not None:
+                await old.close()
+            self._monitor = await psycopg.AsyncConnection.connect(
+                self.conninfo(),
+                connect_timeout=max(1, int(self.settings.connect_timeout)),
+                **self._connect_kwargs(),
+            )
+        except psycopg.Error as exc:  # the query succeeded; only health reporting suffers
+            log.info("postgres '%s': monitor connection not restored: %s", self.name, exc)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
@@ -318,7 +324,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
                 columns = [d.name for d in cur.description or []]
                 while True:
                     start = time.perf_counter()
-                    rows = await cur.fetchmany(size)
+                    rows = await asyncio.wait_for(cur.fetchmany(size), self.settings.timeout)
                     if not rows:
                         return
                     yield QueryResult(

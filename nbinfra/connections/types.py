@@ -48,7 +48,7 @@ class QueryResult:
     """
 
     columns: list[str]
-    rows: list[tuple[Any, ...]]
+    rows: list[tuple[Any, ...]] = field(repr=False)
     elapsed: float = 0.0  # seconds
     rowcount: int | None = None  # rows affected for DML; len(rows) otherwise
     statement: str | None = None
@@ -58,6 +58,14 @@ class QueryResult:
     def __post_init__(self) -> None:
         if self.rowcount is None:
             self.rowcount = len(self.rows)
+
+    def __repr__(self) -> str:
+        # Never the rows themselves: a repr of a million-row result must stay one line.
+        cols = ", ".join(self.columns[:8]) + (", ..." if len(self.columns) > 8 else "")
+        return (
+            f"QueryResult({len(self.rows)} rows x {len(self.columns)} columns [{cols}], "
+            f"rowcount={self.rowcount}, elapsed={self.elapsed * 1000:.1f} ms)"
+        )
 
     @property
     def row_count(self) -> int:

@@ -8,27 +8,35 @@ no SDK: provider modules load through ``LLMRegistry`` on first use.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from nbinfra._callable import make_module_callable
 from nbinfra.registry import Registry
 
 if TYPE_CHECKING:
     from nbinfra.llm.base import BaseLLMProvider
-    from nbinfra.llm.factory import LLMFactory, ProviderStatus, provider_statuses
+    from nbinfra.llm.context import Chat, ContextWindowManager
+    from nbinfra.llm.factory import LLMFactory, ProviderStatus, get_llm, provider_statuses
+    from nbinfra.llm.replay import ResponseStore, use_response_store
     from nbinfra.llm.sync import SyncLLM
+    from nbinfra.llm.types import LLMResponse, Message
 
 __all__ = [
     "BaseLLMProvider",
+    "Chat",
+    "ContextWindowManager",
     "LLMFactory",
     "LLMProvider",
     "LLMRegistry",
+    "LLMResponse",
+    "Message",
     "ProviderStatus",
+    "ResponseStore",
     "SyncLLM",
     "get_llm",
     "provider_statuses",
+    "use_response_store",
 ]
 
 
@@ -57,11 +65,17 @@ LLMRegistry: Registry[BaseLLMProvider] = Registry(
 
 _LAZY = {
     "BaseLLMProvider": "nbinfra.llm.base:BaseLLMProvider",
+    "Chat": "nbinfra.llm.context:Chat",
+    "ContextWindowManager": "nbinfra.llm.context:ContextWindowManager",
     "LLMFactory": "nbinfra.llm.factory:LLMFactory",
+    "LLMResponse": "nbinfra.llm.types:LLMResponse",
+    "Message": "nbinfra.llm.types:Message",
     "ProviderStatus": "nbinfra.llm.factory:ProviderStatus",
+    "ResponseStore": "nbinfra.llm.replay:ResponseStore",
     "SyncLLM": "nbinfra.llm.sync:SyncLLM",
     "get_llm": "nbinfra.llm.factory:get_llm",
     "provider_statuses": "nbinfra.llm.factory:provider_statuses",
+    "use_response_store": "nbinfra.llm.replay:use_response_store",
 }
 
 
@@ -79,18 +93,15 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-class _CallableModule(types.ModuleType):
+def _facade(
+    provider_or_name: str | LLMProvider | None = None,
+    model: str | None = None,
+    **options: Any,
+) -> SyncLLM:
     """``nbinfra.llm("groq:llama-3.1-8b-instant")`` -> a ``SyncLLM`` from the session."""
+    from nbinfra.llm.sync import llm
 
-    def __call__(
-        self,
-        provider_or_name: str | LLMProvider | None = None,
-        model: str | None = None,
-        **options: Any,
-    ) -> SyncLLM:
-        from nbinfra.llm.sync import llm
-
-        return llm(provider_or_name, model, **options)
+    return llm(provider_or_name, model, **options)
 
 
-sys.modules[__name__].__class__ = _CallableModule
+make_module_callable(__name__, _facade)

@@ -24,6 +24,7 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     kind = "azure"
     env_key = "AZURE_OPENAI_API_KEY"
     default_model = ""
+    extra_settings = frozenset({"api_version", "endpoint"})
     default_embedding_model = ""
 
     @property

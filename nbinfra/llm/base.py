@@ -28,23 +28,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import importlib
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, TypeVar
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from nbinfra._secrets import Secret, mask_url
 from nbinfra.errors import (
     AuthenticationError,
+    ConfigError,
     LLMError,
-    ProviderServerError,
     ProviderTimeout,
-    RateLimitError,
     ReplayMissError,
 )
+from nbinfra.llm.calls import (
+    CALL_ONLY,
+    OPTION_NAMES,
+    CallOptions,
+    Completion,
+    Delta,
+    ResponseStore,
+    RetryPolicy,
+    check_option,
+    count_messages,
+    count_text,
+    estimate_messages,
+    estimate_text,
+)
+from nbinfra.llm.http_errors import generic_error
 from nbinfra.llm.settings import LLMSettings, ModelInfo, ProviderSettings
 from nbinfra.llm.types import (
     LLMResponse,
@@ -75,136 +87,6 @@ __all__ = [
 T = TypeVar("T")
 log = get_logger(__name__)
 
-OPTION_NAMES = ("model", "temperature", "max_tokens", "top_p", "stop", "seed", "response_format")
-_CALL_ONLY = ("system", "timeout")
-
-
-# -- token estimates (replaced by nbinfra.llm.tokens when it is installed) ------------
-def estimate_text(text: str) -> TokenCount:
-    """An *estimated* count: about four characters per token."""
-    return TokenCount(math.ceil(len(text) / 4), exact=False)
-
-
-def estimate_messages(messages: Sequence[Message]) -> TokenCount:
-    """An *estimated* count for a chat: the texts plus a few tokens of framing each."""
-    total = sum(math.ceil(len(m.content) / 4) + 4 for m in messages) + 3
-    return TokenCount(total, exact=False)
-
-
-_NO_TOKENS: Any = object()
-_tokens_module: Any = None
-
-
-def _tokens() -> Any:
-    """``nbinfra.llm.tokens`` when present (exact counts), else None (estimates)."""
-    global _tokens_module
-    if _tokens_module is None:
-        try:
-            _tokens_module = importlib.import_module("nbinfra.llm.tokens")
-        except ModuleNotFoundError as exc:
-            if exc.name != "nbinfra.llm.tokens":
-                raise
-            _tokens_module = _NO_TOKENS
-    return None if _tokens_module is _NO_TOKENS else _tokens_module
-
-
-def _count_messages(messages: Sequence[Message], model: str | None) -> TokenCount:
-    tokens = _tokens()
-    if tokens is None:
-        return estimate_messages(messages)
-    return tokens.count_messages(list(messages), model)  # type: ignore[no-any-return]
-
-
-def _count_text(text: str, model: str | None) -> TokenCount:
-    tokens = _tokens()
-    if tokens is None:
-        return estimate_text(text)
-    return tokens.count_text(text, model)  # type: ignore[no-any-return]
-
-
-# -- value types for provider authors -------------------------------------------------
-@dataclass(frozen=True)
-class CallOptions:
-    """The checked options of one call. ``to_dict`` is what a response store keys on."""
-
-    model: str
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    stop: tuple[str, ...] | None = None
-    seed: int | None = None
-    response_format: str | None = None  # "json" or "text"
-    timeout: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("model", "timeout") or value is None:
-                continue
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
-
-    @property
-    def json(self) -> bool:
-        return self.response_format == "json"
-
-
-@dataclass
-class Completion:
-    """What a provider's ``_complete`` returns; the base fills in the rest."""
-
-    content: str
-    model: str | None = None
-    finish_reason: str | None = None
-    usage: Usage | None = None  # None: the provider did not say; the base estimates
-    raw: Any = None
-
-
-@dataclass(slots=True)
-class Delta:
-    """One item of a provider's ``_stream``: text and/or end-of-stream facts."""
-
-    text: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    model: str | None = None
-    raw: Any = field(default=None, repr=False)
-
-
-class ResponseStore(Protocol):
-    """The hook of interfaces.md: cache, record or replay responses."""
-
-    mode: str
-
-    async def get(self, request: dict[str, Any]) -> LLMResponse | None: ...
-
-    async def put(self, request: dict[str, Any], response: LLMResponse) -> None: ...
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries of rate limits, server errors and timeouts, with an explicit stop.
-
-    At most ``max_retries`` retries; waits double from ``backoff`` up to ``max_wait``.
-    A rate limit waits what the provider's ``Retry-After`` said; when that is longer than
-    ``max_wait``, we stop instead of sleeping for minutes.
-    """
-
-    max_retries: int = 2
-    backoff: float = 0.5
-    max_wait: float = 30.0
-
-    def delay(self, attempt: int, error: LLMError) -> float | None:
-        """Seconds to wait before retry ``attempt`` (1-based); ``None`` means give up."""
-        if attempt > self.max_retries:
-            return None
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
-            return error.retry_after if error.retry_after <= self.max_wait else None
-        if not isinstance(error, (RateLimitError, ProviderServerError, ProviderTimeout)):
-            return None
-        return float(min(self.backoff * 2 ** (attempt - 1), self.max_wait))
-
 
 # -- the base class -------------------------------------------------------------------
 class BaseLLMProvider(ABC):
@@ -221,6 +103,8 @@ class BaseLLMProvider(ABC):
     default_model: ClassVar[str] = ""
     default_embedding_model: ClassVar[str] = ""
     stand_in: ClassVar[bool] = False  # True for the offline fake
+    # Provider-specific settings accepted under llm.providers.<kind> (land in ``extra``).
+    extra_settings: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -251,6 +135,7 @@ class BaseLLMProvider(ABC):
         if max_retries is not None:
             updates["max_retries"] = int(max_retries)
         self.settings = replace(settings, **updates) if updates else settings
+        self._check_extra()
         self.name = name or self.kind
         self._session = session
         self._store = response_store
@@ -524,7 +409,7 @@ class BaseLLMProvider(ABC):
 
     def count_tokens(self, messages: MessagesLike, model: str | None = None) -> TokenCount:
         """Tokens the prompt uses, labelled exact or estimated."""
-        return _count_messages(as_messages(messages), model or self._model)
+        return count_messages(as_messages(messages), model or self._model)
 
     # -- hooks for providers -------------------------------------------------------
     @abstractmethod
@@ -613,15 +498,29 @@ class BaseLLMProvider(ABC):
     def _check_options(self, options: dict[str, Any], *, where: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in options.items():
-            if key not in OPTION_NAMES and key not in _CALL_ONLY:
-                allowed = ", ".join((*OPTION_NAMES, *_CALL_ONLY))
-                close = difflib.get_close_matches(key, [*OPTION_NAMES, *_CALL_ONLY], n=1)
+            if key not in OPTION_NAMES and key not in CALL_ONLY:
+                allowed = ", ".join((*OPTION_NAMES, *CALL_ONLY))
+                close = difflib.get_close_matches(key, [*OPTION_NAMES, *CALL_ONLY], n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
                 raise TypeError(f"Unknown LLM option '{key}'{where}; use {allowed}.{hint}")
             if value is None:
                 continue
-            out[key] = _check_option(key, value)
+            out[key] = check_option(key, value)
         return out
+
+    def _check_extra(self) -> None:
+        for key in self.settings.extra:
+            if key in self.extra_settings:
+                continue
+            known = sorted(
+                {f.name for f in fields(ProviderSettings)} - {"extra"} | self.extra_settings
+            )
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"llm.providers.{self.kind}.{key} is not a setting of {self.kind}; "
+                f"use {', '.join(known)}.{hint}"
+            )
 
     def _require_key(self) -> None:
         if self.needs_key and not self.settings.api_key:
@@ -646,6 +545,14 @@ class BaseLLMProvider(ABC):
         if found is None:
             self._require_key()
             found = self._clients[loop] = self._create_client()
+            log.info(
+                "llm %s: client ready (%s, timeout %g s, connect %g s, retries %d)",
+                self.name,
+                mask_url(self.base_url) if self.base_url else "default endpoint",
+                self.timeout,
+                self.connect_timeout,
+                self.retry.max_retries,
+            )
         return found
 
     def _call_timeout(self, opts: CallOptions) -> float:
@@ -685,7 +592,7 @@ class BaseLLMProvider(ABC):
         mapped = self._map_error(exc)
         if mapped is not None:
             return mapped
-        return _generic_error(self, exc)
+        return generic_error(self, exc)
 
     def _log_retry(self, attempt: int, wait: float, error: LLMError) -> None:
         log.warning(
@@ -732,8 +639,8 @@ class BaseLLMProvider(ABC):
     ) -> LLMResponse:
         if usage is None:
             used_model = model or opts.model
-            prompt_count = _count_messages(messages, used_model)
-            output_count = _count_text(content, used_model)
+            prompt_count = count_messages(messages, used_model)
+            output_count = count_text(content, used_model)
             usage = Usage(prompt_count.tokens, output_count.tokens, exact=False)
         info = self.model_info(model or opts.model)
         cost: float | None = None
@@ -775,81 +682,6 @@ def _settings_for(kind: str, session: Session | None) -> ProviderSettings:
 
     current = session if session is not None else default_session()
     return LLMSettings.load(current.settings).provider(kind)
-
-
-def _check_option(key: str, value: Any) -> Any:
-    if key in ("model", "system"):
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{key} must be a non-empty string, got {value!r}.")
-        return value.strip() if key == "model" else value
-    if key == "temperature":
-        number = _number(key, value)
-        if not 0.0 <= number <= 2.0:
-            raise ValueError(f"temperature must be between 0 and 2, got {value!r}.")
-        return number
-    if key == "top_p":
-        number = _number(key, value)
-        if not 0.0 <= number <= 1.0:
-            raise ValueError(f"top_p must be between 0 and 1, got {value!r}.")
-        return number
-    if key in ("max_tokens", "seed"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key} must be an integer, got {value!r}.")
-        if key == "max_tokens" and value < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {value!r}.")
-        return value
-    if key == "timeout":
-        number = _number(key, value)
-        if number <= 0:
-            raise ValueError(f"timeout must be positive (seconds), got {value!r}.")
-        return number
-    if key == "stop":
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or not all(isinstance(s, str) for s in items):
-            raise ValueError(f"stop must be a string or a list of strings, got {value!r}.")
-        return tuple(items)
-    # response_format
-    if isinstance(value, Mapping):
-        value = value.get("type")
-    text = str(value).lower()
-    if text in ("json", "json_object"):
-        return "json"
-    if text == "text":
-        return "text"
-    raise ValueError(f"response_format must be 'json' or 'text', got {value!r}.")
-
-
-def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{key} must be a number, got {value!r}.")
-    return float(value)
-
-
-def _generic_error(provider: BaseLLMProvider, exc: BaseException) -> LLMError:
-    """Transport-level failures every SDK shares (httpx, sockets, bad JSON)."""
-    name = type(exc).__name__
-    if isinstance(exc, TimeoutError) or "Timeout" in name:
-        return provider.timeout_error()
-    where = f" at {mask_url(provider.base_url)}" if provider.base_url else ""
-    if isinstance(exc, ValueError) and ("JSON" in name or "json" in str(exc).lower()):
-        return ProviderServerError(
-            f"{provider.kind}{where} sent a response that is not valid JSON ({name}).",
-            provider=provider.kind,
-        )
-    if "Protocol" in name or "ReadError" in name or "Incomplete" in name:
-        return ProviderServerError(
-            f"The connection to {provider.kind}{where} broke mid-response ({name}).",
-            provider=provider.kind,
-        )
-    if isinstance(exc, OSError) or "Connect" in name:
-        return ProviderServerError(
-            f"Cannot reach {provider.kind}{where} ({name}); check that it runs and the "
-            f"base_url in llm.providers.{provider.kind}.",
-            provider=provider.kind,
-        )
-    return ProviderServerError(
-        f"{provider.kind} call failed: {name}: {exc}", provider=provider.kind
-    )
 
 
 async def _aclose(stream: AsyncIterator[Any]) -> None:

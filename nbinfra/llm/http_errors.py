@@ -6,6 +6,7 @@
 - ``map_stainless_error``: the exceptions of the Stainless-generated SDKs (``openai``,
   ``groq``, ``anthropic``) -> the above.
 - ``parse_retry_after``: seconds from ``retry-after-ms`` / ``retry-after`` headers.
+- ``generic_error``: transport failures any SDK shares (timeouts, sockets, bad JSON).
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from nbinfra.errors import (
 if TYPE_CHECKING:
     from nbinfra.llm.base import BaseLLMProvider
 
-__all__ = ["error_detail", "map_stainless_error", "map_status_error", "parse_retry_after"]
+__all__ = [
+    "error_detail",
+    "generic_error",
+    "map_stainless_error",
+    "map_status_error",
+    "parse_retry_after",
+]
 
 _CONTEXT_MARKERS = (
     "context_length_exceeded",
@@ -147,3 +154,30 @@ def map_stainless_error(
             provider=provider.kind,
         )
     return None
+
+
+def generic_error(provider: BaseLLMProvider, exc: BaseException) -> LLMError:
+    """Transport-level failures every SDK shares (httpx, sockets, bad JSON)."""
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError) or "Timeout" in name:
+        return provider.timeout_error()
+    where = f" at {mask_url(provider.base_url)}" if provider.base_url else ""
+    if isinstance(exc, ValueError) and ("JSON" in name or "json" in str(exc).lower()):
+        return ProviderServerError(
+            f"{provider.kind}{where} sent a response that is not valid JSON ({name}).",
+            provider=provider.kind,
+        )
+    if "Protocol" in name or "ReadError" in name or "Incomplete" in name:
+        return ProviderServerError(
+            f"The connection to {provider.kind}{where} broke mid-response ({name}).",
+            provider=provider.kind,
+        )
+    if isinstance(exc, OSError) or "Connect" in name:
+        return ProviderServerError(
+            f"Cannot reach {provider.kind}{where} ({name}); check that it runs and the "
+            f"base_url in llm.providers.{provider.kind}.",
+            provider=provider.kind,
+        )
+    return ProviderServerError(
+        f"{provider.kind} call failed: {name}: {exc}", provider=provider.kind
+    )

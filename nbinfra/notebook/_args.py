@@ -12,11 +12,10 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["Token", "parse_options", "tokens", "unquote", "usage"]
+__all__ = ["Token", "first_word", "parse_all", "parse_options", "tokens", "unquote"]
 
 # A token is a run of non-space characters where quoted parts may hold spaces.
 _TOKEN = re.compile(r"""(?:[^\s"']+|"(?:[^"\\]|\\.)*"?|'[^']*'?)+""")
@@ -45,10 +44,6 @@ def unquote(raw: str) -> str:
     except ValueError as exc:
         raise UsageError(f"Cannot read {raw!r}: {exc} (close the quote).") from None
     return " ".join(parts)
-
-
-def usage(message: str) -> UsageError:
-    return UsageError(message)
 
 
 def _takes_value(parser: argparse.ArgumentParser) -> Callable[[str], bool | None]:
@@ -140,9 +135,3 @@ def first_word(line: str) -> tuple[str, str]:
     if not toks:
         return "", ""
     return toks[0].raw, line[toks[0].end :].strip()
-
-
-def need(values: Sequence[Any], count: int, usage_text: str) -> None:
-    """Raise a UsageError unless exactly ``count`` values were given."""
-    if len(values) != count:
-        raise UsageError(f"Usage: {usage_text}")

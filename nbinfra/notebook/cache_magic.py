@@ -10,7 +10,14 @@ from IPython.core.error import UsageError
 
 from nbinfra.notebook._args import Token, parse_options, tokens
 
-__all__ = ["DEFAULT_NAMESPACE", "SUBCOMMANDS", "backend_names", "namespace_names", "run"]
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "SUBCOMMANDS",
+    "backend_names",
+    "instance_names",
+    "namespace_names",
+    "run",
+]
 
 DEFAULT_NAMESPACE = "notebook"
 _USAGE = (
@@ -155,6 +162,10 @@ def backend_names() -> list[str]:
     from nbinfra.cache import CacheType
 
     return sorted(str(t.value) for t in CacheType)
+
+
+def instance_names() -> list[str]:
+    return sorted(_instances())
 
 
 def namespace_names(magics: Any) -> list[str]:

@@ -59,8 +59,11 @@ def complete_cache(magics: Any, words: list[str]) -> list[str]:
     if previous in ("-n", "--namespace"):
         return _prefixed(namespace_names(magics), current)
     if previous == "use":
-        return _prefixed(cache_backends(), current)
-    if len(words) <= 2 or previous in ("-n", "--namespace"):
+        return _prefixed(cache_backends(magics), current)
+    rest = words[1:-1]
+    if len(rest) >= 2 and rest[0] in ("-n", "--namespace"):
+        rest = rest[2:]  # after "-n NAMESPACE" comes the command
+    if not rest:
         return _prefixed(CACHE_SUBCOMMANDS, current)
     return []
 
@@ -98,7 +101,8 @@ def namespace_names(magics: Any) -> list[str]:
     return cache_magic.namespace_names(magics)
 
 
-def cache_backends() -> list[str]:
+def cache_backends(magics: Any) -> list[str]:
+    """memory, redis and the configured cache instances (``cache.instances``)."""
     from nbinfra.notebook import cache_magic
 
-    return cache_magic.backend_names()
+    return [*cache_magic.backend_names(), *cache_magic.instance_names()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import ChainMap
 from collections.abc import Callable
 from typing import Any
@@ -12,33 +11,10 @@ from IPython.core.error import UsageError
 from nbinfra.notebook._args import first_word, parse_all, parse_options, tokens
 from nbinfra.notebook.interpolate import sql_params
 
-__all__ = ["SUBCOMMANDS", "connection_names", "run", "split_sql"]
+__all__ = ["SUBCOMMANDS", "connection_names", "run"]
 
 SQL_KINDS = frozenset({"duckdb", "pgvector", "postgres"})
 _HEALTH_TIMEOUT = 10.0  # seconds per connection in %conn list / health
-
-# Statement separators outside quotes, comments and dollar-quoted bodies.
-_SQL_PARTS = re.compile(
-    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$(\w*)\$.*?\$\1\$|;",
-    re.DOTALL,
-)
-
-
-def split_sql(sql: str) -> list[str]:
-    """Statements of ``sql`` (split on ``;`` outside strings and comments), empty ones dropped."""
-    out: list[str] = []
-    start = 0
-    for match in _SQL_PARTS.finditer(sql):
-        if match.group(0) == ";":
-            out.append(sql[start : match.start()])
-            start = match.end()
-    out.append(sql[start:])
-    return [s.strip() for s in out if _has_code(s)]
-
-
-def _has_code(statement: str) -> bool:
-    stripped = re.sub(r"--[^\n]*|/\*.*?\*/", "", statement, flags=re.DOTALL)
-    return bool(stripped.strip())
 
 
 def run(magics: Any, line: str, cell: str | None) -> Any:
@@ -97,19 +73,27 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
     conn = _connection(name or default_name(magics))  # None: default_connection
     kind = str(getattr(conn.manager, "kind", "")).lower()
     if kind in SQL_KINDS:
-        statements = split_sql(query)
+        from nbinfra.connections.sqltext import split_statements
+
+        statements = split_statements(query)
         if not statements:
             raise UsageError("No SQL statement to run (only comments or semicolons).")
     else:
         statements = [query.strip()]
     results = []
-    for statement in statements:
-        params: dict[str, Any] | None = None
-        if kind in SQL_KINDS:
-            params = sql_params(statement, ChainMap(extra, ns)) or None
-        elif extra:
-            params = extra
-        results.append(conn.query(statement, params, limit=args.limit))
+    script = getattr(conn.manager, "execute_script", None)
+    if len(statements) > 1 and args.limit is None and script is not None:
+        # One call on one connection, so BEGIN ... COMMIT/ROLLBACK spans the statements.
+        params = sql_params(query, ChainMap(extra, ns)) or None
+        results = list(conn.execute_script(query, params))
+    else:
+        for statement in statements:
+            params = None
+            if kind in SQL_KINDS:
+                params = sql_params(statement, ChainMap(extra, ns)) or None
+            elif extra:
+                params = extra
+            results.append(conn.query(statement, params, limit=args.limit))
     ns["_conn"] = results[-1]
     if args.output:
         ns[args.output] = results[-1] if len(results) == 1 else results

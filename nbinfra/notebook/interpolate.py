@@ -99,21 +99,11 @@ def _key(raw: str) -> Any:
     return raw
 
 
-# Skipped while scanning SQL for binds: quoted strings/identifiers, comments, '::' casts.
-_SQL_SCAN = re.compile(
-    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$\$.*?\$\$|::|:(" + _NAME + r")",
-    re.DOTALL,
-)
-
-
 def sql_bind_names(sql: str) -> list[str]:
     """Names used as ``:name`` binds in ``sql`` (outside strings, comments and ``::``)."""
-    names: list[str] = []
-    for match in _SQL_SCAN.finditer(sql):
-        name = match.group(1)
-        if name and name not in names:
-            names.append(name)
-    return names
+    from nbinfra.connections.sqltext import placeholders
+
+    return list(dict.fromkeys(placeholders(sql)))
 
 
 def sql_params(sql: str, namespace: Mapping[str, Any]) -> dict[str, Any]:

@@ -58,10 +58,9 @@ def ask(magics: Any, args: Any, prompt: str) -> Any:
     llm = _llm(target)
     with _cache_bypass(llm.llm, args.no_cache):
         if args.chat:
-            response = _ask_chat(magics, args, llm, prompt, system, options)
-            _show(magics, response, fmt, None)
+            response = _ask_chat(magics, args, llm, prompt, system, options, fmt, stream)
         elif stream:
-            response = _stream(magics, llm, prompt, system, options, fmt)
+            response = _stream(magics, llm, _messages(prompt, system), options, fmt)
         else:
             response = llm.generate(_messages(prompt, system), **options)
             _show(magics, response, fmt, None)
@@ -123,21 +122,14 @@ def _cache_bypass(provider: Any, bypass: bool) -> Iterator[None]:
         provider.response_store = own
 
 
-def _stream(
-    magics: Any,
-    llm: Any,
-    prompt: str,
-    system: str | None,
-    options: dict[str, Any],
-    fmt: str,
-) -> Any:
+def _stream(magics: Any, llm: Any, messages: Any, options: dict[str, Any], fmt: str) -> Any:
     from nbinfra.notebook.display import show as display
 
     handle: Any = display({"text/plain": ""}, raw=True, display_id=True)
     parts: list[str] = []
     response = None
     last = 0.0
-    for chunk in llm.stream_events(_messages(prompt, system), **options):
+    for chunk in llm.stream_events(messages, **options):
         if chunk.final:
             response = chunk.response
             continue
@@ -159,6 +151,8 @@ def _ask_chat(
     prompt: str,
     system: str | None,
     options: dict[str, Any],
+    fmt: str,
+    stream: bool,
 ) -> Any:
     from nbinfra.llm.context import Chat, ContextWindowManager
     from nbinfra.llm.types import Message
@@ -184,7 +178,22 @@ def _ask_chat(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     magics.state.chats[args.chat] = chat
-    return _loop.run_sync(chat.ask(prompt, **options))
+    if not stream:
+        response = _loop.run_sync(chat.ask(prompt, **options))
+        _show(magics, response, fmt, None)
+        return response
+    # Chat.ask does not stream: the same steps, with the answer streamed into the cell.
+    manager = chat.manager
+    manager.add(Message("user", prompt))
+    try:
+        messages = _loop.run_sync(manager.afit())
+        options.setdefault("max_tokens", manager.max_output_tokens)
+        response = _stream(magics, llm, messages, options, fmt)
+    except BaseException:
+        manager.pop()  # a failed prompt leaves no trace in the conversation
+        raise
+    manager.add(Message("assistant", response.content))
+    return response
 
 
 def provenance(response: Any) -> dict[str, Any]:

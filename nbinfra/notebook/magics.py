@@ -14,6 +14,7 @@ from IPython.core import magic_arguments as _ma
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from traitlets import Bool, Int, Unicode
 
+from nbinfra._secrets import redact
 from nbinfra.errors import NbinfraError
 
 __all__ = ["NbinfraMagics", "NotebookState"]
@@ -81,13 +82,16 @@ class NbinfraMagics(Magics):
         return getattr(self.shell, "execution_count", None)
 
     def _guard(self, exc: NbinfraError) -> NbinfraError:
-        """Keep nbinfra errors one line, or show the traceback when short_errors is off."""
+        """Keep nbinfra errors one line, or show the traceback when short_errors is off.
+
+        The full traceback is redacted too: a vendor exception in the chain may quote a key.
+        """
         if not self.short_errors and self.shell is not None:
             shell, tb = self.shell, exc.__traceback__
 
             def full() -> list[str]:
-                stb: list[str] = shell.InteractiveTB.structured_traceback(type(exc), exc, tb)
-                return stb
+                stb = shell.InteractiveTB.structured_traceback(type(exc), exc, tb)
+                return [redact(line) for line in stb]
 
             exc._render_traceback_ = full  # type: ignore[method-assign]
         return exc

@@ -41,7 +41,9 @@ async def provider(
     server: RedisServer = request.getfixturevalue("redis_server")
     from nbinfra.cache.redis import RedisCacheProvider
 
-    redis_provider = RedisCacheProvider(url=server.url)
+    # Generous timeouts: the machine running tests may be busy; the fault tests set
+    # their own short ones.
+    redis_provider = RedisCacheProvider(url=server.url, socket_timeout=5, socket_connect_timeout=5)
     yield redis_provider
     await redis_provider.close()
 

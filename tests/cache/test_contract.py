@@ -335,6 +335,27 @@ async def test_single_flight_error_reaches_every_waiter(service: CacheService) -
     assert await service.get("bad", MISS) is MISS
 
 
+async def test_cancelled_leader_hands_over_to_a_waiter(service: CacheService) -> None:
+    started = asyncio.Event()
+    calls: list[int] = []
+
+    async def loader() -> int:
+        calls.append(1)
+        started.set()
+        await asyncio.sleep(0.1 if len(calls) == 1 else 0)
+        return len(calls)
+
+    leader = asyncio.ensure_future(service.get_or_set("k", loader))
+    await asyncio.wait_for(started.wait(), 5)
+    waiters = [asyncio.ensure_future(service.get_or_set("k", loader)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert results == [2] * 5 and calls == [1, 1]  # one waiter took over, once
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+
+
 async def test_provider_locks(provider: BaseCacheProvider) -> None:
     name = f"lock-{uuid.uuid4().hex}"
     token = await provider.acquire_lock(name, 5)

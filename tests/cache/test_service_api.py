@@ -18,6 +18,7 @@ from nbinfra.cache import (
     CacheRegistry,
     CacheService,
     CacheType,
+    all_stats,
     cached,
 )
 from nbinfra.cache.memory import InMemoryCacheProvider
@@ -86,6 +87,10 @@ async def test_services_of_one_namespace_share_data_and_stats(session: Session) 
     await one.set("k", 1)
     assert await two.get("k") == 1
     assert one.stats().hits == two.stats().hits == 1
+    await CacheService("another").get("nothing")
+    listed = {s.namespace: s for s in all_stats()}
+    assert listed["shared"].hits == 1 and listed["another"].misses == 1
+    assert listed["shared"].backend == "memory"
 
 
 def test_backend_from_config_and_unset_variable_raised_only_on_use(
@@ -111,6 +116,12 @@ def test_bad_config_names_the_key() -> None:
     settings = Settings.from_dict({"cache": {"redis": {"fallback": "disk"}}})
     with Session(settings) as sess, pytest.raises(ConfigError, match=r"cache\.redis\.fallback"):
         CacheService("x", cache_type="redis", session=sess)
+
+
+def test_typo_in_cache_section_is_caught() -> None:
+    settings = Settings.from_dict({"cache": {"defualt_ttl": 5}})
+    with Session(settings) as sess, pytest.raises(ConfigError, match="did you mean 'default_ttl'"):
+        CacheService("x", session=sess)
 
 
 def test_pickle_needs_a_key_and_works_with_one() -> None:
@@ -171,7 +182,12 @@ def test_facade_fast_path_never_touches_the_loop(session: Session) -> None:
 
 def test_facade_on_redis_goes_through_the_loop(redis_server: RedisServer) -> None:
     settings = Settings.from_dict(
-        {"cache": {"backend": "redis", "redis": {"url": redis_server.url}}}
+        {
+            "cache": {
+                "backend": "redis",
+                "redis": {"url": redis_server.url, "socket_connect_timeout": 5},
+            }
+        }
     )
     with Session(settings) as sess:
         cache = nbinfra.cache("facade-redis", session=sess)

@@ -187,3 +187,22 @@ async def test_sync_base_runs_in_worker_thread() -> None:
         result = await mgr.execute_query("x")
     assert result.scalar().startswith("nbinfra-blocking")
     assert mgr.thread.startswith("nbinfra-blocking")
+
+
+async def test_slow_read_is_not_retried() -> None:
+    mgr = scripted(retries=3, timeout=0.05)
+    mgr.delay = 1
+    with pytest.raises(ConnectionUnavailableError):
+        await mgr.execute_query("SELECT 1")
+    assert mgr.queries == 1
+
+
+async def test_missing_dependency_keeps_its_type_and_hint() -> None:
+    from nbinfra.errors import MissingDependencyError
+
+    class NoDriver(Scripted):
+        async def _open(self) -> None:
+            raise MissingDependencyError("needs foo: pip install foo", hint="pip install foo")
+
+    with pytest.raises(MissingDependencyError, match="pip install foo"):
+        await NoDriver(url="x://y").connect()

@@ -272,3 +272,20 @@ def test_sync_facade_streams_and_runs_transactions_natively(
         assert empty.columns == ["a"] and len(empty.df()) == 0
     finally:
         db.close()
+
+
+async def test_server_statement_timeout_is_a_query_error(postgres_server: PostgresServer) -> None:
+    async with PostgresConnectionManager(url=postgres_server.url, statement_timeout=0.2) as mgr:
+        with pytest.raises(QueryError, match="cancel"):
+            await mgr.execute_query("SELECT pg_sleep(5)")
+        assert (await mgr.execute_query("SELECT 1")).scalar() == 1
+
+
+async def test_client_timeout_stops_waiting_and_next_query_works(
+    postgres_server: PostgresServer,
+) -> None:
+    async with PostgresConnectionManager(url=postgres_server.url, timeout=0.3) as mgr:
+        with pytest.raises(ConnectionUnavailableError, match=r"within 0\.3 s"):
+            await asyncio.wait_for(mgr.execute_query("SELECT pg_sleep(5)"), 10)
+        assert (await mgr.execute_query("SELECT 1")).scalar() == 1
+        assert mgr.is_healthy()

@@ -203,3 +203,34 @@ def test_import_llm_imports_no_sdk() -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_shipped_configuration_validates_for_every_provider(nbinfra_session: Any) -> None:
+    from nbinfra.config import load_settings
+
+    conf = load_settings(environ={})
+    llm = LLMSettings.load(conf)
+    assert set(llm.providers) >= {p.value for p in LLMProvider}
+    assert llm.provider("openai").models["gpt-4o-mini"].context_window == 128000
+    for kind in ("openai", "azure", "groq", "fake"):
+        provider = LLMFactory.get_llm(kind, settings=conf, session=nbinfra_session)
+        assert provider.timeout > 0 and provider.retry.max_retries >= 0
+
+
+def test_misspelt_provider_setting_is_refused(nbinfra_session: Any) -> None:
+    from nbinfra.errors import ConfigError
+
+    conf = settings(providers={"openai": {"timout": 5}})
+    with pytest.raises(ConfigError, match=r"llm\.providers\.openai\.timout .*'timeout'"):
+        LLMFactory.get_llm("openai", settings=conf, session=nbinfra_session)
+    ok = settings(providers={"azure": {"endpoint": "https://x.example", "api_version": "v1"}})
+    assert LLMFactory.get_llm("azure", settings=ok, session=nbinfra_session).provider == "azure"
+
+
+def test_llm_package_names_resolve_lazily() -> None:
+    names = nbinfra.llm.__all__
+    assert names == sorted(names)
+    for name in names:
+        assert getattr(nbinfra.llm, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        nbinfra.llm.nope  # noqa: B018

@@ -51,6 +51,7 @@ async def test_generate_sends_options_and_parses_usage(
     assert request.path == CHAT_PATH[kind]
     _auth_ok(kind, request)
     assert header(request, "x-stainless-retry-count") == "0"  # the SDK does not retry
+    assert header(request, "x-stainless-read-timeout") == "2.0"  # our timeout, not 600 s
     body = request.json()
     assert body["messages"] == [
         {"role": "system", "content": "Be brief."},

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
 
 from nbinfra.errors import NbinfraError
 from nbinfra.session import Session, use_session
@@ -184,3 +185,50 @@ def test_conn_option_parsing(ip: TestingShell, line: str) -> None:
         parse_options(parser, line)
     except Exception as exc:  # noqa: BLE001
         _check(exc)
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    """DuckDB only, and the fake LLM; files a magic writes land in a temp dir."""
+    from tests.notebook.test_conn_magic import write_resources
+
+    monkeypatch.chdir(tmp_path)
+    write_resources(tmp_path, "connections:\n  duckdb:\n    database: ':memory:'\n")
+    (tmp_path / "application-llm.yaml").write_text("llm:\n  default: fake\n")
+    fresh = Session(resources=tmp_path)
+    with use_session(fresh):
+        yield fresh
+    fresh.close()
+
+
+@FUZZ
+@given(line=_line(CONN_WORDS))
+def test_conn_lines_run(ip: TestingShell, offline: Session, line: str) -> None:
+    """Executed for real against DuckDB, line and cell form."""
+    ip.user_ns["x"] = 1
+    ip.user_ns["p"] = {"x": 2}
+    with capture_output():
+        for call in (
+            lambda: ip.run_line_magic("conn", line),
+            lambda: ip.run_cell_magic("conn", line, "SELECT :x AS v"),
+        ):
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - the check is what this test is about
+                _check(exc)
+
+
+@FUZZ
+@given(line=_line(LLM_WORDS))
+def test_llm_lines_run(ip: TestingShell, offline: Session, line: str) -> None:
+    """Executed for real on the offline fake provider, line and cell form."""
+    ip.user_ns["x"] = 1
+    with capture_output():
+        for call in (
+            lambda: ip.run_line_magic("llm", line),
+            lambda: ip.run_cell_magic("llm", line, "a prompt about {x}"),
+        ):
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - the check is what this test is about
+                _check(exc)

@@ -20,6 +20,15 @@ SENTINEL = "S3NT1NEL-do-not-print-7f3a"
 @pytest.fixture
 def secret_session(tmp_path: Path) -> Iterator[Session]:
     dead = free_port()  # nothing listens there: every call takes an error path
+    (tmp_path / "application-db.yaml").write_text(
+        "default_connection: duckdb\nconnections:\n"
+        "  duckdb:\n    database: ':memory:'\n"
+        "  pg:\n    kind: postgres\n"
+        f"    url: postgresql://admin:{SENTINEL}@127.0.0.1:{dead}/db?password={SENTINEL}\n"
+        "    connect_timeout: 1\n    retries: 0\n"
+    )
+    (tmp_path / "application-vector.yaml").write_text("connections: {}\n")
+    (tmp_path / "application-external.yaml").write_text("connections: {}\n")
     (tmp_path / "application-cache.yaml").write_text(
         "cache:\n  backend: memory\n  redis:\n"
         f"    url: redis://user:{SENTINEL}@127.0.0.1:{dead}/0\n"
@@ -84,4 +93,25 @@ def test_cache_paths_never_show_the_secret(ip: TestingShell, secret_session: Ses
     text = "\n".join(seen)
     assert "redis" in text  # the error paths were really taken
     assert "Error" in text
+    assert SENTINEL not in text
+
+
+def test_connection_paths_never_show_the_secret(ip: TestingShell, secret_session: Session) -> None:
+    import nbinfra
+
+    seen: list[str] = []
+    for cell in (
+        "%conn list",
+        "%conn health",
+        "%conn health pg",
+        "%conn pg SELECT 1",
+        "%%conn pg -o r\nSELECT 1",
+        "%conn use pg",
+        "%%conn\nSELECT :nope",
+    ):
+        _run(ip, cell, seen)
+    seen.append(_widget_state(nbinfra.widgets.health_panel()))
+    text = "\n".join(seen)
+    assert "admin:********@127.0.0.1" in text  # the masked target is shown
+    assert "ConnectionUnavailableError" in text or "unavailable" in text
     assert SENTINEL not in text

@@ -92,3 +92,33 @@ def test_health_panel_caches(tmp_path, redis_server) -> None:  # type: ignore[no
         assert panel.rows[1][0] == "🔴" and panel.rows[0][0] == "🟢"
         assert "🔴" in panel.table.value
     fresh.close()
+
+
+def _conversation() -> object:
+    from nbinfra.llm.context import ContextWindowManager
+    from nbinfra.llm.types import Message
+
+    manager = ContextWindowManager(model="gpt-4o-mini", context_window=4000, max_output_tokens=100)
+    manager.add(Message("system", "You are terse."))
+    for i in range(6):
+        manager.add(Message("user", f"question {i} " + "word " * 40))
+        manager.add(Message("assistant", f"answer {i} " + "word " * 40))
+    return manager
+
+
+def test_budget_slider_changes_kept_and_dropped() -> None:
+    widget = nbinfra.widgets.context_preview(_conversation())
+    first = widget.preview
+    assert first.count("dropped") == 0
+    widget.budget.value = 150
+    small = widget.preview
+    assert small.count("dropped") > 0 and small.count("kept") < first.count("kept")
+    assert small.entries[0].status == "kept"  # the system prompt stays
+    assert "dropped" in widget.table.value
+    assert "of 150 tokens" in widget.summary.value
+    widget.strategy.value = "sliding_window"
+    assert widget.preview.strategy == "sliding_window"
+    widget.budget.value = widget.budget.max
+    assert widget.preview.count("dropped") == 0
+    with pytest.raises(TypeError, match="takes a Chat"):
+        nbinfra.widgets.context_preview(42)

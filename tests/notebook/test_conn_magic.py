@@ -1,0 +1,188 @@
+"""%conn / %%conn against real DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+from nbinfra.errors import NbinfraError, QueryError
+from nbinfra.session import Session, use_session
+from nbinfra.testing import PostgresServer
+from tests.notebook.conftest import TestingShell
+
+
+def write_resources(folder: Path, db_yaml: str) -> Path:
+    """Resources with only the given connections (no vector/external defaults)."""
+    (folder / "application-db.yaml").write_text(db_yaml)
+    (folder / "application-vector.yaml").write_text("connections: {}\n")
+    (folder / "application-external.yaml").write_text("connections: {}\n")
+    return folder
+
+
+@pytest.fixture
+def duck(tmp_path: Path) -> Iterator[Session]:
+    write_resources(
+        tmp_path,
+        "default_connection: duckdb\nconnections:\n  duckdb:\n    database: ':memory:'\n",
+    )
+    fresh = Session(resources=tmp_path)
+    with use_session(fresh):
+        yield fresh
+    fresh.close()
+
+
+@pytest.fixture
+def both(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[Session]:
+    write_resources(
+        tmp_path,
+        "default_connection: duckdb\nconnections:\n"
+        "  duckdb:\n    database: ':memory:'\n"
+        f"  pg:\n    kind: postgres\n    url: '{postgres_server.url}'\n",
+    )
+    fresh = Session(resources=tmp_path)
+    with use_session(fresh):
+        yield fresh
+    fresh.close()
+
+
+def test_cell_runs_each_statement(ip: TestingShell, duck: Session) -> None:
+    with capture_output() as cap:
+        last = ip.cell(
+            "%%conn duckdb -o res\n"
+            "CREATE TABLE t AS SELECT range AS i FROM range(5);\n"
+            "SELECT count(*) AS n FROM t; -- a comment; with a semicolon\n"
+            "SELECT 'a;b' AS s"
+        )
+    assert last.rows == [("a;b",)]
+    assert ip.user_ns["_conn"] is last
+    results = ip.user_ns["res"]
+    assert [r.rows for r in results[1:]] == [[(5,)], [("a;b",)]]
+    assert len(cap.outputs) == 2  # the earlier results are shown too, not only the last
+    ip.cell("%%conn\nBEGIN; INSERT INTO t VALUES (99); ROLLBACK")
+    assert ip.cell("%%conn\nSELECT count(*) FROM t").rows == [(5,)]
+
+
+def test_binds_are_parameters_never_sql(ip: TestingShell, duck: Session) -> None:
+    ip.user_ns["name"] = "O'Reilly'); DROP TABLE t; --"
+    ip.user_ns["n"] = 3
+    result = ip.cell("%%conn\nSELECT :name AS who, :n + 1 AS m, ':name' AS literal, 2::int AS c")
+    assert result.rows == [("O'Reilly'); DROP TABLE t; --", 4, ":name", 2)]
+    with pytest.raises(NbinfraError, match="no variable missing is defined"):
+        ip.cell("%%conn\nSELECT :missing")
+    ip.user_ns["extra"] = {"k": 7}
+    assert ip.cell("%%conn --params extra\nSELECT :k AS k").rows == [(7,)]
+    with pytest.raises(UsageError, match="no dict variable"):
+        ip.cell("%%conn --params nope\nSELECT 1")
+
+
+def test_line_form_limit_and_output(ip: TestingShell, duck: Session) -> None:
+    result = ip.run_line_magic("conn", "--limit 3 -o small duckdb SELECT * FROM range(100)")
+    assert len(result.rows) == 3 and result.truncated
+    assert ip.user_ns["small"] is result
+    assert ip.run_line_magic("conn", "duckdb SELECT 'it''s' AS q").rows == [("it's",)]
+
+
+def test_errors_are_one_line(ip: TestingShell, duck: Session) -> None:
+    with pytest.raises(QueryError) as info:
+        ip.cell("%%conn\nSELEC 1")
+    assert "\n" not in str(info.value)
+    assert len(info.value._render_traceback_()) == 1
+    with pytest.raises(NbinfraError, match="nope"):
+        ip.run_line_magic("conn", "nope SELECT 1")
+    with pytest.raises(UsageError, match="No query"):
+        ip.run_line_magic("conn", "duckdb")
+    with pytest.raises(UsageError, match="one connection name"):
+        ip.cell("%%conn a b\nSELECT 1")
+    with pytest.raises(UsageError, match="cell is empty"):
+        ip.cell("%%conn\n   ")
+
+
+def test_million_rows_output_stays_small(ip: TestingShell, duck: Session) -> None:
+    with capture_output() as cap:
+        result = ip.run_cell(
+            "%%conn duckdb\nSELECT range AS i, 'row-' || range AS s FROM range(1000000)"
+        ).result
+        ip.display_formatter.format(result)
+        ip.displayhook(result)
+    assert result.row_count == 1_000_000
+    data, meta = ip.display_formatter.format(result)
+    size = len(json.dumps(data)) + len(json.dumps(meta, default=str))
+    size += sum(len(json.dumps(o.data)) for o in cap.outputs) + len(cap.stdout)
+    assert size < 200_000
+    assert "1,000,000 rows" in data["text/html"]
+
+
+@pytest.mark.service
+def test_list_health_use_postgres(ip: TestingShell, both: Session) -> None:
+    listing = ip.run_line_magic("conn", "list")
+    rows = {row[0]: row for row in listing.rows}
+    assert set(rows) == {"duckdb", "pg"}
+    assert rows["pg"][1] == "postgres" and rows["pg"][3] == "ok"
+    assert rows["pg"][4].endswith("ms")
+    status = ip.run_line_magic("conn", "health pg")
+    assert status.ok and status.kind == "postgres"
+    ip.run_line_magic("conn", "use pg")
+    ip.user_ns["v"] = 41
+    result = ip.cell("%%conn\nSELECT :v + 1 AS answer, version() AS version")
+    assert result.rows[0][0] == 42 and "PostgreSQL" in result.rows[0][1]
+    # a transaction spans the statements of one cell (one connection for the script)
+    ip.cell("%%conn pg\nBEGIN; CREATE TABLE nb_tx (i int); INSERT INTO nb_tx VALUES (1); ROLLBACK")
+    assert ip.cell("%%conn pg\nSELECT to_regclass('nb_tx') AS t").rows == [(None,)]
+    with pytest.raises(UsageError, match="No connection named 'zzz'"):
+        ip.run_line_magic("conn", "use zzz")
+    # the same SQL cell returns every statement's result on PostgreSQL too
+    out = ip.cell("%%conn pg -o r\nSELECT 1 AS a; SELECT 2 AS b")
+    assert [x.rows for x in ip.user_ns["r"]] == [[(1,)], [(2,)]] and out.rows == [(2,)]
+
+
+def _complete(ip: TestingShell, line: str) -> list[str]:
+    from nbinfra.notebook import complete
+
+    class Event:
+        pass
+
+    event: Any = Event()
+    event.line = line
+    return complete.complete(ip._nbinfra_magics, event)
+
+
+def test_completion_of_connection_names(ip: TestingShell, duck: Session) -> None:
+    assert "duckdb" in _complete(ip, "%conn use d")
+    assert _complete(ip, "%conn h") == ["health"]
+    assert "memory" in _complete(ip, "%cache use m")
+    assert "confirmation_cache" in _complete(ip, "%cache use c")
+    assert _complete(ip, "%cache -n conf") == ["confirmation"]
+    assert _complete(ip, "%cache -n notebook s") == ["set", "stats"]
+
+
+def test_health_panel_lists_connections(ip: TestingShell, duck: Session) -> None:
+    import nbinfra
+
+    panel = nbinfra.widgets.health_panel(caches=False)
+    assert [(row[0], row[1], row[2]) for row in panel.rows] == [("🟢", "duckdb", "duckdb")]
+
+
+@pytest.mark.xfail(
+    strict=False,  # XPASS once the manager is fixed: then drop this marker
+    reason="DuckDB manager: the health check's fetchone() leaves an unfinished result, so "
+    "the next query on that connection fails (nbinfra/connections/duckdb.py _ping_sync)",
+)
+def test_query_after_health_check(ip: TestingShell, duck: Session) -> None:
+    ip.run_line_magic("conn", "health duckdb")
+    assert ip.run_line_magic("conn", "duckdb SELECT 1").rows == [(1,)]
+
+
+def test_results_table_of_a_query(ip: TestingShell, duck: Session) -> None:
+    import nbinfra
+
+    result = ip.cell("%%conn\nSELECT range AS i FROM range(1000) ORDER BY i DESC")
+    table = nbinfra.widgets.results_table(result, page_size=10)
+    assert "<td>999</td>" in table.table.value
+    table.sort_by.value = "i"
+    assert "<td>0</td>" in table.table.value and "<td>999</td>" not in table.table.value
