@@ -7,6 +7,9 @@ pgvector on the embedded server, HNSW index on both sides):
   collection (recreated before every timed run, outside the timing);
 - Q top-10 cosine searches on that collection.
 
+Every nbinfra call runs on nbinfra's background loop (``_loop.run_sync``, one hop per timed
+chunk for the awaited manager, one per call for the facade).
+
 Contenders: the raw client called directly (``QdrantClient.upsert`` with a ``Batch``,
 ``Collection.upsert``, psycopg ``executemany``/``execute`` with pgvector's adapter), the
 awaited nbinfra manager (``await store.upsert(...)``, the core API; ratio target <= 1.2x)
@@ -16,14 +19,13 @@ loop per call). Figures are seconds per point / per search; ops/s are in the not
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from benchmarks.harness import Comparison
@@ -33,7 +35,9 @@ BATCH = 256
 TOP_K = 10
 
 
-def run(smoke: bool = False) -> list[Comparison]:
+def run(
+    smoke: bool = False, backends: tuple[str, ...] = ("qdrant", "chromadb", "pgvector")
+) -> list[Comparison]:
     import numpy as np
 
     n = 500 if smoke else 10_000
@@ -47,8 +51,9 @@ def run(smoke: bool = False) -> list[Comparison]:
         queries=rng.normal(size=(q, DIM)).astype(np.float32),
     )
     comparisons: list[Comparison] = []
-    for backend in (QdrantBench, ChromaBench, PgVectorBench):
-        bench = backend(data)
+    classes = {"qdrant": QdrantBench, "chromadb": ChromaBench, "pgvector": PgVectorBench}
+    for name in backends:
+        bench = classes[name](data)
         try:
             comparisons += bench.measure(rounds)
         finally:
@@ -72,11 +77,14 @@ class Bench:
 
     def __init__(self, data: Data) -> None:
         self.data = data
-        self.loop = asyncio.new_event_loop()
         self.store: Any = None
 
-    def wait(self, coro: Awaitable[Any]) -> Any:
-        return self.loop.run_until_complete(coro)
+    def wait(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        # nbinfra's own loop, which the facade uses too: an async manager stays on the loop
+        # that connected it, and hopping between loops would reconnect inside the timing.
+        from nbinfra import _loop
+
+        return _loop.run_sync(coro)
 
     # raw side
     def raw_reset(self, name: str) -> None: ...
@@ -86,7 +94,6 @@ class Bench:
     def close(self) -> None:
         if self.store is not None:
             self.wait(self.store.disconnect())
-        self.loop.close()
 
     # nbinfra side
     async def nb_reset(self, name: str) -> None:
@@ -265,7 +272,9 @@ class ChromaBench(Bench):
 
     def raw_search(self, name: str, vector: Any) -> list[Any]:
         col = self.raw.get_collection(name, embedding_function=None)
-        result = col.query(query_embeddings=[vector], n_results=TOP_K, include=["distances"])
+        result = col.query(
+            query_embeddings=[vector], n_results=TOP_K, include=["metadatas", "distances"]
+        )
         return list(result["ids"][0])
 
     def close(self) -> None:

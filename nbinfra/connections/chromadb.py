@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from nbinfra._loop import run_sync
+from nbinfra._secrets import Secret
 from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import describe_target
@@ -48,12 +49,13 @@ class ChromaSettings(VectorStoreSettings):
 
     path: str = DEFAULT_PATH
     url: str = ""
-    headers: dict[str, Any] = field(default_factory=dict)
+    token: Secret = field(default_factory=lambda: Secret(""))  # sent as a Bearer token
     tenant: str = "default_tenant"
     database: str = "default_database"
 
     # Run in-process engines on the caller's loop (None: yes unless ``url`` is set). A
-    # thread hop costs more than a small local search; a server call is better off a thread.
+    # thread hop costs more than a small local search (measured in benchmarks/), but an
+    # inline call blocks the loop while it runs and no timeout can interrupt it.
     inline: bool | None = None
 
     def target(self) -> str:
@@ -89,7 +91,7 @@ class ChromaConnectionManager(VectorStore, BaseConnectionManager):
                 host=parts.hostname or "localhost",
                 port=parts.port or (443 if parts.scheme == "https" else 8000),
                 ssl=parts.scheme == "https",
-                headers={k: str(v) for k, v in s.headers.items()} or None,
+                headers={"Authorization": f"Bearer {s.token.reveal()}"} if s.token else None,
                 settings=options,
                 tenant=s.tenant,
                 database=s.database,

@@ -157,9 +157,11 @@ class HashingEmbedder(Embedder):
 class LLMEmbedder(Embedder):
     """An LLM provider's embedding endpoint: ``await llm.embed(texts)``.
 
-    ``llm`` is a provider object (anything with an async ``embed``), or a spec string
-    (``"openai:text-embedding-3-small"``) resolved with ``nbinfra.llm.LLMFactory`` on first
-    use. Texts are sent in batches of ``batch_size``; vectors are normalised here.
+    ``llm`` is a provider object (anything with an async ``embed``), or a string: a provider
+    kind or configured name, optionally followed by ``:embedding-model``
+    (``"openai:text-embedding-3-small"``), resolved with ``nbinfra.llm.LLMFactory`` on first
+    use. ``model`` picks the embedding model (else the provider's default one). Texts are
+    sent in batches of ``batch_size``; vectors are normalised here.
     """
 
     kind = "llm"
@@ -167,8 +169,10 @@ class LLMEmbedder(Embedder):
     def __init__(self, llm: Any = None, *, model: str | None = None, batch_size: int = 256) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if isinstance(llm, str) and ":" in llm and model is None:
+            llm, _, model = llm.partition(":")
         self._llm = llm
-        self._model = model
+        self._model = model or None
         self.batch_size = batch_size
         self._dim: int | None = None
 
@@ -178,10 +182,10 @@ class LLMEmbedder(Embedder):
 
     @property
     def model(self) -> str:
+        if isinstance(self._llm, str):
+            return f"{self._llm}:{self._model}" if self._model else self._llm
         if self._model:
             return self._model
-        if isinstance(self._llm, str):
-            return self._llm
         provider = getattr(self._llm, "provider", None)
         name = getattr(self._llm, "model", None)
         parts = [str(getattr(provider, "value", provider) or ""), str(name or "")]
@@ -196,7 +200,7 @@ class LLMEmbedder(Embedder):
                     "LLM embeddings need nbinfra.llm.LLMFactory, which is not available here; "
                     "use get_embedder('hashing') or pass a provider object."
                 )
-            self._llm = factory.get_llm(self._llm, model=self._model)
+            self._llm = factory.get_llm(self._llm)
         embed = getattr(self._llm, "embed", None)
         if not callable(embed):
             raise LLMError(
@@ -207,11 +211,12 @@ class LLMEmbedder(Embedder):
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         provider = self._provider()
-        embed: Callable[[list[str]], Awaitable[list[list[float]]]] = provider.embed
+        embed: Callable[..., Awaitable[list[list[float]]]] = provider.embed
+        options = {"model": self._model} if self._model else {}
         out: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
-            vectors = await embed(chunk)
+            vectors = await embed(chunk, **options)
             if len(vectors) != len(chunk):
                 raise LLMError(
                     f"{self.model} returned {len(vectors)} embeddings for {len(chunk)} texts."

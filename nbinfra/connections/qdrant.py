@@ -50,7 +50,8 @@ class QdrantSettings(VectorStoreSettings):
     prefer_grpc: bool = False
 
     # Run in-process engines on the caller's loop (None: yes unless ``url`` is set). A
-    # thread hop costs more than a small local search; a server call is better off a thread.
+    # thread hop costs more than a small local search (measured in benchmarks/), but an
+    # inline call blocks the loop while it runs and no timeout can interrupt it.
     inline: bool | None = None
 
     def target(self) -> str:

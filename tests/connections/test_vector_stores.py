@@ -38,7 +38,7 @@ def make_chroma(tmp_path: Path, pg: PostgresServer | None) -> VectorStore:
 
 def make_pgvector(tmp_path: Path, pg: PostgresServer | None) -> VectorStore:
     assert pg is not None
-    return PgVectorConnectionManager(name="pgvector-test", url=pg.url, pool_size=2)
+    return PgVectorConnectionManager(name="pgvector-test", url=pg.url, max_size=2)
 
 
 BACKENDS = {"qdrant": make_qdrant, "chromadb": make_chroma, "pgvector": make_pgvector}
@@ -104,6 +104,12 @@ async def test_collection_lifecycle(store: VectorStore, name: str) -> None:
     assert await store.drop_collection(name) is False
     with pytest.raises(QueryError, match="does not exist"):
         await store.drop_collection(name, missing_ok=False)
+
+
+@pytest.mark.parametrize("bad", ["ab", "-abc", "abc-", "with space", "x" * 64, "ünï"])
+async def test_collection_names_follow_one_portable_rule(store: VectorStore, bad: str) -> None:
+    with pytest.raises(ValueError, match="3-63 letters"):
+        await store.create_collection(bad, DIM)
 
 
 async def test_missing_collection_is_one_line_error(store: VectorStore, name: str) -> None:
@@ -309,6 +315,10 @@ async def test_add_texts_and_search_text(store: VectorStore, name: str) -> None:
     assert hits[0].id == "2" and hits[0].payload == {"n": 3, "text": texts[2]}
     more = await store.add_texts(name, ["cats on mats"])
     assert more == ["3"]
+    await store.delete(name, ["1"])
+    fresh = await store.add_texts(name, ["never overwrites"])  # "3" is taken: a UUID
+    assert len(fresh[0]) == 32 and await store.count(name) == 4
+    assert (await store.get(name, ["3"]))[0].payload["text"] == "cats on mats"
 
 
 async def test_execute_query_returns_a_table(store: VectorStore, name: str) -> None:
