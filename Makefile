@@ -1,12 +1,12 @@
 # Every target sets up .venv on first use (needs python3 >= 3.10 with venv).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= all,test,bench,embeddings
+EXTRAS ?= all,test,bench,demo,embeddings
 # The embeddings extra needs torch; pin the CPU build first, or pip pulls a multi-GB CUDA one.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck clean bench bench-smoke
+.PHONY: install test lint typecheck clean bench bench-smoke demo lab nbval
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,9 +17,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## test: lint, type-check and run the whole test suite
+## test: lint, type-check, the whole test suite, then every notebook under nbval
 test: lint typecheck
 	$(PY) -m pytest
+	$(MAKE) nbval
+
+## nbval: execute every notebook in notebooks/ and compare with the committed outputs
+nbval: $(STAMP)
+	$(PY) -m pytest --nbval notebooks --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval-sanitize.cfg -p no:cacheprovider -q
+
+## demo: run the quickstart headlessly, offline; the executed copy lands in test-artifacts/
+demo: $(STAMP)
+	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyter nbconvert --to notebook --execute \
+		notebooks/01_quickstart.ipynb --output-dir test-artifacts/demo --ExecutePreprocessor.timeout=600 --log-level=WARN
+	@echo "Executed quickstart: test-artifacts/demo/01_quickstart.ipynb (open it with: make lab)"
+
+## lab: JupyterLab on notebooks/
+lab: $(STAMP)
+	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyter lab --notebook-dir=notebooks
 
 lint: $(STAMP)
 	$(PY) -m ruff check nbinfra tests benchmarks

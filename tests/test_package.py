@@ -177,3 +177,10 @@ def test_facades_are_callable_without_importing_subpackages_first() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_query_result_never_reports_negative_rowcounts() -> None:
+    from nbinfra.connections.types import QueryResult
+
+    assert QueryResult([], [], rowcount=-1).row_count == 0  # psycopg's rowcount after DDL
+    assert QueryResult(["n"], [(1,)], rowcount=5).row_count == 5

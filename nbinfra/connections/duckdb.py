@@ -185,8 +185,9 @@ class DuckDBConnectionManager(BaseConnectionManager):
 
     def _ping_sync(self) -> str | None:
         with self._lock:
-            row = self._require().execute("SELECT version()").fetchone()
-        return f"DuckDB {row[0]}" if row else "DuckDB"
+            # fetchall: DuckDB 2 keeps a half-read result open and refuses the next query
+            rows = self._require().execute("SELECT version()").fetchall()
+        return f"DuckDB {rows[0][0]}" if rows else "DuckDB"
 
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         return self._script_sync(query, params, limit)[-1]

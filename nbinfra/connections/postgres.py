@@ -152,13 +152,25 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
             min_size=max(0, self.settings.min_size),
             max_size=max(1, self.settings.max_size, self.settings.min_size),
             open=False,
-            check=AsyncConnectionPool.check_connection,  # drops connections a restart killed
+            check=self._check_checkout,  # drops connections a restart killed
             timeout=timeout,
             reconnect_timeout=max(timeout, 1.0),
             name=f"nbinfra-{self.name}",
         )
         self._pool = pool  # assigned first, so a failed open is still closed
         await pool.open(wait=True, timeout=timeout)
+
+    async def _check_checkout(self, conn: Any) -> None:
+        """Pool checkout check: a round trip only when the monitor saw the server go away.
+
+        ``check_connection`` on every checkout costs one round trip per query; the
+        monitor connection notices a restart without one (``_probe``), so while it is
+        healthy the pooled connection is trusted and a rare single dead backend is left to
+        the manager's reconnect-and-retry path.
+        """
+        if self._probe():
+            return
+        await AsyncConnectionPool.check_connection(conn)
 
     def _abandon(self) -> None:
         # Their loop has stopped: close the sockets synchronously so the server is not left

@@ -56,7 +56,7 @@ class QueryResult:
     truncated: bool = False  # a limit stopped the fetch early
 
     def __post_init__(self) -> None:
-        if self.rowcount is None:
+        if self.rowcount is None or self.rowcount < 0:  # drivers report -1 for DDL
             self.rowcount = len(self.rows)
 
     def __repr__(self) -> str:

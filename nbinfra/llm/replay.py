@@ -28,7 +28,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from nbinfra.errors import ReplayMissError
+from nbinfra.errors import NbinfraError, ReplayMissError
 from nbinfra.llm.types import LLMResponse, Message, Usage
 from nbinfra.logs import get_logger
 
@@ -243,7 +243,14 @@ class ResponseStore:
 
     def export_jsonl(self, path: str | Path) -> int:
         """Write every response recorded or imported here to ``path``; returns how many."""
-        target = Path(path)
+        target = Path(path).expanduser()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NbinfraError(
+                f"Cannot create {target.parent} for the recording ({exc.strerror}); "
+                "choose a writable path."
+            ) from exc
         tmp = target.with_name(target.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
             for key, entry in self._entries.items():

@@ -258,3 +258,10 @@ async def test_recordings_shared_through_redis(
     finally:  # the Redis clients live on this test's loop: close them here
         await kernel_one.aclose()
         await kernel_two.aclose()
+
+
+def test_export_creates_missing_folders(tmp_path: Path) -> None:
+    store = ResponseStore(mode="record")
+    target = tmp_path / "not" / "yet" / "there.jsonl"
+    assert store.export_jsonl(target) == 0
+    assert target.is_file() and target.read_text() == ""

@@ -168,11 +168,6 @@ def test_health_panel_lists_connections(ip: TestingShell, duck: Session) -> None
     assert [(row[0], row[1], row[2]) for row in panel.rows] == [("🟢", "duckdb", "duckdb")]
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS once the manager is fixed: then drop this marker
-    reason="DuckDB manager: the health check's fetchone() leaves an unfinished result, so "
-    "the next query on that connection fails (nbinfra/connections/duckdb.py _ping_sync)",
-)
 def test_query_after_health_check(ip: TestingShell, duck: Session) -> None:
     ip.run_line_magic("conn", "health duckdb")
     assert ip.run_line_magic("conn", "duckdb SELECT 1").rows == [(1,)]

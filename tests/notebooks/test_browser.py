@@ -1,0 +1,278 @@
+"""The demo notebooks in a real browser: JupyterLab + headless Chromium, driven by Playwright.
+
+JupyterLab serves a copy of notebooks/ (running cells never rewrites the committed ones).
+For 05 and 03 the test runs all cells, then uses the widgets like a person would: picks a
+provider, moves the context budget slider, pages the results table. Screenshots go to
+test-artifacts/. Needs Debian's chromium (.ci/run installs it); Playwright's own browser
+download is not used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbinfra.testing import free_port, service_unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+FAILED = r"/Traceback|\w+Error: /"  # a JS regex literal; stderr also carries notices
+RUN_ALL_TIMEOUT = 420_000  # ms; 03 starts an embedded PostgreSQL in a fresh folder
+
+
+def _chromium() -> str:
+    found = ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
+    for candidate in found:
+        if candidate and os.path.exists(candidate):
+            return candidate
+    service_unavailable("chromium", "install Debian's chromium (apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JupyterLab on 127.0.0.1 with a token, serving a copy of notebooks/; yields its URL."""
+    pytest.importorskip("jupyterlab")
+    base = tmp_path_factory.mktemp("lab")
+    work = base / "notebooks"
+    shutil.copytree(ROOT / "notebooks", work, ignore=shutil.ignore_patterns(".nbinfra", ".*"))
+    for path in work.glob("*.ipynb"):  # outputs cleared, so "[n]" prompts mean this run
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        nb["metadata"].pop("widgets", None)
+        path.write_text(json.dumps(nb))
+    # Lab settings of our own: no news/update popup, nothing from the user's settings.
+    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    # Every cell rendered (no windowing), so widgets below the fold are in the page.
+    tracker = base / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        JUPYTER_PREFER_ENV_PATH="1",  # this environment's kernel, not a user-wide one
+    )
+    log = (base / "lab.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
+            "--LabApp.news_url=", "--ServerApp.port_retries=0", "--allow-root",
+        ],
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (base / "lab.log").read_text()[-3000:]
+                    pytest.fail(f"JupyterLab did not start:\n{tail}")
+                time.sleep(0.5)
+        yield f"{url}|{token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = _chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _open(browser: Any, lab: str, notebook: str) -> Any:
+    url, token = lab.split("|")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    # a workspace of its own, so no other notebook is restored beside this one
+    workspace = notebook.split(".")[0].replace("_", "-")
+    page.goto(f"{url}/lab/workspaces/{workspace}/tree/{notebook}?token={token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    # a notebook without outputs may ask which kernel to start: the one it names
+    select = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+    with contextlib.suppress(Exception):
+        select.wait_for(timeout=15_000)
+        select.click()
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    _dismiss_toasts(page)
+    return page
+
+
+def _dismiss_toasts(page: Any) -> None:
+    for button in page.locator(".jp-toast-button, .Toastify__close-button").all():
+        # a toast that went away by itself is fine
+        with contextlib.suppress(Exception):
+            button.click(timeout=2_000)
+
+
+def _run_all(page: Any, name: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    # every cell has run (no "[*]" or "[ ]" prompt left), or one failed (Run All stops there)
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                .map(p => p.textContent);
+            if (prompts.length === 0 || prompts.some(t => t.includes('*'))) return false;
+            if (prompts.every(t => /\\[\\d+\\]/.test(t))) return true;
+            return [...document.querySelectorAll(ERR)].some(e => FAILED.test(e.textContent));
+        }""".replace("ERR", json.dumps(STDERR)).replace("FAILED", FAILED),
+        timeout=RUN_ALL_TIMEOUT,
+    )
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    texts = page.locator(STDERR).all_inner_texts()
+    failures = [t for t in texts if re.search(FAILED.strip("/"), t)]
+    assert not failures, f"{name}: a cell failed: {failures[0][-800:]}"
+    _dismiss_toasts(page)
+
+
+def _shot(page: Any, name: str, element: Any = None) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    (element or page).screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def _widget(page: Any, text: str) -> Any:
+    """The rendered widget box (a VBox) holding a control whose description is ``text``."""
+    label = page.locator(".widget-vbox .widget-label", has_text=re.compile(f"^{text}$")).first
+    label.wait_for(state="attached")
+    label.scroll_into_view_if_needed()
+    return label.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
+
+
+@pytest.mark.timeout(900)
+def test_llm_notebook_widgets(lab: str, browser: Any) -> None:
+    page = _open(browser, lab, "05_llm_and_context.ipynb")
+    try:
+        _run_all(page, "05_llm_and_context")
+
+        # provider picker: choose openai, %llm's default follows
+        picker = _widget(page, "provider")
+        picker.scroll_into_view_if_needed()
+        select = picker.locator(".widget-dropdown", has_text="provider").locator("select")
+        options = select.locator("option").all_inner_texts()
+        label = next(o for o in options if o.startswith("openai"))
+        select.select_option(label=label)
+        expect_status = picker.locator(".widget-html", has_text="%llm now uses")
+        page.wait_for_function(
+            "el => el.textContent.includes('openai:gpt-4o-mini')",
+            arg=expect_status.element_handle(),
+        )
+        _shot(page, "05-provider-picker", picker)
+
+        # context preview: a smaller budget keeps fewer messages
+        preview = _widget(page, "budget")
+        preview.scroll_into_view_if_needed()
+        summary = preview.locator(".widget-html", has_text=re.compile(r"kept \d+, dropped"))
+        before = summary.inner_text()
+        _shot(page, "05-context-preview-before", preview)
+        # type a budget into the slider's readout, as a person would
+        readout = preview.locator(".widget-slider .widget-readout").first
+        readout.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("60")
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "([el, old]) => el.textContent !== old", arg=[summary.element_handle(), before]
+        )
+        after = summary.inner_text()
+        kept = lambda text: int(re.search(r"kept (\d+)", text).group(1))  # noqa: E731
+        dropped = lambda text: int(re.search(r"dropped (\d+)", text).group(1))  # noqa: E731
+        assert kept(after) < kept(before) and dropped(after) > dropped(before), (before, after)
+        _shot(page, "05-context-preview-after", preview)
+        _shot(page, "05-notebook")
+    except Exception:
+        _shot(page, f"{page.url.rsplit('/', 1)[-1].split('?')[0]}-failure")
+        raise
+    finally:
+        page.close()
+
+
+@pytest.mark.timeout(900)
+def test_connections_notebook_results_table(lab: str, browser: Any) -> None:
+    page = _open(browser, lab, "03_connections.ipynb")
+    try:
+        _run_all(page, "03_connections")
+        table = _widget(page, "page")
+        table.scroll_into_view_if_needed()
+        info = table.locator(".widget-html", has_text="rows ·")
+        assert "1,000,000 rows" in info.inner_text()
+        assert "page 1 of 100,000" in info.inner_text()
+        first_ids = table.locator("tbody tr td:first-child").all_inner_texts()
+        assert first_ids[:2] == ["0", "1"], first_ids
+        _shot(page, "03-results-table-page1", table)
+
+        table.locator("button", has_text="▶").click()
+        page.wait_for_function(
+            "el => el.textContent.includes('page 2 of')", arg=info.element_handle()
+        )
+        assert table.locator("tbody tr td:first-child").all_inner_texts()[:2] == ["10", "11"]
+
+        # sort by score, descending: the best scores come first
+        sort = table.locator(".widget-dropdown", has_text="sort").locator("select")
+        sort.select_option(label="score")
+        table.locator("button", has_text="ascending").click()
+        page.wait_for_function(
+            "el => el.textContent.includes('page 2 of')", arg=info.element_handle()
+        )
+        page.wait_for_function(
+            "el => [...el.querySelectorAll('tbody tr td:nth-child(3)')]"
+            ".every(td => td.textContent === '999')",
+            arg=table.element_handle(),
+        )
+        _shot(page, "03-results-table-sorted", table)
+        _shot(page, "03-notebook")
+    except Exception:
+        _shot(page, f"{page.url.rsplit('/', 1)[-1].split('?')[0]}-failure")
+        raise
+    finally:
+        page.close()
