@@ -10,27 +10,22 @@ payload values must be strings, numbers, booleans or lists of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from nbinfra._loop import run_sync
 from nbinfra._secrets import Secret
-from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import describe_target
-from nbinfra.connections.types import QueryResult
 from nbinfra.connections.vector import (
     CollectionInfo,
     Condition,
     SearchHit,
     VectorRecord,
-    VectorStore,
-    VectorStoreSettings,
 )
-from nbinfra.errors import ConnectionUnavailableError
+from nbinfra.connections.vector_local import LocalEngineSettings, LocalEngineVectorStore
 
 __all__ = ["ChromaConnectionManager", "ChromaSettings"]
 
@@ -44,19 +39,13 @@ _SCALARS = (str, int, float, bool)
 
 
 @dataclass
-class ChromaSettings(VectorStoreSettings):
+class ChromaSettings(LocalEngineSettings):
     """``url`` for a Chroma server; else ``path`` (``:memory:`` for an ephemeral client)."""
 
     path: str = DEFAULT_PATH
-    url: str = ""
     token: Secret = field(default_factory=lambda: Secret(""))  # sent as a Bearer token
     tenant: str = "default_tenant"
     database: str = "default_database"
-
-    # Run in-process engines on the caller's loop (None: yes unless ``url`` is set). A
-    # thread hop costs more than a small local search (measured in benchmarks/), but an
-    # inline call blocks the loop while it runs and no timeout can interrupt it.
-    inline: bool | None = None
 
     def target(self) -> str:
         url = self.url
@@ -64,7 +53,7 @@ class ChromaSettings(VectorStoreSettings):
 
 
 @ConnectionRegistry.register(ConnectionType.CHROMADB)
-class ChromaConnectionManager(VectorStore, BaseConnectionManager):
+class ChromaConnectionManager(LocalEngineVectorStore):
     """Chroma collections behind the common vector-store contract."""
 
     kind = "chromadb"
@@ -122,21 +111,6 @@ class ChromaConnectionManager(VectorStore, BaseConnectionManager):
         client = self._require()
         client.heartbeat()
         return f"chroma {client.get_version()}"
-
-    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
-        return run_sync(self._execute(query, params, limit))
-
-    async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Blocking ``fn`` in the worker thread, or right here for in-process engines."""
-        inline = self.settings.inline
-        if inline or (inline is None and not self.settings.url):
-            return fn(*args, **kwargs)
-        return await super().to_thread(fn, *args, **kwargs)
-
-    def _require(self) -> Any:
-        if self.client is None:
-            raise ConnectionUnavailableError(f"chromadb '{self.name}' is not connected.")
-        return self.client
 
     def _collection(self, name: str) -> Any:
         handle = self._handles.get(name)

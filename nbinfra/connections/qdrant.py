@@ -9,24 +9,20 @@ kept in the payload under ``_nbinfra_id`` (removed again on the way out).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from nbinfra._loop import run_sync
 from nbinfra._secrets import Secret
-from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import describe_target, one_line
-from nbinfra.connections.types import QueryResult
 from nbinfra.connections.vector import (
     CollectionInfo,
     Condition,
     SearchHit,
     VectorRecord,
-    VectorStore,
-    VectorStoreSettings,
 )
+from nbinfra.connections.vector_local import LocalEngineSettings, LocalEngineVectorStore
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 
 __all__ = ["QdrantConnectionManager", "QdrantSettings"]
@@ -40,19 +36,13 @@ _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid"}
 
 
 @dataclass
-class QdrantSettings(VectorStoreSettings):
+class QdrantSettings(LocalEngineSettings):
     """``url`` for a server; else ``path`` for a local folder; else ``location`` (``:memory:``)."""
 
-    url: str = ""
     api_key: Secret = field(default_factory=lambda: Secret(""))
     path: str = ""
     location: str = ":memory:"
     prefer_grpc: bool = False
-
-    # Run in-process engines on the caller's loop (None: yes unless ``url`` is set). A
-    # thread hop costs more than a small local search (measured in benchmarks/), but an
-    # inline call blocks the loop while it runs and no timeout can interrupt it.
-    inline: bool | None = None
 
     def target(self) -> str:
         url = self.url
@@ -78,7 +68,7 @@ def _needs_key(key: str, pid: int | str) -> bool:
 
 
 @ConnectionRegistry.register(ConnectionType.QDRANT)
-class QdrantConnectionManager(VectorStore, BaseConnectionManager):
+class QdrantConnectionManager(LocalEngineVectorStore):
     """Qdrant collections behind the common vector-store contract."""
 
     kind = "qdrant"
@@ -126,21 +116,6 @@ class QdrantConnectionManager(VectorStore, BaseConnectionManager):
             except Exception:  # noqa: BLE001 - version is optional
                 return "qdrant server"
         return f"qdrant local mode (qdrant-client {version('qdrant-client')})"
-
-    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
-        return run_sync(self._execute(query, params, limit))
-
-    async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Blocking ``fn`` in the worker thread, or right here for in-process engines."""
-        inline = self.settings.inline
-        if inline or (inline is None and not self.settings.url):
-            return fn(*args, **kwargs)
-        return await super().to_thread(fn, *args, **kwargs)
-
-    def _require(self) -> Any:
-        if self.client is None:
-            raise ConnectionUnavailableError(f"qdrant '{self.name}' is not connected.")
-        return self.client
 
     # -- errors -------------------------------------------------------------------------
     def _translate(self, exc: BaseException, what: str) -> ConnError:
