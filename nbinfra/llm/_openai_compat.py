@@ -79,22 +79,31 @@ class OpenAICompatibleProvider(BaseLLMProvider):
             raw=resp,
         )
 
-    async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
+    async def _stream(
+        self, messages: list[Message], opts: CallOptions
+    ) -> AsyncIterator[str | Delta]:
         stream = await self.client.chat.completions.create(
             **self._params(messages, opts, stream=True)
         )
         try:
             async for chunk in stream:
-                text = ""
-                finish = None
-                # Azure sends a first chunk with empty ``choices`` (content-filter results).
-                if chunk.choices:
-                    choice = chunk.choices[0]
-                    if choice.delta is not None:
-                        text = choice.delta.content or ""
+                choices = chunk.choices
+                if choices:
+                    choice = choices[0]
                     finish = choice.finish_reason
+                    delta = choice.delta
+                    text = (delta.content or "") if delta is not None else ""
+                    if not finish:
+                        if text:
+                            yield text  # the common chunk: text only
+                        continue
+                else:
+                    # Azure sends a first chunk with empty ``choices`` (content-filter
+                    # results); usage comes on a last chunk with empty ``choices``.
+                    finish = None
+                    text = ""
                 # Usage comes on the last chunks only (finish, or empty choices).
-                usage = self._usage(chunk) if finish or not chunk.choices else None
+                usage = self._usage(chunk)
                 if text or finish or usage is not None:
                     yield Delta(text, finish, usage, chunk.model or None, chunk)
         finally:

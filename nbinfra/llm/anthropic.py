@@ -135,7 +135,9 @@ class AnthropicProvider(BaseLLMProvider):
             usage = Usage(_prompt_tokens(resp.usage), int(resp.usage.output_tokens or 0))
         return Completion(text, resp.model or None, finish_reason(resp.stop_reason), usage, resp)
 
-    async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
+    async def _stream(
+        self, messages: list[Message], opts: CallOptions
+    ) -> AsyncIterator[str | Delta]:
         stream = await self.client.messages.create(**self._params(messages, opts), stream=True)
         input_tokens: int | None = None
         output_tokens: int | None = None

@@ -32,7 +32,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 from nbinfra._secrets import Secret, mask_url
 from nbinfra.errors import (
@@ -285,12 +285,15 @@ class BaseLLMProvider(ABC):
         await self._remember(request, response)
         return response
 
-    async def stream_generate(self, prompt: MessagesLike, **options: Any) -> AsyncIterator[str]:
-        """Text deltas as they arrive (the seed's ``print(chunk, end="")`` loop)."""
-        async with contextlib.aclosing(self._run_stream(prompt, options)) as items:
-            async for item in items:
-                if item.__class__ is str:
-                    yield item
+    def stream_generate(self, prompt: MessagesLike, **options: Any) -> AsyncGenerator[str, None]:
+        """Text deltas as they arrive (the seed's ``print(chunk, end="")`` loop).
+
+        An async generator, used as ``async for chunk in llm.stream_generate(p)``. The
+        final response is cached or recorded like ``generate``'s; ``stream_events`` also
+        yields it.
+        """
+        # The stream itself, not a generator around it: one layer less per chunk.
+        return cast("AsyncGenerator[str, None]", self._run_stream(prompt, options, final=False))
 
     async def stream_events(
         self, prompt: MessagesLike, **options: Any
@@ -302,28 +305,33 @@ class BaseLLMProvider(ABC):
         """
         # aclosing: a consumer that stops early closes the provider's stream (and its
         # HTTP connection) now, not whenever the generator is garbage-collected.
-        async with contextlib.aclosing(self._run_stream(prompt, options)) as items:
+        async with contextlib.aclosing(self._run_stream(prompt, options, final=True)) as items:
             async for item in items:
-                if isinstance(item, str):
+                if item.__class__ is str:
                     yield StreamChunk(text=item)
                 else:
-                    yield StreamChunk(final=True, response=item)
+                    yield StreamChunk(final=True, response=cast(LLMResponse, item))
 
     async def _run_stream(
-        self, prompt: MessagesLike, options: Mapping[str, Any]
+        self, prompt: MessagesLike, options: Mapping[str, Any], *, final: bool
     ) -> AsyncGenerator[str | LLMResponse, None]:
-        # Text deltas as plain strings, then the final response: no per-chunk objects,
-        # so ``stream_generate`` costs next to nothing over the SDK's own iteration.
+        """Text deltas as plain strings, then (``final``) the whole response.
+
+        The per-chunk path is kept short: a provider's ``_stream`` yields plain ``str``
+        for text-only chunks, and only end-of-stream facts come as a ``Delta``.
+        """
         messages, opts = self.prepare(prompt, options)
         request = self.request_key(messages, opts)
         hit = await self._lookup(request)
         if hit is not None:
             if hit.content:
                 yield hit.content
-            yield hit
+            if final:
+                yield hit
             return
         await self._ensure_client()
         parts: list[str] = []
+        append = parts.append
         finish_reason: str | None = None
         usage: Usage | None = None
         model: str | None = None
@@ -334,24 +342,26 @@ class BaseLLMProvider(ABC):
         while True:
             stream = self._stream(messages, opts)
             try:
-                while True:
-                    try:
-                        delta = await stream.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    if delta.finish_reason:
-                        finish_reason = delta.finish_reason
-                    if delta.usage is not None:
-                        usage = delta.usage
-                    if delta.model:
-                        model = delta.model
-                    if delta.raw is not None:
-                        last_raw = delta.raw
-                    if delta.text:
-                        if ttft is None:
-                            ttft = time.perf_counter() - start
-                        parts.append(delta.text)
-                        yield delta.text
+                async for delta in stream:
+                    if delta.__class__ is str:
+                        text = delta
+                    else:
+                        assert isinstance(delta, Delta)
+                        if delta.finish_reason:
+                            finish_reason = delta.finish_reason
+                        if delta.usage is not None:
+                            usage = delta.usage
+                        if delta.model:
+                            model = delta.model
+                        if delta.raw is not None:
+                            last_raw = delta.raw
+                        text = delta.text
+                        if not text:
+                            continue
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                    append(text)
+                    yield text
                 break
             except Exception as exc:  # noqa: BLE001 - translated and re-raised below
                 error = self._translate(exc)
@@ -388,7 +398,8 @@ class BaseLLMProvider(ABC):
             raw=last_raw,
         )
         await self._remember(request, response)
-        yield response
+        if final:
+            yield response
 
     async def embed(
         self, texts: str | Sequence[str], *, model: str | None = None
@@ -434,8 +445,12 @@ class BaseLLMProvider(ABC):
         """One non-streamed completion (SDK exceptions propagate to ``_map_error``)."""
 
     @abstractmethod
-    def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
-        """A streamed completion as ``Delta`` items (SDK exceptions propagate)."""
+    def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[str | Delta]:
+        """A streamed completion (SDK exceptions propagate).
+
+        Yield a non-empty ``str`` for a chunk that only carries text (the fast path), and
+        a ``Delta`` for one that carries a finish reason, usage, the model or raw data.
+        """
 
     async def _embed(self, texts: list[str], model: str) -> list[list[float]]:
         raise LLMError(f"{self.kind} does not offer embeddings.", provider=self.kind)

@@ -98,7 +98,9 @@ class FakeLLMProvider(BaseLLMProvider):
             return Completion(answer.content, answer.model, answer.finish_reason, answer.usage)
         return Completion(answer, opts.model, "stop", None, {"stand_in": True})
 
-    async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
+    async def _stream(
+        self, messages: list[Message], opts: CallOptions
+    ) -> AsyncIterator[str | Delta]:
         answer = self._next(messages, opts)
         text = answer.content if isinstance(answer, LLMResponse) else answer
         words = _WORDS.findall(text)

@@ -135,7 +135,9 @@ class GoogleProvider(BaseLLMProvider):
         text, finish = _text_and_finish(resp)
         return Completion(text, _model_of(resp), finish, _usage(resp), resp)
 
-    async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
+    async def _stream(
+        self, messages: list[Message], opts: CallOptions
+    ) -> AsyncIterator[str | Delta]:
         contents, config = self._request(messages, opts)
         stream = await self.client.aio.models.generate_content_stream(
             model=opts.model, contents=contents, config=config

@@ -107,7 +107,9 @@ class HuggingFaceProvider(BaseLLMProvider):
             resp,
         )
 
-    async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
+    async def _stream(
+        self, messages: list[Message], opts: CallOptions
+    ) -> AsyncIterator[str | Delta]:
         client = self._client_for(opts)
         own = client is not self.client
         try:

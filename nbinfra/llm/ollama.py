@@ -132,7 +132,9 @@ class OllamaProvider(BaseLLMProvider):
             resp,
         )
 
-    async def _stream(self, messages: list[Message], opts: CallOptions) -> AsyncIterator[Delta]:
+    async def _stream(
+        self, messages: list[Message], opts: CallOptions
+    ) -> AsyncIterator[str | Delta]:
         client = self._call_client(opts)
         own = client is not self.client
         try:

@@ -19,7 +19,7 @@ from nbinfra.errors import (
 from nbinfra.llm.base import Delta, RetryPolicy, estimate_messages, estimate_text
 from nbinfra.llm.fake import FakeLLMProvider
 from nbinfra.llm.settings import ProviderSettings
-from nbinfra.llm.types import LLMResponse, Message
+from nbinfra.llm.types import LLMResponse, Message, Usage
 from nbinfra.testing_llm import LLMWireServer, Reply
 from tests.llm.conftest import provider_for
 
@@ -125,6 +125,42 @@ async def test_stream_generate_yields_only_text_and_events_end_once() -> None:
     final = events[-1].response
     assert final is not None and final.content == "alpha beta gamma"
     assert final.usage.exact is False and final.time_to_first_token is not None
+
+
+async def test_plain_text_chunks_and_deltas_make_one_response() -> None:
+    """A provider's ``_stream`` yields bare ``str`` for text-only chunks (the fast path)
+    and ``Delta`` for end-of-stream facts; both reach the caller and the final response."""
+
+    class Mixed(FakeLLMProvider):
+        async def _stream(self, messages: Any, opts: Any) -> Any:
+            yield "a "
+            yield Delta("b ", model="model-2", raw={"n": 2})
+            yield "c"
+            yield Delta(finish_reason="length", usage=Usage(7, 3))
+
+    llm = Mixed(settings=ProviderSettings(), announce=False)
+    assert [t async for t in llm.stream_generate("hi")] == ["a ", "b ", "c"]
+    events = [e async for e in llm.stream_events("hi")]
+    assert [e.text for e in events if not e.final] == ["a ", "b ", "c"]
+    final = events[-1].response
+    assert final is not None and final.content == "a b c"
+    assert (final.model, final.finish_reason, final.raw) == ("model-2", "length", {"n": 2})
+    assert (final.usage.input_tokens, final.usage.output_tokens, final.usage.exact) == (
+        7,
+        3,
+        True,
+    )
+
+
+async def test_stream_generate_records_the_response_it_does_not_yield() -> None:
+    store = MemoryStore("record")
+    llm = fake(responses=["one two"], response_store=store)
+    assert "".join([t async for t in llm.stream_generate("q")]) == "one two"
+    (recorded,) = store.data.values()
+    assert recorded.content == "one two" and recorded.usage.output_tokens > 0
+    store.mode = "replay"
+    assert [t async for t in llm.stream_generate("q")] == ["one two"]
+    assert len(llm.calls) == 1  # the replay made no call
 
 
 async def test_breaking_off_a_stream_closes_the_provider_stream() -> None:
