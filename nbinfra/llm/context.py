@@ -343,6 +343,16 @@ class ContextWindowManager:
         self._windows[room] = _Window(n, start, total)
         return start if total <= room else None
 
+    @property
+    def min_budget(self) -> int:
+        """The smallest budget that fits: system prompt, newest turn and reply priming.
+
+        Every strategy keeps these; with a smaller budget ``fit()`` and ``preview()`` raise
+        ``ContextLengthError``.
+        """
+        newest = self._unit_tokens(len(self._units) - 1) if self._units else 0
+        return self._sys_tokens + newest + TOKENS_REPLY_PRIMING
+
     def _unit_room(self, budget: int) -> int:
         return budget - self._sys_tokens - TOKENS_REPLY_PRIMING
 

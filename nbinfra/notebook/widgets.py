@@ -237,23 +237,33 @@ def context_preview(chat: Any, *, max_budget: int | None = None) -> Any:
     """Strategy selector and budget slider over a chat; each message kept/dropped/summarised.
 
     ``chat`` is a ``Chat``, a ``ContextWindowManager`` or the name of a ``%llm --chat``.
+    The slider starts at ``min_budget`` (system prompt + newest turn: below it no strategy
+    can fit the chat) and ends where nothing is dropped, or at ``max_budget``.
     """
     w = _w()
     manager = _manager_of(chat)
-    total = sum(e.tokens for e in manager.preview().entries)
-    top = max_budget or max(manager.budget, total, 1)
+    least = manager.min_budget
+    top = max(max_budget or max(manager.budget, manager.count()), least)
     strategy = w.Dropdown(
         options=["recent", "sliding_window", "summarization"],
         value=manager.strategy,
         description="strategy",
     )
     budget = w.IntSlider(
-        value=min(manager.budget, top), min=1, max=top, description="budget", continuous_update=True
+        value=min(max(manager.budget, least), top),
+        min=least,
+        max=top,
+        description="budget",
+        continuous_update=True,
     )
     table = w.HTML()
     summary = w.HTML()
 
     def render(*_: Any) -> None:
+        least = manager.min_budget  # the chat may have grown since the slider was made
+        if budget.min != least:
+            budget.max = max(budget.max, least)
+            budget.min = least  # moves a smaller value up to it (and renders that)
         try:
             preview = manager.preview(strategy=strategy.value, budget=budget.value)
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not raised into the UI loop

@@ -111,6 +111,7 @@ def _needed(conv: Conversation) -> int:
 def test_fit_invariants(strategy: str, conv: Conversation, budget: int, max_turns: int) -> None:
     manager = _manager(strategy, budget, max_turns)
     manager.extend(conv.messages)
+    assert manager.min_budget == _needed(conv)
     if _needed(conv) > budget:
         with pytest.raises(ContextLengthError, match="budget is"):
             manager.fit()
