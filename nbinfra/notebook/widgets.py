@@ -359,18 +359,18 @@ def _latency(seconds: float | None) -> str:
 
 
 def _connection_rows() -> list[tuple[str, str, str, str, str, str]]:
-    from nbinfra.notebook.conn_magic import _health_all, _specs
+    from nbinfra.notebook.conn_magic import _detail, _health_all, _specs
 
     specs = _specs()
-    statuses = _health_all(list(specs))
+    statuses = _health_all(list(specs))  # embedded servers that are not running stay so
     return [
         (
-            _mark(st.ok),
+            _mark(st.ok) if st.started else "⚪",
             name,
             specs[name].kind,
             specs[name].target,
             _latency(st.latency),
-            st.server_version or "" if st.ok else st.error or "",
+            st.server_version or "" if st.ok else _detail(name, st),
         )
         for name, st in statuses.items()
     ]
