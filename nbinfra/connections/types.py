@@ -23,13 +23,24 @@ class HealthStatus:
     server_version: str | None = None
     error: str | None = None
     checked_at: float | None = None  # time.time()
+    # False: not checked, because checking would first start an embedded server that is not
+    # running (it starts on first use); ``ok`` is then False too.
+    started: bool = True
 
     def __bool__(self) -> bool:
         return self.ok
 
+    @property
+    def state(self) -> str:
+        """``ok``, ``down`` or ``not started``."""
+        if self.ok:
+            return "ok"
+        return "down" if self.started else "not started"
+
     def __str__(self) -> str:
-        state = "ok" if self.ok else "down"
-        parts = [f"{self.kind} {self.target}: {state}"]
+        parts = [f"{self.kind} {self.target}: {self.state}"]
+        if not self.started:
+            parts.append("starts on first use")
         if self.latency is not None:
             parts.append(f"{self.latency * 1000:.1f} ms")
         if self.server_version:

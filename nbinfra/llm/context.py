@@ -8,6 +8,8 @@
 - ``summarization``: the turns that fall out are replaced by one summary message written by
   ``summarizer`` (anything with ``async generate(messages) -> LLMResponse``); the summary is
   kept and extended incrementally, each call only summarising the turns that newly fell out.
+  It gets up to ``summary_tokens``, but never more than the budget leaves beside the newest
+  turn; only when not even a short summary fits there are the older turns dropped.
 
 Always: the leading system message(s) are kept, a turn (a user message with the assistant
 and tool messages that answer it) is kept or dropped whole, and the newest turn is kept; if
@@ -47,6 +49,7 @@ STRATEGIES: tuple[str, ...] = ("recent", "sliding_window", "summarization")
 Status = Literal["kept", "dropped", "summarised"]
 
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
+_MIN_SUMMARY_TOKENS = 16  # a shorter summary is not worth a call: the turns are dropped
 _SUMMARY_INSTRUCTIONS = (
     "You maintain a running summary of a conversation. Merge the previous summary with the "
     "new messages into one updated summary of at most {words} words. Keep facts, names, "
@@ -139,6 +142,7 @@ class _Plan:
     cut: int  # first kept non-system message
     summarise_to: int  # messages[sys_end:summarise_to] are covered by the summary
     tokens: int  # kept messages (system prefix + messages[cut:]) + priming, no summary
+    summary_room: int = 0  # tokens the summary message may take (0: no summary)
 
 
 @dataclass
@@ -339,6 +343,16 @@ class ContextWindowManager:
         self._windows[room] = _Window(n, start, total)
         return start if total <= room else None
 
+    @property
+    def min_budget(self) -> int:
+        """The smallest budget that fits: system prompt, newest turn and reply priming.
+
+        Every strategy keeps these; with a smaller budget ``fit()`` and ``preview()`` raise
+        ``ContextLengthError``.
+        """
+        newest = self._unit_tokens(len(self._units) - 1) if self._units else 0
+        return self._sys_tokens + newest + TOKENS_REPLY_PRIMING
+
     def _unit_room(self, budget: int) -> int:
         return budget - self._sys_tokens - TOKENS_REPLY_PRIMING
 
@@ -363,27 +377,58 @@ class ContextWindowManager:
         if start is None:
             raise self._too_long(budget)
         summarise_to = sys_end
+        summary_room = 0
         if strategy == "sliding_window":
             start = max(start, len(units) - self.max_turns)
         elif strategy == "summarization" and (start > 0 or self._summary.upto > sys_end):
-            reserve = self._summary_reserve()
-            narrowed = self._recent(room - reserve)
-            if narrowed is not None:
+            reserve = self._summary_room(room)
+            narrowed = None if reserve is None else self._recent(room - reserve)
+            if reserve is not None and narrowed is not None:
                 start = narrowed
                 summarise_to = max(units[start] if start < len(units) else n, self._summary.upto)
                 start = _unit_at(units, summarise_to)
+                summary_room = reserve
         cut = units[start] if start < len(units) else n
         cut = max(cut, summarise_to)
         kept = sum(self._count(i) for i in range(cut, n))
-        return _Plan(cut, summarise_to, self._sys_tokens + kept + TOKENS_REPLY_PRIMING)
+        tokens = self._sys_tokens + kept + TOKENS_REPLY_PRIMING
+        return _Plan(cut, summarise_to, tokens, summary_room if summarise_to > sys_end else 0)
+
+    def _prefix_tokens(self) -> int:
+        return self.counter.message_tokens(Message("system", SUMMARY_PREFIX))
 
     def _summary_reserve(self) -> int:
-        return self.counter.message_tokens(Message("system", SUMMARY_PREFIX)) + self.summary_tokens
+        return self._prefix_tokens() + self.summary_tokens
+
+    def _summary_room(self, room: int) -> int | None:
+        """Tokens for the summary message: ``summary_tokens`` if the budget has them beside
+        the newest turn, else what it leaves there; None when not even a short one fits."""
+        left = room - self._unit_tokens(len(self._units) - 1)
+        reserve = min(self._summary_reserve(), left)
+        least = self._prefix_tokens() + min(_MIN_SUMMARY_TOKENS, self.summary_tokens)
+        return reserve if reserve >= least else None
+
+    def _summary_message(self, room: int) -> Message | None:
+        """The stored summary as sent within ``room`` tokens (cut when the budget shrank)."""
+        message = self._summary.message
+        if message is None or self.counter.message_tokens(message) <= room:
+            return message
+        return self._summary_within(self._summary.text or "", room)
+
+    def _summary_within(self, text: str, room: int) -> Message:
+        cap = max(0, room - self._prefix_tokens())
+        text = self.counter.encoder.truncate(text, min(cap, self.summary_tokens))
+        message = Message("system", SUMMARY_PREFIX + text)
+        while text and self.counter.message_tokens(message) > room:
+            text = text[:-1]
+            message = Message("system", SUMMARY_PREFIX + text)
+        return message
 
     def _assemble(self, plan: _Plan) -> list[Message]:
         head = self._messages[: self._sys_end]
-        if plan.summarise_to > self._sys_end and self._summary.message is not None:
-            head.append(self._summary.message)
+        summary = self._summary_message(plan.summary_room) if plan.summary_room else None
+        if summary is not None:
+            head.append(summary)
         return head + self._messages[plan.cut :]
 
     def fit(self) -> list[Message]:
@@ -392,35 +437,35 @@ class ContextWindowManager:
         if plan.summarise_to > max(self._summary.upto, self._sys_end):
             from nbinfra._loop import run_sync
 
-            run_sync(self._summarise(plan.summarise_to))
+            run_sync(self._summarise(plan.summarise_to, plan.summary_room))
         return self._assemble(plan)
 
     async def afit(self) -> list[Message]:
         """``fit()`` for async code: awaits the summarizer when turns fell out."""
         plan = self._plan(self.strategy, self.budget)
         if plan.summarise_to > max(self._summary.upto, self._sys_end):
-            await self._summarise(plan.summarise_to)
+            await self._summarise(plan.summarise_to, plan.summary_room)
         return self._assemble(plan)
 
-    async def _summarise(self, upto: int) -> None:
-        """Extend the summary with messages[previous upto:upto] (only the new ones)."""
+    async def _summarise(self, upto: int, room: int) -> None:
+        """Extend the summary with messages[previous upto:upto] (only the new ones).
+
+        ``room`` bounds the summary message (prefix included) in tokens.
+        """
         assert self.summarizer is not None
         state = self._summary
         first = max(state.upto, self._sys_end)
         new = "\n".join(f"{m.role}: {m.content}" for m in self._messages[first:upto])
         previous = state.text or "(none yet)"
-        words = max(20, self.summary_tokens * 3 // 4)
+        cap = min(self.summary_tokens, room - self._prefix_tokens())
+        words = max(10, cap * 3 // 4)
         prompt = [
             Message("system", _SUMMARY_INSTRUCTIONS.format(words=words)),
             Message("user", f"Previous summary:\n{previous}\n\nNew messages:\n{new}"),
         ]
         response = await self.summarizer.generate(prompt)
-        text = self.counter.encoder.truncate(response.content.strip(), self.summary_tokens)
-        message = Message("system", SUMMARY_PREFIX + text)
-        reserve = self._summary_reserve()
-        while text and self.counter.message_tokens(message) > reserve:
-            text = text[:-1]
-            message = Message("system", SUMMARY_PREFIX + text)
+        message = self._summary_within(response.content.strip(), room)
+        text = message.content[len(SUMMARY_PREFIX) :]
         self._summary = _Summary(text, upto, message, state.calls + 1)
         tokens = self.counter.count_text(text).tokens
         log.info("Summarised messages %d-%d into %d tokens", first, upto - 1, tokens)
@@ -443,12 +488,12 @@ class ContextWindowManager:
                 status = "dropped"
             entries.append(PreviewEntry(i, msg.role, self._count(i), status, msg.content))
         total = plan.tokens
-        if plan.summarise_to > self._sys_end:
-            summary = self._summary.message
+        if plan.summary_room:
+            summary = self._summary_message(plan.summary_room)
             if summary is not None and self._summary.upto >= plan.summarise_to:
                 total += self.counter.message_tokens(summary)
             else:  # a summary still to be (re)written is counted at its cap
-                total += self._summary_reserve()
+                total += plan.summary_room
         return ContextPreview(
             entries, total, budget, strategy, self._summary.text, self.counter.exact
         )

@@ -121,12 +121,20 @@ def _list(magics: Any, argv: list[str]) -> Any:
                 name,
                 spec.kind,
                 spec.target,
-                "ok" if st is not None and st.ok else "down",
+                "down" if st is None else st.state,
                 "" if st is None or st.latency is None else f"{st.latency * 1000:.1f} ms",
-                "" if st is None or st.ok else (st.error or ""),
+                _detail(name, st),
             )
         )
     return Table(["name", "kind", "target", "health", "latency", "error"], rows)
+
+
+def _detail(name: str, status: Any) -> str:
+    if status is None or status.ok:
+        return ""
+    if not status.started:
+        return f"starts on first use; %conn health {name} starts it now"
+    return str(status.error or "")
 
 
 def _health(magics: Any, argv: list[str]) -> Any:
@@ -134,7 +142,7 @@ def _health(magics: Any, argv: list[str]) -> Any:
         raise UsageError("Usage: %conn health [NAME]")
     if argv:
         _check_name(argv[0])
-        return _health_all(argv)[argv[0]]
+        return _health_all(argv, start=True)[argv[0]]
     from nbinfra.notebook.display import Table
 
     statuses = _health_all(list(_specs()))
@@ -168,8 +176,13 @@ def _specs() -> dict[str, Any]:
     return specs
 
 
-def _health_all(names: list[str]) -> dict[str, Any]:
-    """Health of each connection, checked concurrently, each bounded by a timeout."""
+def _health_all(names: list[str], *, start: bool = False) -> dict[str, Any]:
+    """Health of each connection, checked concurrently, each bounded by a timeout.
+
+    A connection whose check would first start an embedded server that is not running (a
+    first start initialises it: that can take a minute) is reported ``not started``,
+    unless ``start``: then it is started, with a message, and given the time that needs.
+    """
     import asyncio
 
     from nbinfra import _loop
@@ -188,16 +201,34 @@ def _health_all(names: list[str]) -> dict[str, Any]:
         )
 
     managers: dict[str, Any] = {}
+    timeouts: dict[str, float] = {}
     out: dict[str, Any] = {}
     for name in names:
         try:
-            managers[name] = _connection(name).manager
+            manager = _connection(name).manager
+            pending = manager.pending_start
         except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
             out[name] = failed(name, exc)
+            continue
+        timeouts[name] = _HEALTH_TIMEOUT
+        if pending and not start:
+            out[name] = HealthStatus(
+                ok=False, kind=manager.kind, target=manager.target, started=False
+            )
+            continue
+        if pending:
+            extra = float(getattr(manager.settings, "embedded_start_timeout", 0.0))
+            timeouts[name] += extra
+            print(
+                f"Starting {pending} for '{name}' (a first start initialises it and can take "
+                f"a minute; up to {extra:g} s)...",
+                flush=True,
+            )
+        managers[name] = manager
 
     async def one(name: str) -> Any:
         try:
-            return await asyncio.wait_for(managers[name].health_check(), _HEALTH_TIMEOUT)
+            return await asyncio.wait_for(managers[name].health_check(), timeouts[name])
         except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
             return failed(name, exc)
 

@@ -119,13 +119,15 @@ def health_text(status: Any) -> str:
 
 
 def health_html(status: Any) -> str:
-    mark = "🟢" if status.ok else "🔴"
+    mark = "🟢" if status.ok else "🔴" if getattr(status, "started", True) else "⚪"
     latency = "" if status.latency is None else f" · {status.latency * 1000:.1f} ms"
     extra = ""
     if status.server_version:
         extra += f" · {escape(redact(status.server_version))}"
     if status.error:
         extra += f" · <code>{escape(redact(status.error))}</code>"
+    if not getattr(status, "started", True):
+        extra += " · not started (starts on first use)"
     return (
         f"<span>{mark} <b>{escape(status.kind)}</b> "
         f"{escape(redact(status.target))}{latency}{extra}</span>"

@@ -237,23 +237,33 @@ def context_preview(chat: Any, *, max_budget: int | None = None) -> Any:
     """Strategy selector and budget slider over a chat; each message kept/dropped/summarised.
 
     ``chat`` is a ``Chat``, a ``ContextWindowManager`` or the name of a ``%llm --chat``.
+    The slider starts at ``min_budget`` (system prompt + newest turn: below it no strategy
+    can fit the chat) and ends where nothing is dropped, or at ``max_budget``.
     """
     w = _w()
     manager = _manager_of(chat)
-    total = sum(e.tokens for e in manager.preview().entries)
-    top = max_budget or max(manager.budget, total, 1)
+    least = manager.min_budget
+    top = max(max_budget or max(manager.budget, manager.count()), least)
     strategy = w.Dropdown(
         options=["recent", "sliding_window", "summarization"],
         value=manager.strategy,
         description="strategy",
     )
     budget = w.IntSlider(
-        value=min(manager.budget, top), min=1, max=top, description="budget", continuous_update=True
+        value=min(max(manager.budget, least), top),
+        min=least,
+        max=top,
+        description="budget",
+        continuous_update=True,
     )
     table = w.HTML()
     summary = w.HTML()
 
     def render(*_: Any) -> None:
+        least = manager.min_budget  # the chat may have grown since the slider was made
+        if budget.min != least:
+            budget.max = max(budget.max, least)
+            budget.min = least  # moves a smaller value up to it (and renders that)
         try:
             preview = manager.preview(strategy=strategy.value, budget=budget.value)
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not raised into the UI loop
@@ -349,18 +359,18 @@ def _latency(seconds: float | None) -> str:
 
 
 def _connection_rows() -> list[tuple[str, str, str, str, str, str]]:
-    from nbinfra.notebook.conn_magic import _health_all, _specs
+    from nbinfra.notebook.conn_magic import _detail, _health_all, _specs
 
     specs = _specs()
-    statuses = _health_all(list(specs))
+    statuses = _health_all(list(specs))  # embedded servers that are not running stay so
     return [
         (
-            _mark(st.ok),
+            _mark(st.ok) if st.started else "⚪",
             name,
             specs[name].kind,
             specs[name].target,
             _latency(st.latency),
-            st.server_version or "" if st.ok else st.error or "",
+            st.server_version or "" if st.ok else _detail(name, st),
         )
         for name, st in statuses.items()
     ]

@@ -193,6 +193,57 @@ async def test_embedded_server_when_no_url(postgres_server: PostgresServer) -> N
         assert len(ext) == 1
 
 
+def test_pending_start_only_for_an_embedded_server_that_is_not_running(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    from nbinfra.connections.embedded import embedded_running, forget
+
+    forget(postgres_server.pgdata)  # as in another kernel: only its postmaster.pid tells
+    assert embedded_running(postgres_server.pgdata)
+    running = PostgresConnectionManager(embedded_dir=str(postgres_server.pgdata))
+    assert running.pending_start is None
+    fresh = PostgresConnectionManager(embedded_dir=str(tmp_path / "pgdata"))
+    assert not embedded_running(tmp_path / "pgdata")
+    assert fresh.pending_start == f"the embedded PostgreSQL under {tmp_path / 'pgdata'}"
+    assert PostgresConnectionManager(url=postgres_server.url).pending_start is None
+    (tmp_path / "stale").mkdir()  # a server that crashed left its pid file behind
+    pid_file = (postgres_server.pgdata / "postmaster.pid").read_text().splitlines()
+    (tmp_path / "stale" / "postmaster.pid").write_text("\n".join(["999999999", *pid_file[1:]]))
+    assert not embedded_running(tmp_path / "stale")
+
+
+async def test_embedded_start_runs_off_the_loop_within_its_own_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from nbinfra.connections import postgres
+
+    def stuck_start(path: Path) -> str:  # an initdb that takes too long
+        time.sleep(1.0)
+        raise RuntimeError("gave up")
+
+    monkeypatch.setattr(postgres, "embedded_postgres_url", stuck_start)
+    mgr = PostgresConnectionManager(
+        embedded_dir=str(tmp_path / "pgdata"), embedded_start_timeout=0.3, retries=0
+    )
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    status = await mgr.health_check()
+    ticker.cancel()
+    assert not status.ok and status.started
+    assert "did not start within 0.3 s" in (status.error or "")
+    assert "embedded_start_timeout" in (status.error or "")
+    assert ticks >= 10, "the event loop kept running while the server started"
+
+
 async def test_manager_connected_by_the_facade_works_when_awaited(
     postgres_server: PostgresServer,
 ) -> None:

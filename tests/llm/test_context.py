@@ -111,6 +111,7 @@ def _needed(conv: Conversation) -> int:
 def test_fit_invariants(strategy: str, conv: Conversation, budget: int, max_turns: int) -> None:
     manager = _manager(strategy, budget, max_turns)
     manager.extend(conv.messages)
+    assert manager.min_budget == _needed(conv)
     if _needed(conv) > budget:
         with pytest.raises(ContextLengthError, match="budget is"):
             manager.fit()
@@ -254,6 +255,73 @@ def test_summary_is_cut_to_summary_tokens() -> None:
     assert summary.content.startswith(SUMMARY_PREFIX)
     assert COUNTER.count_text(manager.summary or "").tokens <= 10
     assert _tokens(fitted) <= manager.budget
+
+
+def test_summary_fits_a_budget_smaller_than_summary_tokens() -> None:
+    # The default summary_tokens (256) exceed this budget: the summary gets what the newest
+    # turn leaves instead, and the older turns are summarised, not dropped.
+    summarizer = ScriptedLLM(lambda msgs: " ".join(WORDS * 50))
+    manager = ContextWindowManager(
+        context_window=200, max_output_tokens=0, margin=0, strategy="summarization",
+        summarizer=summarizer, system="You are terse.",
+    )  # fmt: skip
+    _chatty(manager, 8, words=12)
+    assert manager.count() > manager.budget and manager.summary_tokens > manager.budget
+    preview = manager.preview()
+    assert preview.count("summarised") > 0 and preview.count("dropped") == 0
+    assert preview.total_tokens <= manager.budget
+    fitted = manager.fit()
+    assert len(summarizer.calls) == 1
+    assert fitted[1].content.startswith(SUMMARY_PREFIX) and len(fitted[1].content) > len(
+        SUMMARY_PREFIX
+    )
+    assert _tokens(fitted) <= manager.budget
+    after = manager.preview()
+    assert after.total_tokens == _tokens(fitted)
+    assert [e.index for e in after.entries if e.status == "summarised"] == [
+        e.index for e in preview.entries if e.status == "summarised"
+    ]
+    assert after.count("kept") == len(fitted) - 1
+
+
+def test_summary_is_cut_when_the_budget_shrinks() -> None:
+    summarizer = ScriptedLLM(lambda msgs: " ".join(WORDS * 50))
+    manager = ContextWindowManager(
+        context_window=10_000, max_output_tokens=0, margin=0, strategy="summarization",
+        summarizer=summarizer, summary_tokens=60,
+    )  # fmt: skip
+    _chatty(manager, 6, words=12)
+    newest = _tokens(manager.messages[-2:])
+    prefix = COUNTER.message_tokens(Message("system", SUMMARY_PREFIX))
+    wide_budget = newest + prefix + 60 + 10  # a full summary and the newest turn only
+    manager.context_window = wide_budget
+    wide = manager.fit()
+    assert wide[0].content.startswith(SUMMARY_PREFIX) and wide[1:] == manager.messages[-2:]
+    assert COUNTER.message_tokens(wide[0]) > 50
+    manager.context_window = newest + prefix + 20  # the same turns, less room for the summary
+    narrow = manager.fit()
+    assert len(summarizer.calls) == 1, "the cached summary is cut, not rewritten"
+    assert narrow[0].content.startswith(SUMMARY_PREFIX) and narrow[1:] == manager.messages[-2:]
+    assert wide[0].content.startswith(narrow[0].content)
+    assert _tokens(narrow) <= manager.budget
+    assert manager.preview().total_tokens == _tokens(narrow)
+    manager.context_window = wide_budget
+    assert manager.fit() == wide, "the whole summary is kept for wider budgets"
+
+
+def test_summarization_drops_turns_when_no_summary_fits() -> None:
+    summarizer = ScriptedLLM(["never used"])
+    manager = ContextWindowManager(
+        context_window=10_000, max_output_tokens=0, margin=0, strategy="summarization",
+        summarizer=summarizer,
+    )  # fmt: skip
+    _chatty(manager, 3, words=12)
+    newest = _tokens(manager.messages[-2:])
+    manager.context_window = newest + 5  # not even a short summary beside the newest turn
+    preview = manager.preview()
+    assert preview.count("summarised") == 0 and preview.count("dropped") == 4
+    assert manager.fit() == manager.messages[-2:]
+    assert summarizer.calls == []
 
 
 def test_preview_reports_statuses_and_tokens() -> None:

