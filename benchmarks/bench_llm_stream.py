@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import callgrind
 from benchmarks.harness import Comparison, settle
 from nbinfra._secrets import Secret
 from nbinfra.llm.openai import OpenAIProvider
@@ -124,12 +125,9 @@ def _measure(
 def _compare(
     loop: asyncio.AbstractEventLoop, url: str, chunks: int, rounds: int
 ) -> dict[str, list[Sample]]:
-    import openai
-
     key = "sk-bench-0000000000"
     model = f"chunks-{chunks}"
-    raw = openai.AsyncOpenAI(api_key=key, base_url=url, max_retries=0)
-    ours = OpenAIProvider(model, settings=ProviderSettings(api_key=Secret(key), base_url=url))
+    raw, ours = _clients(url, key, model)
     contenders: dict[str, Callable[[], Awaitable[Sample]]] = {
         "openai SDK": lambda: _raw_sdk(raw, model),
         "nbinfra": lambda: _nbinfra(ours, model),
@@ -143,8 +141,54 @@ def _compare(
         loop.run_until_complete(ours.aclose())
 
 
+COUNT_ORDER = ("openai SDK", "nbinfra", "openai SDK", "nbinfra")
+
+
+def count(url: str, chunks: int) -> None:
+    """``--count``: the phases ``count_phases`` measures, one stream each (see COUNT_ORDER)."""
+    loop = asyncio.new_event_loop()
+    model = f"chunks-{chunks}"
+    key = "sk-bench-0000000000"
+    raw, ours = _clients(url, key, model)
+    contenders: dict[str, Callable[[], Awaitable[Sample]]] = {
+        "openai SDK": lambda: _raw_sdk(raw, model),
+        "nbinfra": lambda: _nbinfra(ours, model),
+    }
+    for fn in contenders.values():  # warm up: imports, connections, the server's cache
+        loop.run_until_complete(fn())
+    for name in COUNT_ORDER:
+        settle()
+        callgrind.mark()
+        result = loop.run_until_complete(contenders[name]())
+        assert result[2] == chunks, f"{name} saw {result[2]} of {chunks} chunks"
+    callgrind.mark()
+    loop.run_until_complete(raw.close())
+    loop.run_until_complete(ours.aclose())
+    loop.close()
+
+
+def _instructions(url: str, chunks: int) -> dict[str, list[float]]:
+    """Client instructions per chunk for each contender, from one callgrind run."""
+    phases = callgrind.count_phases(
+        [sys.executable, "-m", "benchmarks.bench_llm_stream", "--count", url, str(chunks)]
+    )
+    samples: dict[str, list[float]] = {name: [] for name in COUNT_ORDER}
+    for name, instructions in zip(COUNT_ORDER, phases, strict=True):
+        samples[name].append(instructions / chunks)
+    return samples
+
+
+def _clients(url: str, key: str, model: str) -> tuple[Any, OpenAIProvider]:
+    import openai
+
+    raw = openai.AsyncOpenAI(api_key=key, base_url=url, max_retries=0)
+    ours = OpenAIProvider(model, settings=ProviderSettings(api_key=Secret(key), base_url=url))
+    return raw, ours
+
+
 def run(smoke: bool) -> list[Comparison]:
-    chunks, rounds = (300, 3) if smoke else (10_000, 9)
+    chunks, rounds = (300, 3) if smoke else (10_000, 15)
+    count_chunks = 2_000
     short_chunks, short_rounds = 20, (5 if smoke else 61)
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_llm_stream", "--serve"],
@@ -161,6 +205,8 @@ def run(smoke: bool) -> list[Comparison]:
             raise RuntimeError("the benchmark server did not start")
         long = _compare(loop, url, chunks, rounds)
         short = _compare(loop, url, short_chunks, short_rounds)
+        # Under valgrind the client runs ~50x slower (about two minutes): full runs only.
+        counted = _instructions(url, count_chunks) if callgrind.available() and not smoke else None
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -180,7 +226,7 @@ def run(smoke: bool) -> list[Comparison]:
     sdk_ttfc = statistics.median(ttfc["openai SDK"])
     delta_ms = (statistics.median(ttfc["nbinfra"]) - sdk_ttfc) * 1e3
     verdict = "met" if delta_ms <= 1.0 else "NOT met"
-    return [
+    comparisons = [
         Comparison(
             area=AREA,
             name="stream total",
@@ -215,11 +261,42 @@ def run(smoke: bool) -> list[Comparison]:
             notes=f"target: within 1 ms of the SDK; measured {delta_ms:+.3f} ms ({verdict})",
         ),
     ]
+    if counted is None:
+        comparisons.append(
+            Comparison(
+                area=AREA,
+                name="stream client instructions",
+                workload=f"stream {count_chunks:,} chunks from a local SSE server",
+                samples={},
+                not_measured="skipped in smoke runs (a minute under valgrind)"
+                if smoke
+                else "valgrind is not installed (apt-get install valgrind)",
+            )
+        )
+    else:
+        comparisons.append(
+            Comparison(
+                area=AREA,
+                name="stream client instructions",
+                workload=f"stream {count_chunks:,} chunks from a local SSE server",
+                samples=counted,
+                nbinfra="nbinfra",
+                baseline="openai SDK",
+                max_ratio=1.05,
+                unit="instructions/chunk",
+                notes="Instructions the client process executed per chunk, counted by "
+                "valgrind's callgrind (one run, each contender's stream twice, hash seed "
+                "fixed): the same work as the time figures, free of the machine's noise.",
+            )
+        )
+    return comparisons
 
 
 if __name__ == "__main__":
     if "--serve" in sys.argv:
         serve()
+    elif "--count" in sys.argv:
+        count(sys.argv[2], int(sys.argv[3]))
     else:
         for c in run(smoke="--smoke" in sys.argv):
             print(

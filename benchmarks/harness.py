@@ -23,7 +23,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Check", "Comparison", "interleave", "interleave_async", "settle"]
+__all__ = [
+    "Check",
+    "Comparison",
+    "fmt_time",
+    "fmt_value",
+    "interleave",
+    "interleave_async",
+    "settle",
+]
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,13 @@ class Comparison:
                 )
             )
         return out
+
+
+def fmt_value(value: float, unit: str) -> str:
+    """A sample in its unit: seconds as times, anything else (instructions) as a count."""
+    if unit == "s" or unit.startswith("s/"):
+        return fmt_time(value)
+    return f"{value:,.0f}"
 
 
 def fmt_time(seconds: float) -> str:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.harness import Comparison, fmt_time
+from benchmarks.harness import Comparison, fmt_value
 
 VERSIONED = [
     "nbinfra",
@@ -148,13 +148,19 @@ def _contender_table(c: Comparison) -> list[str]:
     ]
     for name, values in c.samples.items():
         row = (
-            f"| {name} | {fmt_time(c.median(name))} | {fmt_time(min(values))} |"
-            f" {fmt_time(max(values))} | {c.spread(name):.0%} | {len(values)} |"
+            f"| {name} | {fmt_value(c.median(name), c.unit)} |"
+            f" {fmt_value(min(values), c.unit)} | {fmt_value(max(values), c.unit)} |"
+            f" {_spread(c.spread(name), c.unit)} | {len(values)} |"
         )
         if base:
             row += f" {c.median(name) / c.median(base):.3f} |"
         rows.append(row)
     return rows
+
+
+def _spread(spread: float, unit: str) -> str:
+    # Times spread by percents; instruction counts by hundredths of one.
+    return f"{spread:.0%}" if unit == "s" or unit.startswith("s/") else f"{spread:.2%}"
 
 
 def _slug(text: str) -> str:

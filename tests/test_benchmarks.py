@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.harness import Comparison, interleave
+from benchmarks import callgrind
+from benchmarks.harness import Comparison, fmt_value, interleave
 from benchmarks.report import plot_scaling, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +135,19 @@ def test_smoke_run_covers_every_area_and_writes_a_report(tmp_path: Path) -> None
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert any("context" in p for p in pngs) and any("duckdb" in p for p in pngs), pngs
     assert any("get-many" in p for p in pngs), pngs
+
+
+@pytest.mark.skipif(not callgrind.available(), reason="valgrind is not installed")
+def test_callgrind_counts_each_phase_between_marks() -> None:
+    """The instruction counter behind the streaming figure: a phase that does twice the
+    work counts twice the instructions, and the counts repeat run to run."""
+    argv = [sys.executable, "-m", "benchmarks.callgrind", "--child"]
+    one, two = callgrind.count_phases(argv, timeout=300)
+    assert two / one == pytest.approx(2.0, rel=0.02)
+    again = callgrind.count_phases(argv, timeout=300)
+    assert again[0] == pytest.approx(one, rel=0.005)
+
+
+def test_instruction_counts_are_shown_as_counts() -> None:
+    assert fmt_value(1234567.4, "instructions/chunk") == "1,234,567"
+    assert fmt_value(2e-3, "s/op") == "2.00 ms"

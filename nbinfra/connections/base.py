@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import fields
 from typing import Any, ClassVar, TypeVar
 
+from nbinfra._deadline import within
 from nbinfra.config import validate
 from nbinfra.connections.settings import (
     ConnectionSettings,
@@ -275,7 +276,7 @@ class ConnectionManager(abc.ABC):
         while True:
             await self.connect()
             try:
-                result = await asyncio.wait_for(fn(), limit)
+                result = await within(fn(), limit)
             except Exception as exc:
                 if isinstance(exc, RegistryError):
                     raise

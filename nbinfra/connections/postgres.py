@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from nbinfra._deadline import within
 from nbinfra._secrets import Secret, remember_url
 from nbinfra.connections.base import AsyncBaseConnectionManager, is_read_only_sql
 from nbinfra.connections.embedded import DEFAULT_PGDATA, embedded_postgres_url, embedded_running
@@ -377,7 +378,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
                 columns = [d.name for d in cur.description or []]
                 while True:
                     start = time.perf_counter()
-                    rows = await asyncio.wait_for(cur.fetchmany(size), self.settings.timeout)
+                    rows = await within(cur.fetchmany(size), self.settings.timeout)
                     if not rows:
                         return
                     yield QueryResult(

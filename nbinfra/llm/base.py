@@ -34,6 +34,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
+from nbinfra._deadline import within
 from nbinfra._secrets import Secret, mask_url
 from nbinfra.errors import (
     AuthenticationError,
@@ -581,7 +582,7 @@ class BaseLLMProvider(ABC):
         while True:
             try:
                 try:
-                    return await asyncio.wait_for(call(), guard)
+                    return await within(call(), guard)
                 except (TimeoutError, asyncio.TimeoutError) as exc:
                     if isinstance(exc, LLMError):
                         raise
