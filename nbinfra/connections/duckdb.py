@@ -93,10 +93,16 @@ class DuckDBResult(QueryResult):
         return int(self.rowcount or 0)
 
     def df(self) -> Any:
-        """A pandas DataFrame, converted by DuckDB (a fresh frame each call)."""
+        """A pandas DataFrame, converted by DuckDB (a fresh frame each call).
+
+        The frame is the one ``relation.df()`` gives. When pandas keeps strings
+        Arrow-backed (its default ``str`` dtype from pandas 3), VARCHAR columns of a
+        large result come through Arrow instead: the same column, without building a
+        Python string per value first (2-3x faster on string-heavy results).
+        """
         with self._lock:
             if self._relation is not None:
-                return self._relation.df()
+                return to_pandas(self._relation, self.rowcount or 0)
         return self._table.to_pandas()
 
     def arrow(self) -> Any:
@@ -121,6 +127,45 @@ class DuckDBResult(QueryResult):
             f"<DuckDBResult {self.rowcount} rows x {len(self.columns)} columns "
             f"{self.columns[:8]!r} in {self.elapsed * 1000:.1f} ms>"
         )
+
+
+# Below this many rows the split (two selects and an Arrow export, ~2.5 ms) costs more
+# than it saves (measured: break-even near 25,000 rows with one string column).
+ARROW_STRINGS_MIN_ROWS = 30_000
+
+
+def to_pandas(relation: Any, rows: int) -> Any:
+    """``relation.df()``, with VARCHAR columns through Arrow where that is the same frame."""
+    columns = list(relation.columns)
+    strings = [c for c, t in zip(columns, relation.types, strict=True) if str(t) == "VARCHAR"]
+    if rows < ARROW_STRINGS_MIN_ROWS or not strings or len(set(columns)) < len(columns):
+        return relation.df()
+    import pandas as pd
+
+    if not _arrow_backed_strings(pd):
+        return relation.df()
+    table = relation.select(*map(_quoted, strings)).to_arrow_table()
+    # DuckDB hands pandas Python strings and lets it infer the dtype: an all-NULL column
+    # stays ``object``. Those go through DuckDB, so the frame is the same either way.
+    arrow = {c for c in strings if table.column(c).null_count < table.num_rows}
+    others = [c for c in columns if c not in arrow]
+    parts: dict[str, Any] = {}
+    if others:
+        rest = relation.select(*map(_quoted, others)).df()
+        parts = {c: rest[c] for c in others}
+    for name in arrow:
+        parts[name] = table.column(name).to_pandas()
+    return pd.DataFrame({c: parts[c] for c in columns}, copy=False)
+
+
+def _arrow_backed_strings(pd: Any) -> bool:
+    """Whether pandas' default string dtype is the Arrow-backed one DuckDB also produces."""
+    dtype = pd.Series(["x"]).dtype
+    return getattr(dtype, "storage", None) == "pyarrow"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 _DML = ("INSERT", "UPDATE", "DELETE", "MERGE_INTO")

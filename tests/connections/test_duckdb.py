@@ -104,6 +104,64 @@ async def test_results_as_dataframe_and_arrow(db: DuckDBConnectionManager) -> No
     assert result.dicts()[1] == {"a": 1, "b": 1.5, "c": "x1"}
 
 
+LARGE = 35_000  # above ARROW_STRINGS_MIN_ROWS: the Arrow path for strings
+MIXED = (
+    'SELECT i AS a, CASE WHEN i % 7 = 0 THEN NULL ELSE \'x\' || (i % 100) END AS "odd ""name", '
+    "i * 1.5 AS b, DATE '2020-01-01' + (i % 1000)::INT AS d, 'é' || i AS e, "
+    "[i, i + 1] AS l, i::VARCHAR::JSON AS j FROM range({n}) t(i)"
+)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        MIXED.format(n=LARGE),
+        MIXED.format(n=100),  # small: DuckDB's own conversion
+        f"SELECT 'v' || i AS only_strings, NULL::VARCHAR AS nothing FROM range({LARGE}) t(i)",
+        f"SELECT i AS x, 's' || i AS x FROM range({LARGE}) t(i)",  # duplicate names
+        "SELECT 'a' AS s WHERE false",  # no rows
+    ],
+)
+async def test_dataframe_is_exactly_duckdbs_own(db: DuckDBConnectionManager, query: str) -> None:
+    """Whatever path df() takes, the frame equals DuckDB's relation.df(): same columns in
+    the same order, dtypes, NULLs and index."""
+    result = await db.execute_query(query)
+    expected = db.connection.sql(query).df()
+    pd.testing.assert_frame_equal(result.df(), expected)
+    assert result.df() is not result.df()  # a fresh frame each call
+
+
+class _Recorder:
+    """A DuckDB relation that notes which of its methods df() used."""
+
+    def __init__(self, relation: Any) -> None:
+        self.relation = relation
+        self.used: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.used.append(name)
+        return getattr(self.relation, name)
+
+
+@pytest.mark.parametrize(("rows", "arrow"), [(LARGE, True), (100, False)])
+def test_large_string_columns_come_through_arrow(rows: int, arrow: bool) -> None:
+    from nbinfra.connections.duckdb import _arrow_backed_strings, to_pandas
+
+    if not _arrow_backed_strings(pd):
+        pytest.skip("this pandas keeps strings as Python objects")
+    import duckdb
+
+    relation = duckdb.connect().sql(MIXED.format(n=rows)).materialize()
+    recorder = _Recorder(relation)
+    frame = to_pandas(recorder, rows)
+    pd.testing.assert_frame_equal(frame, relation.df())
+    # Large: strings selected out and sent through Arrow, the rest converted by DuckDB;
+    # small: one plain relation.df().
+    assert recorder.used.count("select") == (2 if arrow else 0)
+    assert ("df" in recorder.used) is not arrow
+    assert str(frame["e"].dtype) == "str" and frame["e"].iloc[3] == "é3"
+
+
 async def test_registered_dataframe_is_queryable_by_name(db: DuckDBConnectionManager) -> None:
     frame = pd.DataFrame({"k": [1, 2, 3], "v": ["a", "b", "c"]})
     db.register("frame", frame)
