@@ -71,6 +71,7 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
         self._vector_info: Any = None
         self._statements: dict[tuple[Any, ...], str] = {}
         self._ready: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._iterative = False  # the server's pgvector has hnsw.iterative_scan (>= 0.8)
 
     # -- connection -------------------------------------------------------------------
     async def _open(self) -> None:
@@ -80,6 +81,9 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
         async with super()._connection() as conn:
             await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             self._vector_info = await TypeInfo.fetch(conn, "vector")
+            cur = await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = await cur.fetchone()
+        self._iterative = _version(row[0] if row else "") >= (0, 8)
         self._ready = weakref.WeakSet()
 
     async def _ping(self) -> str | None:
@@ -112,9 +116,6 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
         async with self._connection() as conn:
             if conn not in self._ready:
                 register_vector_info(conn, self._vector_info)
-                # pgvector >= 0.8: filtered HNSW searches keep scanning until top_k match.
-                with contextlib.suppress(Exception):
-                    await conn.execute("SET hnsw.iterative_scan = strict_order")
                 self._ready.add(conn)
             yield conn
 
@@ -249,15 +250,36 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
                 if len(self._statements) > 256:
                     self._statements.clear()
                 self._statements[key] = query
-            if top_k > 40 and self.settings.index == "hnsw":
-                async with conn.transaction():
-                    await conn.execute(
-                        "SELECT set_config('hnsw.ef_search', %s, true)", (str(top_k),)
-                    )
-                    rows = await (await conn.execute(query, args)).fetchall()
+            scoped = self._search_settings(top_k, filtered=bool(conditions))
+            if scoped:
+                # Settings for this search only (set_config(..., true) lasts until COMMIT),
+                # sent with it in one pipeline: one round trip, as for a plain search.
+                names = ", ".join("set_config(%s, %s, true)" for _ in scoped)
+                values = [item for pair in scoped.items() for item in pair]
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(f"SELECT {names}", values)
+                    cur = await conn.execute(query, args)
+                rows = await cur.fetchall()
             else:
                 rows = await (await conn.execute(query, args)).fetchall()
         return [SearchHit(r[0], _score(info.distance, float(r[2])), dict(r[1] or {})) for r in rows]
+
+    def _search_settings(self, top_k: int, *, filtered: bool) -> dict[str, str]:
+        """HNSW settings one search needs; none for the usual unfiltered top-k <= 40.
+
+        A filtered search keeps scanning until ``top_k`` rows match (pgvector >= 0.8's
+        iterative scan; otherwise the index yields ``ef_search`` candidates and the filter
+        may leave fewer). Set per search, not per connection: the setting slows an
+        unfiltered search by about a tenth.
+        """
+        if self.settings.index != "hnsw":
+            return {}
+        scoped: dict[str, str] = {}
+        if filtered and self._iterative:
+            scoped["hnsw.iterative_scan"] = "strict_order"
+        if top_k > 40:  # ef_search bounds how many rows an HNSW scan returns
+            scoped["hnsw.ef_search"] = str(top_k)
+        return scoped
 
     async def _v_get(self, name: str, ids: list[str], with_vectors: bool) -> list[VectorRecord]:
         from psycopg import sql
@@ -336,3 +358,13 @@ def build_where(
     if not parts:
         return sql.SQL(""), params
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(parts), params
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"0.8.1"`` -> ``(0, 8, 1)``; unparsable parts end the tuple."""
+    parts: list[int] = []
+    for piece in text.split("."):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts)

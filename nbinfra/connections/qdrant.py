@@ -186,7 +186,9 @@ class QdrantConnectionManager(LocalEngineVectorStore):
         pids: list[Any] = [point_id(k) for k in ids]
         bodies: list[dict[str, Any]] = []
         for key, pid, payload in zip(ids, pids, payloads, strict=True):
-            body = dict(payload) if payload else {}
+            # The payloads are the store's own copies (VectorStore._check_payloads): no
+            # second copy; setting the id key again on a retried batch changes nothing.
+            body = payload if payload is not None else {}
             if _needs_key(key, pid):
                 body[ID_KEY] = key
             bodies.append(body)

@@ -29,6 +29,7 @@ also match records that lack the key, on every backend.
 from __future__ import annotations
 
 import abc
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -429,8 +430,16 @@ class VectorStore(ConnectionManager):
 
     def _payload_problem(self, payload: Mapping[str, Any]) -> str | None:
         """Why ``payload`` cannot be stored here (``None`` when it can)."""
-        if not is_json(payload):
-            return "keys must be strings and values JSON (str, number, bool, None, list, dict)."
+        for key, value in payload.items():
+            # Exact scalar types first: the usual payload is flat, checked in one pass.
+            if key.__class__ is str:
+                cls = value.__class__
+                if cls is str or cls is int or cls is bool or value is None:
+                    continue
+                if cls is float and math.isfinite(value):
+                    continue
+            if not (isinstance(key, str) and is_json(value)):
+                return "keys must be strings and values JSON (str, number, bool, None, list, dict)."
         return None
 
     # -- backend hooks --------------------------------------------------------------

@@ -92,3 +92,32 @@ async def test_large_top_k_with_hnsw_returns_everything(
     hits = await store.search(name, vectors[0], top_k=100, filter={})
     assert len(hits) == 100  # past hnsw.ef_search's default of 40
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+async def test_filtered_hnsw_search_still_returns_top_k(
+    store: PgVectorConnectionManager, name: str
+) -> None:
+    """A filter that 1 point in 10 passes, through the HNSW index: without pgvector's
+    iterative scan the index yields its ef_search (40) nearest and the filter leaves
+    about four of them."""
+    await store.create_collection(name, 8)
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(2000, 8))
+    payloads = [{"group": "rare" if i % 10 == 0 else "common"} for i in range(2000)]
+    await store.upsert(name, range(2000), vectors, payloads)
+    query = rng.normal(size=8)
+    async with store.transaction():
+        # A table this small would be scanned, not searched through the index.
+        await store.sql("SET LOCAL enable_seqscan = off")
+        plan = await store.sql(
+            f"EXPLAIN SELECT id FROM {name} WHERE payload->'group' = '\"rare\"' "
+            "ORDER BY embedding <=> '[1,0,0,0,0,0,0,0]' LIMIT 10"
+        )
+        assert "Index Scan" in "\n".join(row[0] for row in plan.rows)
+        hits = await store.search(name, query, top_k=10, filter={"group": "rare"})
+    assert len(hits) == 10 and {h.payload["group"] for h in hits} == {"rare"}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # the setting lasted for that search only: the pooled connections are unchanged
+    setting = await store.sql("SELECT current_setting('hnsw.iterative_scan', true)")
+    assert setting.scalar() in (None, "off")
+    assert len(await store.search(name, query, top_k=10)) == 10
