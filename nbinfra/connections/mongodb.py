@@ -22,6 +22,7 @@ survives a reconnect.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import threading
@@ -35,7 +36,7 @@ from nbinfra._secrets import Secret, mask_url, reveal
 from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, one_line
-from nbinfra.connections.types import QueryResult
+from nbinfra.connections.types import HealthStatus, QueryResult
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.logs import get_logger
 
@@ -48,6 +49,10 @@ _MOCK_SCHEME = "mongomock://"
 _mock_stores: dict[str, Any] = {}
 _mock_lock = threading.Lock()
 _PREFIXED = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(.*)$", re.DOTALL)
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+# pymongo looks at its server-selection deadline every half second (its minimum heartbeat
+# interval), so it may pass that deadline by up to this much.
+_SELECTION_OVERRUN = 0.6
 
 
 @dataclass
@@ -78,16 +83,80 @@ class MongoDBConnectionManager(BaseConnectionManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._client: Any = None
+        self._no_answer_reason = ""  # pymongo's reason for the last failed server selection
+        self._deadline: float | None = None  # time.monotonic() by which connect() must end
 
     # -- lifecycle ------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open the client; all tries together are bounded by ``connect_timeout``.
+
+        pymongo's server selection already keeps trying for most of ``connect_timeout``,
+        so the base class's retries of it would only multiply the wait for a stopped
+        server (three times four seconds by default).
+        """
+        if self.connected:
+            return
+        self._no_answer_reason = ""
+        self._deadline = time.monotonic() + self.settings.connect_timeout
+        try:
+            await asyncio.wait_for(super().connect(), self.settings.connect_timeout)
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise ConnectionUnavailableError(self._no_answer("connect")) from exc
+        finally:
+            self._deadline = None
+
+    async def health_check(self) -> HealthStatus:
+        """Ping (connecting first if needed) within ``connect_timeout`` as a whole; never raises."""
+        start = time.perf_counter()
+        try:
+            return await asyncio.wait_for(super().health_check(), self.settings.connect_timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            pass  # a server lost after connecting: the ping, then the reconnect, took too long
+        status = HealthStatus(
+            ok=False,
+            kind=self.kind,
+            target=self.target,
+            latency=time.perf_counter() - start,
+            error=self._no_answer("health check"),
+            checked_at=time.time(),
+        )
+        self._healthy = False
+        self._last_status = status
+        return status
+
+    def _no_answer(self, what: str) -> str:
+        """One line for a server that did not answer: where, why if known, what to do."""
+        reason = f": {self._no_answer_reason}" if self._no_answer_reason else ""
+        return (
+            f"MongoDB '{self.name}' at {self.target} did not answer the {what} within "
+            f"{self.settings.connect_timeout:g} s{reason}; start the server or fix url under "
+            f"connections.{self.name} in resources/application-db.yaml, or raise "
+            "connect_timeout there."
+        )
+
     def _open_sync(self) -> None:
         client = self._make_client()
         try:
-            client.admin.command("ping")
+            self._first_ping(client)
         except BaseException:
             client.close()
             raise
-        self._client = client
+        # A client is left here by a connect that was cancelled after this open began.
+        stale, self._client = self._client, client
+        if stale is not None:
+            stale.close()
+
+    def _first_ping(self, client: Any) -> None:
+        deadline = self._deadline
+        if deadline is None or self.settings.url.startswith(_MOCK_SCHEME):
+            client.admin.command("ping")
+            return
+        import pymongo
+
+        # Within what is left of connect()'s budget (importing pymongo took some), so
+        # pymongo's own error (which server, why) comes before that deadline.
+        with pymongo.timeout(max(0.05, deadline - time.monotonic() - _SELECTION_OVERRUN)):
+            client.admin.command("ping")
 
     def _make_client(self) -> Any:
         s = self.settings
@@ -368,10 +437,15 @@ class MongoDBConnectionManager(BaseConnectionManager):
         from pymongo import errors as pe
 
         where = f"MongoDB at {self.target}"
-        if isinstance(exc, (pe.ServerSelectionTimeoutError, pe.NetworkTimeout)):
+        if isinstance(exc, pe.ServerSelectionTimeoutError):
+            self._no_answer_reason = _selection_reason(exc)
+            return ConnectionUnavailableError(self._no_answer(what))
+        if isinstance(exc, pe.NetworkTimeout) and what == "connect":
+            return ConnectionUnavailableError(self._no_answer(what))  # the first ping's limit
+        if isinstance(exc, pe.NetworkTimeout):
             return ConnectionUnavailableError(
-                f"{where} did not answer in time ({what}); check the url and that the server "
-                "is up, or raise connect_timeout."
+                f"{where} did not answer within {self.settings.timeout:g} s ({what}); check "
+                f"that the server is up, or raise timeout under connections.{self.name}."
             )
         if isinstance(exc, (pe.AutoReconnect, pe.ConnectionFailure)):
             return ConnectionUnavailableError(f"Lost the connection to {where} ({what}).")
@@ -389,6 +463,15 @@ class MongoDBConnectionManager(BaseConnectionManager):
         if isinstance(exc, NotImplementedError):
             return QueryError(f"mongomock cannot run {what}: {one_line(str(exc))}")
         return super()._translate(exc, what)
+
+
+def _selection_reason(exc: BaseException) -> str:
+    """pymongo's why, shortened: ``127.0.0.1:27017: Connection refused``."""
+    text = one_line(str(exc), limit=1000)
+    for tail in (" (configured timeouts", ", Timeout:"):
+        text = text.split(tail, 1)[0]
+    text = _ERRNO.sub("", text).strip().rstrip(",")
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class _Documents:

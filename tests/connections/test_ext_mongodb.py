@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from typing import Any
 
@@ -229,6 +230,49 @@ async def test_unreachable_server_fails_within_timeout_without_leaking(
     assert not status.ok and not mgr.is_healthy()
     for text in (str(info.value), str(status), repr(mgr), repr(mgr.settings), caplog.text):
         assert SECRET not in text
+
+
+async def test_stopped_server_health_is_bounded_by_connect_timeout() -> None:
+    # Default retries: each try's server selection took most of connect_timeout, so a
+    # health check used to take three of them (12 s by default, past %conn list's 10 s).
+    port = free_port()
+    mgr = MongoDBConnectionManager(
+        url=f"mongodb://tester:{SECRET}@127.0.0.1:{port}/db", connect_timeout=1.0
+    )
+    started = time.perf_counter()
+    status = await mgr.health_check()
+    took = time.perf_counter() - started
+    assert not status.ok and status.state == "down"
+    assert took < 1.5, f"health check took {took:.2f} s"
+    error = status.error or ""
+    assert "\n" not in error and SECRET not in error
+    assert f"at mongodb://tester:********@127.0.0.1:{port}/db did not answer" in error
+    assert "within 1 s" in error and "refused" in error.lower()
+    assert "url under connections.mongodb" in error and "connect_timeout" in error
+    started = time.perf_counter()
+    with pytest.raises(ConnectionUnavailableError, match="did not answer the connect") as info:
+        await mgr.connect()
+    assert time.perf_counter() - started < 1.5
+    assert SECRET not in str(info.value) and "connect_timeout" in str(info.value)
+
+
+async def test_health_of_a_server_gone_quiet_is_bounded_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mgr = make(mock_url(), connect_timeout=0.5)
+    async with mgr:
+        assert (await mgr.health_check()).ok
+
+        def hangs() -> str | None:
+            time.sleep(1.5)
+            return None
+
+        monkeypatch.setattr(mgr, "_ping_sync", hangs)
+        started = time.perf_counter()
+        status = await mgr.health_check()
+        assert time.perf_counter() - started < 1.0
+        assert not status.ok and not mgr.is_healthy() and mgr.last_status is status
+        assert "did not answer the health check within 0.5 s" in (status.error or "")
 
 
 def test_factory_uses_the_db_yaml_entry(monkeypatch: pytest.MonkeyPatch) -> None:
