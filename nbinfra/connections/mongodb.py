@@ -23,17 +23,16 @@ survives a reconnect.
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from nbinfra._secrets import Secret, mask_url, reveal
-from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections._client import ClientManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, one_line
 from nbinfra.connections.types import HealthStatus, QueryResult
@@ -43,7 +42,6 @@ from nbinfra.logs import get_logger
 __all__ = ["MongoDBConnectionManager", "MongoDBSettings", "documents_table"]
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 _MOCK_SCHEME = "mongomock://"
 _mock_stores: dict[str, Any] = {}
@@ -73,16 +71,17 @@ class MongoDBSettings(ConnectionSettings):
 
 
 @ConnectionRegistry.register(ConnectionType.MONGODB)
-class MongoDBConnectionManager(BaseConnectionManager):
-    """One ``MongoClient`` (with its own pool) bound to a default database."""
+class MongoDBConnectionManager(ClientManager):
+    """One pymongo (or mongomock) ``MongoClient`` (``client``, with its own pool) bound to
+    a default database."""
 
     kind = "mongodb"
+    label = "MongoDB"
     settings_class = MongoDBSettings
     settings: MongoDBSettings
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._client: Any = None
         self._no_answer_reason = ""  # pymongo's reason for the last failed server selection
         self._deadline: float | None = None  # time.monotonic() by which connect() must end
 
@@ -135,16 +134,7 @@ class MongoDBConnectionManager(BaseConnectionManager):
         )
 
     def _open_sync(self) -> None:
-        client = self._make_client()
-        try:
-            self._first_ping(client)
-        except BaseException:
-            client.close()
-            raise
-        # A client is left here by a connect that was cancelled after this open began.
-        stale, self._client = self._client, client
-        if stale is not None:
-            stale.close()
+        self._keep(self._make_client(), self._first_ping)
 
     def _first_ping(self, client: Any) -> None:
         deadline = self._deadline
@@ -187,27 +177,12 @@ class MongoDBConnectionManager(BaseConnectionManager):
             options["password"] = reveal(s.password) or ""
         return pymongo.MongoClient(s.url, **options)
 
-    def _close_sync(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
     def _ping_sync(self) -> str | None:
         client = self.client
         client.admin.command("ping")
         version = client.server_info().get("version")
         mock = " (mongomock)" if self.settings.url.startswith(_MOCK_SCHEME) else ""
         return f"MongoDB {version}{mock}" if version else None
-
-    @property
-    def client(self) -> Any:
-        """The pymongo (or mongomock) ``MongoClient`` (connect first)."""
-        client = self._client
-        if client is None:
-            raise ConnectionUnavailableError(
-                f"MongoDB connection '{self.name}' is closed; it reconnects on next use."
-            )
-        return client
 
     @property
     def database(self) -> Any:
@@ -232,13 +207,6 @@ class MongoDBConnectionManager(BaseConnectionManager):
         if not isinstance(name, str) or not name:
             raise QueryError("A collection name is required (a non-empty string).")
         return self.database[name]
-
-    async def _op(
-        self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True, **kw: Any
-    ) -> T:
-        """Run blocking ``fn`` in the worker thread with the base's timeout and retries."""
-        call = functools.partial(self.to_thread, fn, *args, **kw)
-        return await self._call(call, what=what, idempotent=idempotent)
 
     async def _on(self, collection: str, method: str, *args: Any, **kw: Any) -> Any:
         """``collection.method(*args, **kw)``; writes are never retried."""

@@ -9,6 +9,7 @@ suite normally runs, so its absence is expected rather than a broken environment
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -273,6 +274,38 @@ async def test_health_of_a_server_gone_quiet_is_bounded_too(
         assert time.perf_counter() - started < 1.0
         assert not status.ok and not mgr.is_healthy() and mgr.last_status is status
         assert "did not answer the health check within 0.5 s" in (status.error or "")
+
+
+async def test_client_of_a_cancelled_connect_is_closed_by_the_next_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mgr = make(mock_url())
+    closed: list[Any] = []
+    make_client, first_ping = mgr._make_client, mgr._first_ping
+
+    def tracked() -> Any:
+        client = make_client()
+        client.close = lambda: closed.append(client)
+        return client
+
+    def slow_once(client: Any) -> None:
+        if not closed and mgr._client is None:
+            time.sleep(0.3)
+        first_ping(client)
+
+    monkeypatch.setattr(mgr, "_make_client", tracked)
+    monkeypatch.setattr(mgr, "_first_ping", slow_once)
+    # As %conn list does: its own deadline cancels a check that is still connecting.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(mgr.health_check(), 0.1)
+    await asyncio.sleep(0.4)  # that open finishes in the worker and keeps its client
+    left_over = mgr._client
+    assert left_over is not None and not mgr.connected
+    await mgr.connect()
+    assert closed == [left_over] and mgr.client is not left_over
+    live = mgr.client
+    await mgr.disconnect()
+    assert closed == [left_over, live]
 
 
 def test_factory_uses_the_db_yaml_entry(monkeypatch: pytest.MonkeyPatch) -> None:
