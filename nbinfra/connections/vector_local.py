@@ -76,7 +76,12 @@ class LocalEngineVectorStore(VectorStore, BaseConnectionManager):
         # close that times out still happens; the thread is kept, so a later open queues
         # behind this close instead of running beside it.
         loop = asyncio.get_running_loop()
-        await asyncio.shield(loop.run_in_executor(executor, self._close_sync))
+        try:
+            closing = loop.run_in_executor(executor, self._close_sync)
+        except RuntimeError:  # interpreter exit: the worker threads are gone, so is any open
+            self._close_sync()
+            return
+        await asyncio.shield(closing)
 
     def _require(self) -> Any:
         if self.client is None:

@@ -7,6 +7,9 @@ here the engine's client constructor is made slow on purpose so the test is dete
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -147,3 +150,30 @@ async def test_a_cancelled_connect_does_not_leak_its_client(
     status = await manager.health_check()  # reopens: closes the left-over client first
     assert status.ok, status.error
     await manager.disconnect()
+
+
+def test_a_local_engine_still_closes_at_interpreter_exit(tmp_path: Path) -> None:
+    # By then the worker threads take no more work: the close runs on the loop instead.
+    code = f"""
+from nbinfra import _loop
+from nbinfra.connections import SyncConnection
+from nbinfra.connections.qdrant import QdrantConnectionManager
+
+manager = QdrantConnectionManager(path={str(tmp_path / "qdrant")!r})
+SyncConnection(manager).add_texts("fruit", ["red apples"])
+close = manager._close_sync
+
+def closing() -> None:
+    close()
+    print("closed", flush=True)
+
+manager._close_sync = closing
+_loop.on_shutdown(manager.aclose)
+"""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["closed"], done.stderr
