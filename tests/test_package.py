@@ -79,6 +79,31 @@ def test_all_is_sorted_unique_and_every_name_resolves() -> None:
         nbinfra.nope  # noqa: B018
 
 
+@pytest.mark.parametrize("package", ["nbinfra", "nbinfra.cache", "nbinfra.llm"])
+def test_lazy_names_load_on_first_access_once(package: str) -> None:
+    code = f"""
+import importlib
+pkg = importlib.import_module({package!r})
+table = pkg._LAZY
+early = set(table) & set(vars(pkg))
+assert not early, f"imported before first use: {{sorted(early)}}"
+assert set(table) <= set(dir(pkg)) & set(pkg.__all__)
+for name, target in table.items():
+    path, _, attribute = target.partition(":")
+    module = importlib.import_module(path)
+    expected = getattr(module, attribute) if attribute else module
+    assert getattr(pkg, name) is expected and vars(pkg)[name] is expected, name
+try:
+    pkg.nope
+except AttributeError as exc:
+    assert str(exc) == "module {package!r} has no attribute 'nope'", exc
+else:
+    raise AssertionError("no AttributeError for an unknown name")
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, env=env)
+
+
 def test_every_error_is_exported_and_in_the_drawn_tree() -> None:
     doc = errors.__doc__ or ""
     for name in errors.__all__:

@@ -10,9 +10,10 @@ The module itself is callable: ``nbinfra.cache("ns", ttl=60)`` returns a ``SyncC
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nbinfra._callable import make_module_callable
+from nbinfra._lazy import lazy_attributes
 from nbinfra.cache.base import BaseCacheProvider
 from nbinfra.cache.decorators import cached
 from nbinfra.cache.factory import CacheFactory
@@ -43,9 +44,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "InMemoryCacheProvider": "nbinfra.cache.memory",
-    "RedisCacheProvider": "nbinfra.cache.redis",
-    "SyncCache": "nbinfra.cache.sync",
+    "InMemoryCacheProvider": "nbinfra.cache.memory:InMemoryCacheProvider",
+    "RedisCacheProvider": "nbinfra.cache.redis:RedisCacheProvider",
+    "SyncCache": "nbinfra.cache.sync:SyncCache",
 }
 
 
@@ -66,15 +67,5 @@ def cache(
     return SyncCache(service)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nbinfra.cache' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 make_module_callable(__name__, cache)

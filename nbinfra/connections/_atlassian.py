@@ -6,20 +6,16 @@ client runs in the manager's worker thread and every call is awaited.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 from nbinfra._secrets import Secret, mask_url, reveal
-from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections._client import ClientManager
 from nbinfra.connections.settings import ConnectionSettings, one_line
 from nbinfra.errors import ConfigError, ConnectionUnavailableError, ConnError, QueryError
 
 __all__ = ["AtlassianManager", "AtlassianSettings", "flatten"]
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -40,15 +36,10 @@ class AtlassianSettings(ConnectionSettings):
         return mask_url(self.url) if self.url else "(no url)"
 
 
-class AtlassianManager(BaseConnectionManager):
+class AtlassianManager(ClientManager):
     """Shared lifecycle of the Jira and Confluence managers."""
 
-    label: ClassVar[str] = ""
     settings: AtlassianSettings
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._client: Any = None
 
     # -- hooks for subclasses -----------------------------------------------------------
     def _make_client(self, kwargs: dict[str, Any]) -> Any:
@@ -80,37 +71,10 @@ class AtlassianManager(BaseConnectionManager):
         # The constructor truncates timeouts to whole seconds; requests takes a
         # (connect, read) pair, which keeps a dead host from costing the read timeout.
         client.timeout = (float(s.connect_timeout), float(s.timeout))
-        try:
-            self._server_version(client)
-        except BaseException:
-            client.close()
-            raise
-        self._client = client
-
-    def _close_sync(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._keep(client, self._server_version)
 
     def _ping_sync(self) -> str | None:
         return self._server_version(self.client)
-
-    @property
-    def client(self) -> Any:
-        """The atlassian-python-api client (connect first)."""
-        client = self._client
-        if client is None:
-            raise ConnectionUnavailableError(
-                f"{self.label} connection '{self.name}' is closed; it reconnects on next use."
-            )
-        return client
-
-    async def _op(
-        self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True, **kw: Any
-    ) -> T:
-        """Run blocking ``fn`` in the worker thread with the base's timeout and retries."""
-        call = functools.partial(self.to_thread, fn, *args, **kw)
-        return await self._call(call, what=what, idempotent=idempotent)
 
     def _is_idempotent(self, query: Any) -> bool:
         return True  # execute_query only searches

@@ -22,32 +22,35 @@ survives a reconnect.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from nbinfra._secrets import Secret, mask_url, reveal
-from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections._client import ClientManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, one_line
-from nbinfra.connections.types import QueryResult
+from nbinfra.connections.types import HealthStatus, QueryResult
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.logs import get_logger
 
 __all__ = ["MongoDBConnectionManager", "MongoDBSettings", "documents_table"]
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 _MOCK_SCHEME = "mongomock://"
 _mock_stores: dict[str, Any] = {}
 _mock_lock = threading.Lock()
 _PREFIXED = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(.*)$", re.DOTALL)
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+# pymongo looks at its server-selection deadline every half second (its minimum heartbeat
+# interval), so it may pass that deadline by up to this much.
+_SELECTION_OVERRUN = 0.6
 
 
 @dataclass
@@ -68,26 +71,82 @@ class MongoDBSettings(ConnectionSettings):
 
 
 @ConnectionRegistry.register(ConnectionType.MONGODB)
-class MongoDBConnectionManager(BaseConnectionManager):
-    """One ``MongoClient`` (with its own pool) bound to a default database."""
+class MongoDBConnectionManager(ClientManager):
+    """One pymongo (or mongomock) ``MongoClient`` (``client``, with its own pool) bound to
+    a default database."""
 
     kind = "mongodb"
+    label = "MongoDB"
     settings_class = MongoDBSettings
     settings: MongoDBSettings
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._client: Any = None
+        self._no_answer_reason = ""  # pymongo's reason for the last failed server selection
+        self._deadline: float | None = None  # time.monotonic() by which connect() must end
 
     # -- lifecycle ------------------------------------------------------------------
-    def _open_sync(self) -> None:
-        client = self._make_client()
+    async def connect(self) -> None:
+        """Open the client; all tries together are bounded by ``connect_timeout``.
+
+        pymongo's server selection already keeps trying for most of ``connect_timeout``,
+        so the base class's retries of it would only multiply the wait for a stopped
+        server (three times four seconds by default).
+        """
+        if self.connected:
+            return
+        self._no_answer_reason = ""
+        self._deadline = time.monotonic() + self.settings.connect_timeout
         try:
+            await asyncio.wait_for(super().connect(), self.settings.connect_timeout)
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise ConnectionUnavailableError(self._no_answer("connect")) from exc
+        finally:
+            self._deadline = None
+
+    async def health_check(self) -> HealthStatus:
+        """Ping (connecting first if needed) within ``connect_timeout`` as a whole; never raises."""
+        start = time.perf_counter()
+        try:
+            return await asyncio.wait_for(super().health_check(), self.settings.connect_timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            pass  # a server lost after connecting: the ping, then the reconnect, took too long
+        status = HealthStatus(
+            ok=False,
+            kind=self.kind,
+            target=self.target,
+            latency=time.perf_counter() - start,
+            error=self._no_answer("health check"),
+            checked_at=time.time(),
+        )
+        self._healthy = False
+        self._last_status = status
+        return status
+
+    def _no_answer(self, what: str) -> str:
+        """One line for a server that did not answer: where, why if known, what to do."""
+        reason = f": {self._no_answer_reason}" if self._no_answer_reason else ""
+        return (
+            f"MongoDB '{self.name}' at {self.target} did not answer the {what} within "
+            f"{self.settings.connect_timeout:g} s{reason}; start the server or fix url under "
+            f"connections.{self.name} in resources/application-db.yaml, or raise "
+            "connect_timeout there."
+        )
+
+    def _open_sync(self) -> None:
+        self._keep(self._make_client(), self._first_ping)
+
+    def _first_ping(self, client: Any) -> None:
+        deadline = self._deadline
+        if deadline is None or self.settings.url.startswith(_MOCK_SCHEME):
             client.admin.command("ping")
-        except BaseException:
-            client.close()
-            raise
-        self._client = client
+            return
+        import pymongo
+
+        # Within what is left of connect()'s budget (importing pymongo took some), so
+        # pymongo's own error (which server, why) comes before that deadline.
+        with pymongo.timeout(max(0.05, deadline - time.monotonic() - _SELECTION_OVERRUN)):
+            client.admin.command("ping")
 
     def _make_client(self) -> Any:
         s = self.settings
@@ -118,27 +177,12 @@ class MongoDBConnectionManager(BaseConnectionManager):
             options["password"] = reveal(s.password) or ""
         return pymongo.MongoClient(s.url, **options)
 
-    def _close_sync(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
     def _ping_sync(self) -> str | None:
         client = self.client
         client.admin.command("ping")
         version = client.server_info().get("version")
         mock = " (mongomock)" if self.settings.url.startswith(_MOCK_SCHEME) else ""
         return f"MongoDB {version}{mock}" if version else None
-
-    @property
-    def client(self) -> Any:
-        """The pymongo (or mongomock) ``MongoClient`` (connect first)."""
-        client = self._client
-        if client is None:
-            raise ConnectionUnavailableError(
-                f"MongoDB connection '{self.name}' is closed; it reconnects on next use."
-            )
-        return client
 
     @property
     def database(self) -> Any:
@@ -163,13 +207,6 @@ class MongoDBConnectionManager(BaseConnectionManager):
         if not isinstance(name, str) or not name:
             raise QueryError("A collection name is required (a non-empty string).")
         return self.database[name]
-
-    async def _op(
-        self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True, **kw: Any
-    ) -> T:
-        """Run blocking ``fn`` in the worker thread with the base's timeout and retries."""
-        call = functools.partial(self.to_thread, fn, *args, **kw)
-        return await self._call(call, what=what, idempotent=idempotent)
 
     async def _on(self, collection: str, method: str, *args: Any, **kw: Any) -> Any:
         """``collection.method(*args, **kw)``; writes are never retried."""
@@ -368,10 +405,15 @@ class MongoDBConnectionManager(BaseConnectionManager):
         from pymongo import errors as pe
 
         where = f"MongoDB at {self.target}"
-        if isinstance(exc, (pe.ServerSelectionTimeoutError, pe.NetworkTimeout)):
+        if isinstance(exc, pe.ServerSelectionTimeoutError):
+            self._no_answer_reason = _selection_reason(exc)
+            return ConnectionUnavailableError(self._no_answer(what))
+        if isinstance(exc, pe.NetworkTimeout) and what == "connect":
+            return ConnectionUnavailableError(self._no_answer(what))  # the first ping's limit
+        if isinstance(exc, pe.NetworkTimeout):
             return ConnectionUnavailableError(
-                f"{where} did not answer in time ({what}); check the url and that the server "
-                "is up, or raise connect_timeout."
+                f"{where} did not answer within {self.settings.timeout:g} s ({what}); check "
+                f"that the server is up, or raise timeout under connections.{self.name}."
             )
         if isinstance(exc, (pe.AutoReconnect, pe.ConnectionFailure)):
             return ConnectionUnavailableError(f"Lost the connection to {where} ({what}).")
@@ -389,6 +431,15 @@ class MongoDBConnectionManager(BaseConnectionManager):
         if isinstance(exc, NotImplementedError):
             return QueryError(f"mongomock cannot run {what}: {one_line(str(exc))}")
         return super()._translate(exc, what)
+
+
+def _selection_reason(exc: BaseException) -> str:
+    """pymongo's why, shortened: ``127.0.0.1:27017: Connection refused``."""
+    text = one_line(str(exc), limit=1000)
+    for tail in (" (configured timeouts", ", Timeout:"):
+        text = text.split(tail, 1)[0]
+    text = _ERRNO.sub("", text).strip().rstrip(",")
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class _Documents:

@@ -15,16 +15,14 @@ another bucket). Listing follows continuation tokens page by page until ``limit`
 
 from __future__ import annotations
 
-import functools
 import io
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from nbinfra._secrets import Secret, mask_url, reveal
-from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections._client import ClientManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, one_line
 from nbinfra.connections.types import QueryResult
@@ -40,7 +38,6 @@ from nbinfra.logs import get_logger
 __all__ = ["S3ConnectionManager", "S3Settings"]
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 LIST_COLUMNS = ["key", "size", "last_modified", "etag", "storage_class"]
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -80,16 +77,14 @@ class S3Settings(ConnectionSettings):
 
 
 @ConnectionRegistry.register(ConnectionType.S3)
-class S3ConnectionManager(BaseConnectionManager):
-    """An S3 client bound to a default bucket; every method also takes ``bucket=``."""
+class S3ConnectionManager(ClientManager):
+    """A boto3 S3 client (``client``) bound to a default bucket; every method also takes
+    ``bucket=``."""
 
     kind = "s3"
+    label = "S3"
     settings_class = S3Settings
     settings: S3Settings
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._client: Any = None
 
     # -- lifecycle ------------------------------------------------------------------
     def _open_sync(self) -> None:
@@ -111,17 +106,7 @@ class S3ConnectionManager(BaseConnectionManager):
             aws_session_token=reveal(s.session_token) or None,
             config=config,
         )
-        try:
-            self._probe_bucket(client, missing_ok=True)
-        except BaseException:
-            client.close()
-            raise
-        self._client = client
-
-    def _close_sync(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._keep(client, lambda c: self._probe_bucket(c, missing_ok=True))
 
     def _ping_sync(self) -> str | None:
         self._probe_bucket(self.client)
@@ -149,16 +134,6 @@ class S3ConnectionManager(BaseConnectionManager):
                 ) from exc
             log.warning("s3 '%s': bucket s3://%s does not exist yet", self.name, bucket)
 
-    @property
-    def client(self) -> Any:
-        """The boto3 S3 client (connect first)."""
-        client = self._client
-        if client is None:
-            raise ConnectionUnavailableError(
-                f"S3 connection '{self.name}' is closed; it reconnects on next use."
-            )
-        return client
-
     def _bucket(self, bucket: str | None) -> str:
         chosen = bucket or self.settings.bucket
         if not chosen:
@@ -167,13 +142,6 @@ class S3ConnectionManager(BaseConnectionManager):
                 f"under connections.{self.name} in resources/application-external.yaml."
             )
         return str(chosen)
-
-    async def _op(
-        self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True, **kw: Any
-    ) -> T:
-        """Run blocking ``fn`` in the worker thread with the base's timeout and retries."""
-        call = functools.partial(self.to_thread, fn, *args, **kw)
-        return await self._call(call, what=what, idempotent=idempotent)
 
     def _is_idempotent(self, query: Any) -> bool:
         return True  # execute_query only lists

@@ -2,13 +2,17 @@
 
 In-process engines are called on the caller's loop (no worker-thread hop: measured
 cheaper than a small search); a server URL, or ``inline: false``, uses the worker thread.
+The one-time open (importing the engine, building the client, loading a local folder)
+takes seconds, so it always runs in the worker thread and the loop keeps serving other
+tasks meanwhile (``%conn list`` checks every connection at once).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from nbinfra._loop import run_sync
 from nbinfra.connections.base import BaseConnectionManager
@@ -32,10 +36,15 @@ class LocalEngineSettings(VectorStoreSettings):
 
 
 class LocalEngineVectorStore(VectorStore, BaseConnectionManager):
-    """Base for Qdrant and Chroma managers: inline calls for in-process engines."""
+    """Base for Qdrant and Chroma managers: inline calls for in-process engines.
+
+    Open and close always run in the manager's one worker thread, in order, whatever
+    ``inline`` says; with ``inline`` every other call runs on the caller's loop.
+    """
 
     settings: LocalEngineSettings
     client: Any
+    max_workers: ClassVar[int] = 1  # open, close and a retried open never overlap
 
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         return run_sync(self._execute(query, params, limit))
@@ -46,6 +55,33 @@ class LocalEngineVectorStore(VectorStore, BaseConnectionManager):
         if inline or (inline is None and not self.settings.url):
             return fn(*args, **kwargs)
         return await super().to_thread(fn, *args, **kwargs)
+
+    async def _open(self) -> None:
+        # The base class's worker thread, not the inline override above.
+        await super().to_thread(self._reopen_sync)
+
+    def _reopen_sync(self) -> None:
+        if self.client is not None:
+            # Left by an open whose connect timed out or was cancelled: a second client on
+            # the same folder would be refused (Qdrant locks it), and this one would leak.
+            self._close_sync()
+        self._open_sync()
+
+    async def _close(self) -> None:
+        executor = self._executor
+        if executor is None:
+            self._close_sync()
+            return
+        # In the one worker thread, so after an open still running there; shielded, so a
+        # close that times out still happens; the thread is kept, so a later open queues
+        # behind this close instead of running beside it.
+        loop = asyncio.get_running_loop()
+        try:
+            closing = loop.run_in_executor(executor, self._close_sync)
+        except RuntimeError:  # interpreter exit: the worker threads are gone, so is any open
+            self._close_sync()
+            return
+        await asyncio.shield(closing)
 
     def _require(self) -> Any:
         if self.client is None:

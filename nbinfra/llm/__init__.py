@@ -7,11 +7,11 @@ no SDK: provider modules load through ``LLMRegistry`` on first use.
 
 from __future__ import annotations
 
-import importlib
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from nbinfra._callable import make_module_callable
+from nbinfra._lazy import lazy_attributes
 from nbinfra.registry import Registry
 
 if TYPE_CHECKING:
@@ -79,18 +79,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'nbinfra.llm' has no attribute {name!r}")
-    module_name, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 def _facade(

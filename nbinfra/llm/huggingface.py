@@ -15,7 +15,8 @@ from typing import Any
 from nbinfra._secrets import mask_url
 from nbinfra.errors import LLMError, ProviderServerError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm._fixed_timeout import FixedTimeoutProvider
+from nbinfra.llm.base import CallOptions, Completion, Delta
 from nbinfra.llm.http_errors import map_status_error
 from nbinfra.llm.types import Message, Usage
 
@@ -28,16 +29,13 @@ _CONTEXT = re.compile(r"inputs.{0,40}tokens.{0,80}must be <=|must have less than
 
 
 @LLMRegistry.register(LLMProvider.HUGGINGFACE)
-class HuggingFaceProvider(BaseLLMProvider):
+class HuggingFaceProvider(FixedTimeoutProvider):
     """Chat completions through ``huggingface_hub.AsyncInferenceClient``."""
 
     kind = "huggingface"
     env_key = "HF_TOKEN"
     default_model = "meta-llama/Llama-3.1-8B-Instruct"
     extra_settings = frozenset({"provider"})
-
-    def _create_client(self) -> Any:
-        return self._new_client(self.timeout)
 
     def _new_client(self, timeout: float) -> Any:
         from huggingface_hub import AsyncInferenceClient
@@ -51,9 +49,6 @@ class HuggingFaceProvider(BaseLLMProvider):
             token=self.api_key(),
             timeout=timeout,
         )
-
-    async def _close_client(self, client: Any) -> None:
-        await client.close()
 
     def _params(self, messages: list[Message], opts: CallOptions) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -74,12 +69,6 @@ class HuggingFaceProvider(BaseLLMProvider):
             params["response_format"] = {"type": "json_object"}
         return params
 
-    def _client_for(self, opts: CallOptions) -> Any:
-        # The client takes its timeout at construction; a per-call timeout needs a twin.
-        if opts.timeout is None or opts.timeout == self.timeout:
-            return self.client
-        return self._new_client(opts.timeout)
-
     # -- hooks ---------------------------------------------------------------------
     async def _check_model(self) -> int | None:
         # No model lookup is common to TGI and Inference Providers; one token of chat
@@ -90,13 +79,8 @@ class HuggingFaceProvider(BaseLLMProvider):
         return None
 
     async def _complete(self, messages: list[Message], opts: CallOptions) -> Completion:
-        client = self._client_for(opts)
-        own = client is not self.client
-        try:
+        async with self._client_for(opts) as client:
             resp = await client.chat_completion(**self._params(messages, opts))
-        finally:
-            if own:
-                await client.close()
         choice = resp.choices[0] if resp.choices else None
         content = (choice.message.content or "") if choice is not None else ""
         return Completion(
@@ -110,9 +94,7 @@ class HuggingFaceProvider(BaseLLMProvider):
     async def _stream(
         self, messages: list[Message], opts: CallOptions
     ) -> AsyncIterator[str | Delta]:
-        client = self._client_for(opts)
-        own = client is not self.client
-        try:
+        async with self._client_for(opts) as client:
             stream = await client.chat_completion(
                 **self._params(messages, opts),
                 stream=True,
@@ -129,9 +111,6 @@ class HuggingFaceProvider(BaseLLMProvider):
                 usage = _usage(chunk)
                 if text or finish or usage is not None:
                     yield Delta(text, finish, usage, chunk.model or None, chunk)
-        finally:
-            if own:
-                await client.close()
 
     # -- the error boundary --------------------------------------------------------
     def _map_error(self, exc: BaseException) -> LLMError | None:

@@ -17,7 +17,8 @@ from typing import Any
 from nbinfra._secrets import mask_url
 from nbinfra.errors import BadRequestError, LLMError, ProviderServerError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm._fixed_timeout import FixedTimeoutProvider
+from nbinfra.llm.base import CallOptions, Completion, Delta
 from nbinfra.llm.http_errors import map_status_error
 from nbinfra.llm.types import LLMResponse, Message, Usage
 
@@ -29,7 +30,7 @@ _QUOTED = re.compile(r"""model ["']([^"']+)["']""")
 
 
 @LLMRegistry.register(LLMProvider.OLLAMA)
-class OllamaProvider(BaseLLMProvider):
+class OllamaProvider(FixedTimeoutProvider):
     """Chat and embeddings from a local (or remote) Ollama server. No key needed."""
 
     kind = "ollama"
@@ -49,9 +50,6 @@ class OllamaProvider(BaseLLMProvider):
         value = self.settings.extra.get("num_ctx") or self.settings.options.get("num_ctx")
         return int(value) if value else None
 
-    def _create_client(self) -> Any:
-        return self._new_client(self.timeout)
-
     def _new_client(self, timeout: float) -> Any:
         import httpx
         import ollama
@@ -64,9 +62,6 @@ class OllamaProvider(BaseLLMProvider):
             timeout=httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout)),
             headers=headers,
         )
-
-    async def _close_client(self, client: Any) -> None:
-        await client.close()
 
     # -- request -------------------------------------------------------------------
     def _params(self, messages: list[Message], opts: CallOptions) -> dict[str, Any]:
@@ -96,12 +91,6 @@ class OllamaProvider(BaseLLMProvider):
             params["keep_alive"] = keep_alive
         return params
 
-    def _call_client(self, opts: CallOptions) -> Any:
-        # The SDK takes its timeout at construction; a per-call timeout needs a twin.
-        if opts.timeout is None or opts.timeout == self.timeout:
-            return self.client
-        return self._new_client(opts.timeout)
-
     # -- hooks ---------------------------------------------------------------------
     async def _check_model(self) -> int | None:
         info = await self.client.show(self.model)  # 404 when not pulled: see _map_error
@@ -117,13 +106,8 @@ class OllamaProvider(BaseLLMProvider):
         return None
 
     async def _complete(self, messages: list[Message], opts: CallOptions) -> Completion:
-        client = self._call_client(opts)
-        own = client is not self.client
-        try:
+        async with self._client_for(opts) as client:
             resp = await client.chat(**self._params(messages, opts), stream=False)
-        finally:
-            if own:
-                await client.close()
         return Completion(
             resp.message.content or "",
             resp.model or None,
@@ -135,9 +119,7 @@ class OllamaProvider(BaseLLMProvider):
     async def _stream(
         self, messages: list[Message], opts: CallOptions
     ) -> AsyncIterator[str | Delta]:
-        client = self._call_client(opts)
-        own = client is not self.client
-        try:
+        async with self._client_for(opts) as client:
             stream = await client.chat(**self._params(messages, opts), stream=True)
             async for part in stream:
                 text = part.message.content or "" if part.message is not None else ""
@@ -146,9 +128,6 @@ class OllamaProvider(BaseLLMProvider):
                     yield Delta(text, _finish_reason(part.done_reason), usage, part.model, part)
                 elif text:
                     yield Delta(text, model=part.model or None, raw=part)
-        finally:
-            if own:
-                await client.close()
 
     def _usage(self, resp: Any, messages: list[Message], model: str) -> Usage | None:
         if resp.prompt_eval_count is None and resp.eval_count is None:

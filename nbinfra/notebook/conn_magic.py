@@ -229,6 +229,10 @@ def _health_all(names: list[str], *, start: bool = False) -> dict[str, Any]:
     async def one(name: str) -> Any:
         try:
             return await asyncio.wait_for(managers[name].health_check(), timeouts[name])
+        except (TimeoutError, asyncio.TimeoutError):
+            limit = timeouts[name]
+            message = f"no answer within {limit:g} s; check that the service is up and reachable"
+            return failed(name, TimeoutError(message))
         except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
             return failed(name, exc)
 

@@ -9,8 +9,10 @@ suite normally runs, so its absence is expected rather than a broken environment
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 import uuid
 from typing import Any
 
@@ -229,6 +231,81 @@ async def test_unreachable_server_fails_within_timeout_without_leaking(
     assert not status.ok and not mgr.is_healthy()
     for text in (str(info.value), str(status), repr(mgr), repr(mgr.settings), caplog.text):
         assert SECRET not in text
+
+
+async def test_stopped_server_health_is_bounded_by_connect_timeout() -> None:
+    # Default retries: each try's server selection took most of connect_timeout, so a
+    # health check used to take three of them (12 s by default, past %conn list's 10 s).
+    port = free_port()
+    mgr = MongoDBConnectionManager(
+        url=f"mongodb://tester:{SECRET}@127.0.0.1:{port}/db", connect_timeout=1.0
+    )
+    started = time.perf_counter()
+    status = await mgr.health_check()
+    took = time.perf_counter() - started
+    assert not status.ok and status.state == "down"
+    assert took < 1.5, f"health check took {took:.2f} s"
+    error = status.error or ""
+    assert "\n" not in error and SECRET not in error
+    assert f"at mongodb://tester:********@127.0.0.1:{port}/db did not answer" in error
+    assert "within 1 s" in error and "refused" in error.lower()
+    assert "url under connections.mongodb" in error and "connect_timeout" in error
+    started = time.perf_counter()
+    with pytest.raises(ConnectionUnavailableError, match="did not answer the connect") as info:
+        await mgr.connect()
+    assert time.perf_counter() - started < 1.5
+    assert SECRET not in str(info.value) and "connect_timeout" in str(info.value)
+
+
+async def test_health_of_a_server_gone_quiet_is_bounded_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mgr = make(mock_url(), connect_timeout=0.5)
+    async with mgr:
+        assert (await mgr.health_check()).ok
+
+        def hangs() -> str | None:
+            time.sleep(1.5)
+            return None
+
+        monkeypatch.setattr(mgr, "_ping_sync", hangs)
+        started = time.perf_counter()
+        status = await mgr.health_check()
+        assert time.perf_counter() - started < 1.0
+        assert not status.ok and not mgr.is_healthy() and mgr.last_status is status
+        assert "did not answer the health check within 0.5 s" in (status.error or "")
+
+
+async def test_client_of_a_cancelled_connect_is_closed_by_the_next_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mgr = make(mock_url())
+    closed: list[Any] = []
+    make_client, first_ping = mgr._make_client, mgr._first_ping
+
+    def tracked() -> Any:
+        client = make_client()
+        client.close = lambda: closed.append(client)
+        return client
+
+    def slow_once(client: Any) -> None:
+        if not closed and mgr._client is None:
+            time.sleep(0.3)
+        first_ping(client)
+
+    monkeypatch.setattr(mgr, "_make_client", tracked)
+    monkeypatch.setattr(mgr, "_first_ping", slow_once)
+    # As %conn list does: its own deadline cancels a check that is still connecting.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(mgr.health_check(), 0.1)
+    await asyncio.sleep(0.4)  # that open finishes in the worker and keeps its client
+    left_over = mgr._client
+    assert left_over is not None and not mgr.connected
+    await mgr.connect()
+    assert closed == [left_over] and mgr.client is not left_over
+    live = mgr.client
+    await mgr.disconnect()
+    assert closed == [left_over, live]
 
 
 def test_factory_uses_the_db_yaml_entry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ written before the test; its bad query is a vector of the wrong size."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +18,7 @@ from nbinfra.connections.qdrant import QdrantConnectionManager
 from nbinfra.connections.vector import VectorStore
 from nbinfra.testing import PostgresServer, free_port
 from tests.connections.contract import ManagerContract
+from tests.connections.test_vector_local import record_call_threads
 
 TEXTS = ["alpha beta", "gamma delta", "epsilon"]
 
@@ -153,21 +155,26 @@ def test_sync_facade_reaches_vector_methods(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["qdrant", "chromadb"])
-async def test_worker_thread_path_when_not_inline(kind: str, tmp_path: Path) -> None:
+async def test_worker_thread_path_when_not_inline(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manager: VectorStore
     if kind == "qdrant":
         manager = QdrantConnectionManager(inline=False)
     else:
         manager = ChromaConnectionManager(path=str(tmp_path / "c"), inline=False)
+    loop_thread = threading.get_ident()
     async with manager:
+        seen = record_call_threads(monkeypatch, manager)
         await manager.add_texts("fruit", ["red apples", "green pears"])
-        assert manager._executor is not None  # type: ignore[attr-defined]
         hits = await manager.search_text("fruit", "green pears", top_k=1)
         assert hits[0].id == "1" and hits[0].payload == {"text": "green pears"}
+    assert seen and loop_thread not in seen
     inline = QdrantConnectionManager()
     async with inline:
+        seen = record_call_threads(monkeypatch, inline)
         await inline.add_texts("fruit", ["x"])
-        assert inline._executor is None  # type: ignore[attr-defined]
+    assert seen and set(seen) == {loop_thread}  # only open and close use the worker thread
 
 
 @pytest.mark.parametrize("kind", ["qdrant", "chromadb"])

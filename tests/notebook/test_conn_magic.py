@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from IPython.utils.capture import capture_output
 
 from nbinfra.errors import NbinfraError, QueryError
 from nbinfra.session import Session, use_session
-from nbinfra.testing import PostgresServer, service_unavailable
+from nbinfra.testing import PostgresServer, free_port, service_unavailable
 from tests.notebook.conftest import TestingShell
 
 
@@ -265,3 +266,55 @@ def test_health_name_waits_for_a_slow_first_start(
     rows = {row[0]: row for row in ip.run_line_magic("conn", "list").rows}
     assert rows["postgres"][3] == rows["pgvector"][3] == "ok", rows
     assert "pgvector" in ip.run_line_magic("conn", "health pgvector").server_version
+
+
+MONGO_SECRET = "conn-list-Mongo-Pw-3"
+
+
+@pytest.fixture
+def stopped_mongo(tmp_path: Path) -> Iterator[int]:
+    """duckdb, and mongo pointing at a closed local port (connect_timeout 1 s)."""
+    port = free_port()
+    write_resources(
+        tmp_path,
+        "default_connection: duckdb\nconnections:\n"
+        "  duckdb:\n    database: ':memory:'\n"
+        f"  mongo:\n    kind: mongodb\n    url: 'mongodb://app:{MONGO_SECRET}@127.0.0.1:{port}/db'\n"
+        "    connect_timeout: 1\n",
+    )
+    fresh = Session(resources=tmp_path)
+    with use_session(fresh):
+        yield port
+    fresh.close()
+
+
+def test_list_shows_a_stopped_mongodb_in_one_line_that_says_what_to_do(
+    ip: TestingShell, stopped_mongo: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbinfra.notebook import conn_magic
+
+    # Its retries used to add up to three server selections: past the listing's limit.
+    monkeypatch.setattr(conn_magic, "_HEALTH_TIMEOUT", 2.0)
+    started = time.perf_counter()
+    rows = {row[0]: row for row in ip.run_line_magic("conn", "list").rows}
+    assert time.perf_counter() - started < 2.0
+    assert rows["duckdb"][3] == "ok"
+    _, kind, target, health, _latency, error = rows["mongo"]
+    assert (kind, health) == ("mongodb", "down")
+    assert target == f"mongodb://app:********@127.0.0.1:{stopped_mongo}/db"
+    assert error.startswith(f"MongoDB 'mongo' at {target} did not answer")
+    assert "refused" in error.lower() and "url under connections.mongo " in error
+    assert "connect_timeout" in error and "\n" not in error and MONGO_SECRET not in error
+
+
+def test_list_names_its_own_time_limit(
+    ip: TestingShell, stopped_mongo: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbinfra.notebook import conn_magic
+
+    monkeypatch.setattr(conn_magic, "_HEALTH_TIMEOUT", 0.3)  # shorter than connect_timeout
+    rows = {row[0]: row for row in ip.run_line_magic("conn", "list").rows}
+    assert rows["mongo"][3] == "down"
+    assert rows["mongo"][5] == (
+        "no answer within 0.3 s; check that the service is up and reachable"
+    )  # was a bare "TimeoutError"
