@@ -456,7 +456,14 @@ class BaseConnectionManager(ConnectionManager):
             return
         try:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(executor, self._close_sync)
+            try:
+                closing = loop.run_in_executor(executor, self._close_sync)
+            except RuntimeError:
+                # Interpreter exit: nbinfra's closers run after the worker threads stop
+                # taking work. Nothing else uses the client then; close it right here.
+                self._close_sync()
+                return
+            await closing
         finally:
             executor.shutdown(wait=False)
 

@@ -206,3 +206,46 @@ async def test_missing_dependency_keeps_its_type_and_hint() -> None:
 
     with pytest.raises(MissingDependencyError, match="pip install foo"):
         await NoDriver(url="x://y").connect()
+
+
+def test_a_blocking_backend_still_closes_at_interpreter_exit(tmp_path: Any) -> None:
+    """nbinfra's exit-time closers run after the worker threads stop taking work; the
+    close of a thread-backed manager then runs right there instead of being lost."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+from typing import Any
+from nbinfra import _loop
+from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections.types import QueryResult
+
+class Blocking(BaseConnectionManager):
+    kind = "blocking"
+
+    def _open_sync(self) -> None:
+        pass
+
+    def _close_sync(self) -> None:
+        print("closed", flush=True)
+
+    def _ping_sync(self) -> str | None:
+        return "ok"
+
+    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        return QueryResult(["x"], [(1,)])
+
+manager = Blocking()
+_loop.run_sync(manager.execute_query("q"))
+_loop.on_shutdown(manager.aclose)
+"""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["closed"], done.stderr
+    assert "cannot schedule new futures" not in done.stderr
