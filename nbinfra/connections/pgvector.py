@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nbinfra.connections.base import is_read_only_sql
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
-from nbinfra.connections.postgres import PostgresConnectionManager, PostgresSettings
+from nbinfra.connections.postgres import Checkout, PostgresConnectionManager, PostgresSettings
 from nbinfra.connections.types import QueryResult
 from nbinfra.connections.vector import (
     CollectionInfo,
@@ -108,16 +107,16 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
             await self._refresh_monitor()
         return result
 
-    @asynccontextmanager
-    async def _vconn(self) -> AsyncIterator[Any]:
-        """A pooled connection that knows the ``vector`` type."""
-        from pgvector.psycopg.vector import register_vector_info
+    def _vconn(self) -> Checkout:
+        """A pooled connection that knows the ``vector`` type (``async with``)."""
+        return self._connection(self._register)
 
-        async with self._connection() as conn:
-            if conn not in self._ready:
-                register_vector_info(conn, self._vector_info)
-                self._ready.add(conn)
-            yield conn
+    def _register(self, conn: Any) -> None:
+        if conn not in self._ready:
+            from pgvector.psycopg.vector import register_vector_info
+
+            register_vector_info(conn, self._vector_info)
+            self._ready.add(conn)
 
     async def _fetchone(self, query: Any, params: Any = None) -> Any:
         async with self._vconn() as conn:

@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,7 @@ __all__ = ["PostgresConnectionManager", "PostgresSettings", "PostgresTransaction
 
 log = get_logger(__name__)
 _LOST_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, admin shutdown
+PROBE_REUSE = 0.05  # seconds a successful probe is trusted on the per-query path
 
 
 @dataclass
@@ -112,6 +113,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         self._pool: AsyncConnectionPool[Any] | None = None
         self._monitor: psycopg.AsyncConnection[Any] | None = None
         self._probe_lock = threading.Lock()
+        self._alive_at = -1.0  # monotonic time of the last probe that found the server up
         self._tx: contextvars.ContextVar[Any] = contextvars.ContextVar(
             f"nbinfra-pg-tx-{id(self)}", default=None
         )
@@ -210,9 +212,24 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         healthy the pooled connection is trusted and a rare single dead backend is left to
         the manager's reconnect-and-retry path.
         """
-        if self._probe():
+        if self._probed_alive():
             return
         await AsyncConnectionPool.check_connection(conn)
+
+    def _probed_alive(self) -> bool:
+        """``_probe()``, trusting a success from the last 50 ms (the per-query path).
+
+        A search or query probes at checkout and again after it succeeds; within one
+        burst of queries the answer does not change, so repeats are skipped. A restart
+        inside that window is caught by the failing query's reconnect-and-retry.
+        """
+        now = time.monotonic()
+        if now - self._alive_at < PROBE_REUSE:
+            return True
+        alive = self._probe()
+        if alive:
+            self._alive_at = now
+        return alive
 
     def _abandon(self) -> None:
         # Their loop has stopped: close the sockets synchronously so the server is not left
@@ -242,6 +259,12 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         return f"PostgreSQL {version // 10000}.{version % 10000}"
 
     def _probe(self) -> bool:
+        alive = self._probe_monitor()
+        if not alive:
+            self._alive_at = -1.0  # the per-query path must not trust an older success
+        return alive
+
+    def _probe_monitor(self) -> bool:
         monitor = self._monitor
         if monitor is None or monitor.closed:
             return False
@@ -260,7 +283,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
 
     async def _refresh_monitor(self) -> None:
         """Replace a monitor connection a server restart closed (after a successful call)."""
-        if self._probe():
+        if self._probed_alive():
             return
         old, self._monitor = self._monitor, None
         try:
@@ -274,16 +297,13 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         except psycopg.Error as exc:  # the query succeeded; only health reporting suffers
             log.info("postgres '%s': monitor connection not restored: %s", self.name, exc)
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
-        conn = self._tx.get()
-        if conn is not None:
-            yield conn
-            return
-        if self._pool is None:
-            raise ConnectionUnavailableError(f"postgres '{self.name}' is not connected.")
-        async with self._pool.connection(timeout=self.settings.connect_timeout) as conn:
-            yield conn
+    def _connection(self, setup: Callable[[Any], None] | None = None) -> Checkout:
+        """The transaction's connection, else one from the pool (``async with``).
+
+        ``setup(conn)`` runs on the connection before the block (pgvector registers its
+        type there).
+        """
+        return Checkout(self, setup)
 
     # -- queries ----------------------------------------------------------------------
     async def _execute(self, query: Any, params: Any, limit: int | None) -> QueryResult:
@@ -431,3 +451,51 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
             )
         code = f" [{state}]" if state else ""
         return QueryError(f"postgres '{self.name}' {what} failed{code}: {detail}")
+
+
+class Checkout:
+    """``async with manager._connection() as conn``: one pooled connection per block.
+
+    A plain class, not an ``asynccontextmanager``: the per-query path then creates no
+    async generator (each one is registered with the loop and finalised), and calls the
+    pool's ``getconn``/``putconn`` directly.
+    """
+
+    __slots__ = ("_conn", "_manager", "_owned", "_setup")
+
+    def __init__(
+        self, manager: PostgresConnectionManager, setup: Callable[[Any], None] | None
+    ) -> None:
+        self._manager = manager
+        self._setup = setup
+        self._conn: Any = None
+        self._owned = False
+
+    async def __aenter__(self) -> Any:
+        manager = self._manager
+        conn = manager._tx.get()
+        if conn is None:
+            pool = manager._pool
+            if pool is None:
+                raise ConnectionUnavailableError(f"postgres '{manager.name}' is not connected.")
+            conn = await pool.getconn(timeout=manager.settings.connect_timeout)
+            self._owned = True
+        self._conn = conn
+        if self._setup is not None:
+            try:
+                self._setup(conn)
+            except BaseException:
+                await self.__aexit__(None, None, None)
+                raise
+        return conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._owned:
+            self._owned = False
+            pool = self._manager._pool
+            conn, self._conn = self._conn, None
+            if pool is not None:
+                # putconn rolls back a transaction left open and drops a broken connection.
+                await pool.putconn(conn)
+            else:  # the manager closed meanwhile: this connection has no pool to go back to
+                await conn.close()
