@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -61,12 +62,13 @@ def count_phases(argv: list[str], *, timeout: float = 900.0) -> list[int]:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
         )
         deadline = time.monotonic() + timeout
+        # Reading stdout blocks: only killing the program ends a run that hangs.
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.start()
         dumps = 0
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"callgrind run exceeded {timeout:.0f} s")
                 if line.strip() != MARK:
                     continue
                 subprocess.run(
@@ -80,8 +82,11 @@ def count_phases(argv: list[str], *, timeout: float = 900.0) -> list[int]:
                 _wait_for(Path(f"{out}.{dumps}"), deadline)
                 flag.touch()
             if proc.wait(timeout=max(1.0, deadline - time.monotonic())) != 0:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"callgrind run exceeded {timeout:.0f} s")
                 raise RuntimeError(f"{argv[-1]!r} under callgrind exited with {proc.returncode}")
         finally:
+            watchdog.cancel()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

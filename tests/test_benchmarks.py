@@ -13,6 +13,7 @@ import pytest
 from benchmarks import callgrind
 from benchmarks.harness import Comparison, fmt_value, interleave
 from benchmarks.report import plot_scaling, render
+from nbinfra.testing import service_unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 AREAS = ["cache", "connections", "llm.context", "llm", "facade", "notebook", "vector"]
@@ -137,10 +138,11 @@ def test_smoke_run_covers_every_area_and_writes_a_report(tmp_path: Path) -> None
     assert any("get-many" in p for p in pngs), pngs
 
 
-@pytest.mark.skipif(not callgrind.available(), reason="valgrind is not installed")
 def test_callgrind_counts_each_phase_between_marks() -> None:
     """The instruction counter behind the streaming figure: a phase that does twice the
     work counts twice the instructions, and the counts repeat run to run."""
+    if not callgrind.available():
+        service_unavailable("valgrind", "apt-get install valgrind")
     argv = [sys.executable, "-m", "benchmarks.callgrind", "--child"]
     one, two = callgrind.count_phases(argv, timeout=300)
     assert two / one == pytest.approx(2.0, rel=0.02)

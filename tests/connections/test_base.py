@@ -22,6 +22,7 @@ from nbinfra.connections import (
 )
 from nbinfra.connections.base import is_read_only_sql
 from nbinfra.errors import ConfigError, ConnectionUnavailableError, QueryError
+from tests.pyrun import run_python
 
 
 @dataclass
@@ -211,11 +212,6 @@ async def test_missing_dependency_keeps_its_type_and_hint() -> None:
 def test_a_blocking_backend_still_closes_at_interpreter_exit(tmp_path: Any) -> None:
     """nbinfra's exit-time closers run after the worker threads stop taking work; the
     close of a thread-backed manager then runs right there instead of being lost."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = """
 from typing import Any
 from nbinfra import _loop
@@ -241,11 +237,7 @@ manager = Blocking()
 _loop.run_sync(manager.execute_query("q"))
 _loop.on_shutdown(manager.aclose)
 """
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
-    )
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["closed"], done.stderr
     assert "cannot schedule new futures" not in done.stderr

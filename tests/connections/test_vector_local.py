@@ -7,9 +7,6 @@ here the engine's client constructor is made slow on purpose so the test is dete
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +19,7 @@ from nbinfra.connections.chromadb import ChromaConnectionManager
 from nbinfra.connections.qdrant import QdrantConnectionManager
 from nbinfra.connections.vector_local import LocalEngineVectorStore
 from nbinfra.errors import ConnectionUnavailableError
+from tests.pyrun import run_python
 
 SLOW_OPEN = 0.6  # seconds the patched constructor sleeps
 
@@ -170,10 +168,6 @@ def closing() -> None:
 manager._close_sync = closing
 _loop.on_shutdown(manager.aclose)
 """
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
-    )
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["closed"], done.stderr

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -33,11 +29,11 @@ from nbinfra.llm.base import BaseLLMProvider
 from nbinfra.llm.types import StreamChunk
 from nbinfra.testing_llm import Fault, LLMWireServer, Reply
 from tests.llm.conftest import provider_for
+from tests.pyrun import run_python
 
 SENTINEL = "sk-SENTINEL-do-not-leak-9f8e7d6c"
 BOUND = 8.0  # seconds: no single fault test may take longer than this
 FAULT_TIMEOUT = 0.4  # the provider's timeout in hang tests
-ROOT = Path(__file__).resolve().parents[2]
 
 Wire = Callable[..., LLMWireServer]
 
@@ -334,9 +330,6 @@ class WireContract:
             "cls(settings=ProviderSettings(api_key=Secret('k-123456')))\n"
             f"print({self.sdk!r} in sys.modules)\n"
         )
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
-        )
+        out = run_python(code, timeout=60)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "False"
