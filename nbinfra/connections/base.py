@@ -140,7 +140,7 @@ class ConnectionManager(abc.ABC):
             failures = 0
             while True:
                 try:
-                    await asyncio.wait_for(self._open(), timeout)
+                    await within(self._open(), timeout)
                     break
                 except Exception as exc:
                     if isinstance(exc, RegistryError):
@@ -182,7 +182,7 @@ class ConnectionManager(abc.ABC):
                 future = asyncio.run_coroutine_threadsafe(self._close(), home)
                 await asyncio.wait_for(asyncio.wrap_future(future), self.settings.connect_timeout)
             else:
-                await asyncio.wait_for(self._close(), self.settings.connect_timeout)
+                await within(self._close(), self.settings.connect_timeout)
         except Exception as exc:  # noqa: BLE001 - closing a dead connection is fine
             log.info("%s '%s': close reported %s", self.kind, self.name, one_line(str(exc)))
         if was_connected:
@@ -384,7 +384,7 @@ class ConnectionManager(abc.ABC):
         """Forget a (possibly dead) connection so the next call reconnects."""
         self._connected = False
         try:
-            await asyncio.wait_for(self._close(), self.settings.connect_timeout)
+            await within(self._close(), self.settings.connect_timeout)
         except Exception as exc:  # noqa: BLE001 - it is already broken
             log.debug("%s '%s': discarding connection: %r", self.kind, self.name, exc)
 

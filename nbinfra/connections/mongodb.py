@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from nbinfra._deadline import within
 from nbinfra._secrets import Secret, mask_url, reveal
 from nbinfra.connections._client import ClientManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
@@ -98,7 +99,7 @@ class MongoDBConnectionManager(ClientManager):
         self._no_answer_reason = ""
         self._deadline = time.monotonic() + self.settings.connect_timeout
         try:
-            await asyncio.wait_for(super().connect(), self.settings.connect_timeout)
+            await within(super().connect(), self.settings.connect_timeout)
         except (TimeoutError, asyncio.TimeoutError) as exc:
             raise ConnectionUnavailableError(self._no_answer("connect")) from exc
         finally:
@@ -108,7 +109,7 @@ class MongoDBConnectionManager(ClientManager):
         """Ping (connecting first if needed) within ``connect_timeout`` as a whole; never raises."""
         start = time.perf_counter()
         try:
-            return await asyncio.wait_for(super().health_check(), self.settings.connect_timeout)
+            return await within(super().health_check(), self.settings.connect_timeout)
         except (TimeoutError, asyncio.TimeoutError):
             pass  # a server lost after connecting: the ping, then the reconnect, took too long
         status = HealthStatus(

@@ -138,9 +138,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
             return
         path = Path(s.embedded_dir)
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(embedded_postgres_url, path), s.embedded_start_timeout
-            )
+            await within(asyncio.to_thread(embedded_postgres_url, path), s.embedded_start_timeout)
         except (TimeoutError, asyncio.TimeoutError) as exc:
             raise ConnectionUnavailableError(
                 f"The embedded PostgreSQL under {path} did not start within "

@@ -8,6 +8,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from nbinfra._deadline import within
 from nbinfra.notebook._args import first_word, parse_all, parse_options, tokens
 from nbinfra.notebook.interpolate import sql_params
 
@@ -228,7 +229,7 @@ def _health_all(names: list[str], *, start: bool = False) -> dict[str, Any]:
 
     async def one(name: str) -> Any:
         try:
-            return await asyncio.wait_for(managers[name].health_check(), timeouts[name])
+            return await within(managers[name].health_check(), timeouts[name])
         except (TimeoutError, asyncio.TimeoutError):
             limit = timeouts[name]
             message = f"no answer within {limit:g} s; check that the service is up and reachable"
