@@ -455,17 +455,24 @@ class BaseConnectionManager(ConnectionManager):
             self._close_sync()
             return
         try:
-            loop = asyncio.get_running_loop()
-            try:
-                closing = loop.run_in_executor(executor, self._close_sync)
-            except RuntimeError:
-                # Interpreter exit: nbinfra's closers run after the worker threads stop
-                # taking work. Nothing else uses the client then; close it right here.
-                self._close_sync()
-                return
-            await closing
+            await self._close_in(executor)
         finally:
             executor.shutdown(wait=False)
+
+    async def _close_in(self, executor: concurrent.futures.Executor) -> None:
+        """``_close_sync`` in the worker thread, after whatever runs there now.
+
+        Shielded: a close that times out while queued still happens. At interpreter exit
+        nbinfra's closers run after the worker threads stop taking work; nothing else uses
+        the client then, so it is closed right here.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            closing = loop.run_in_executor(executor, self._close_sync)
+        except RuntimeError:
+            self._close_sync()
+            return
+        await asyncio.shield(closing)
 
     async def _ping(self) -> str | None:
         return await self.to_thread(self._ping_sync)

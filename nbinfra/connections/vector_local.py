@@ -9,7 +9,6 @@ tasks meanwhile (``%conn list`` checks every connection at once).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -72,16 +71,9 @@ class LocalEngineVectorStore(VectorStore, BaseConnectionManager):
         if executor is None:
             self._close_sync()
             return
-        # In the one worker thread, so after an open still running there; shielded, so a
-        # close that times out still happens; the thread is kept, so a later open queues
-        # behind this close instead of running beside it.
-        loop = asyncio.get_running_loop()
-        try:
-            closing = loop.run_in_executor(executor, self._close_sync)
-        except RuntimeError:  # interpreter exit: the worker threads are gone, so is any open
-            self._close_sync()
-            return
-        await asyncio.shield(closing)
+        # The thread is kept, so a later open queues behind this close instead of running
+        # beside it.
+        await self._close_in(executor)
 
     def _require(self) -> Any:
         if self.client is None:
