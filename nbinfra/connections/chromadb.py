@@ -26,6 +26,7 @@ from nbinfra.connections.vector import (
     VectorRecord,
 )
 from nbinfra.connections.vector_local import LocalEngineSettings, LocalEngineVectorStore
+from nbinfra.connections.vector_types import make_hit
 
 __all__ = ["ChromaConnectionManager", "ChromaSettings"]
 
@@ -229,7 +230,7 @@ class ChromaConnectionManager(LocalEngineVectorStore):
         distances = result["distances"][0]
         metadatas = (result.get("metadatas") or [[None] * len(ids)])[0]
         return [
-            SearchHit(str(i), _score(info.distance, float(d)), dict(m or {}))
+            make_hit(str(i), _score(info.distance, float(d)), dict(m or {}))
             for i, d, m in zip(ids, distances, metadatas, strict=True)
         ]
 

@@ -29,6 +29,7 @@ from nbinfra.connections.vector import (
     VectorStore,
     VectorStoreSettings,
 )
+from nbinfra.connections.vector_types import make_hit
 from nbinfra.logs import get_logger
 
 __all__ = ["PgVectorConnectionManager", "PgVectorSettings"]
@@ -101,7 +102,7 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
         timeout: float | None = None,
     ) -> T:
         result = await super()._call(fn, what=what, idempotent=idempotent, timeout=timeout)
-        if self._tx.get() is None:
+        if self._tx.get() is None and not self._probed_alive():
             # As the postgres manager does after a query: a server restart closed the
             # monitor connection behind is_healthy(); the call that just worked restores it.
             await self._refresh_monitor()
@@ -227,29 +228,26 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
     async def _v_search(
         self, info: CollectionInfo, vector: Any, top_k: int, conditions: list[Condition]
     ) -> list[SearchHit]:
-        from psycopg import sql
-
-        where, params = build_where(conditions)
-        args = [vector, *params, vector, top_k]
+        if conditions:
+            where, params = build_where(conditions)
+            args = [vector, *params, vector, top_k]
+            ops = tuple(c.op for c in conditions)
+        else:  # the usual search: nothing to compose
+            where, args, ops = None, [vector, vector, top_k], ()
         # The statement text depends only on table, metric and filter operators: composing
         # and quoting it again on every search costs more than a small HNSW lookup.
-        key = (self.settings.schema, info.name, info.distance, tuple(c.op for c in conditions))
+        key = (self.settings.schema, info.name, info.distance, ops)
         async with self._vconn() as conn:
             query = self._statements.get(key)
             if query is None:
-                op = sql.SQL(_OPS[info.distance][0])
-                query = (
-                    sql.SQL(
-                        "SELECT id, payload, embedding {op} %s FROM {t}{w} "
-                        "ORDER BY embedding {op} %s LIMIT %s"
-                    )
-                    .format(op=op, t=self._table(info.name), w=where)
-                    .as_string(conn)
-                )
+                query = self._search_statement(conn, info, where)
                 if len(self._statements) > 256:
                     self._statements.clear()
                 self._statements[key] = query
-            scoped = self._search_settings(top_k, filtered=bool(conditions))
+            if conditions or top_k > 40:
+                scoped = self._search_settings(top_k, filtered=bool(conditions))
+            else:
+                scoped = {}
             if scoped:
                 # Settings for this search only (set_config(..., true) lasts until COMMIT),
                 # sent with it in one pipeline: one round trip, as for a plain search.
@@ -261,7 +259,25 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
                 rows = await cur.fetchall()
             else:
                 rows = await (await conn.execute(query, args)).fetchall()
-        return [SearchHit(r[0], _score(info.distance, float(r[2])), dict(r[1] or {})) for r in rows]
+        # psycopg builds a new dict per payload: the hits can own them.
+        if info.distance == "cosine":
+            return [make_hit(r[0], 1.0 - r[2], r[1] or {}) for r in rows]
+        return [make_hit(r[0], _score(info.distance, float(r[2])), r[1] or {}) for r in rows]
+
+    def _search_statement(self, conn: Any, info: CollectionInfo, where: Any) -> str:
+        from psycopg import sql
+
+        if where is None:
+            where = sql.SQL("")
+        op = sql.SQL(_OPS[info.distance][0])
+        return (
+            sql.SQL(
+                "SELECT id, payload, embedding {op} %s FROM {t}{w} "
+                "ORDER BY embedding {op} %s LIMIT %s"
+            )
+            .format(op=op, t=self._table(info.name), w=where)
+            .as_string(conn)
+        )
 
     def _search_settings(self, top_k: int, *, filtered: bool) -> dict[str, str]:
         """HNSW settings one search needs; none for the usual unfiltered top-k <= 40.

@@ -49,7 +49,9 @@ __all__ = ["PostgresConnectionManager", "PostgresSettings", "PostgresTransaction
 
 log = get_logger(__name__)
 _LOST_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, admin shutdown
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 PROBE_REUSE = 0.05  # seconds a successful probe is trusted on the per-query path
+KEEP_IDLE = 30.0  # seconds one connection may skip the pool between queries (see Checkout)
 
 
 @dataclass
@@ -114,6 +116,10 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         self._monitor: psycopg.AsyncConnection[Any] | None = None
         self._probe_lock = threading.Lock()
         self._alive_at = -1.0  # monotonic time of the last probe that found the server up
+        # One connection kept back from the pool between queries (see Checkout), and
+        # until when it may be: then it goes back, and the pool's upkeep applies to it.
+        self._kept: Any = None
+        self._kept_until = 0.0
         self._tx: contextvars.ContextVar[Any] = contextvars.ContextVar(
             f"nbinfra-pg-tx-{id(self)}", default=None
         )
@@ -234,8 +240,9 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         # with idle sessions, then drop them.
         pool, self._pool = self._pool, None
         monitor, self._monitor = self._monitor, None
+        kept, self._kept = self._kept, None
         idle = list(getattr(pool, "_pool", ()))  # psycopg_pool keeps idle connections here
-        for conn in [monitor, *idle]:
+        for conn in [monitor, kept, *idle]:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.pgconn.finish()
@@ -243,8 +250,11 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
     async def _close(self) -> None:
         pool, self._pool = self._pool, None
         monitor, self._monitor = self._monitor, None
+        kept, self._kept = self._kept, None
         try:
             if pool is not None:
+                if kept is not None:
+                    await pool.putconn(kept)  # closed with the pool's idle connections
                 await pool.close(timeout=self.settings.connect_timeout)
         finally:
             if monitor is not None:
@@ -306,7 +316,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
     # -- queries ----------------------------------------------------------------------
     async def _execute(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         results = await self._run_script(query, params, limit)
-        if self._tx.get() is None:
+        if self._tx.get() is None and not self._probed_alive():
             await self._refresh_monitor()
         return results[-1]
 
@@ -457,6 +467,14 @@ class Checkout:
     A plain class, not an ``asynccontextmanager``: the per-query path then creates no
     async generator (each one is registered with the loop and finalised), and calls the
     pool's ``getconn``/``putconn`` directly.
+
+    Back-to-back queries skip the pool: a connection that ends a block cleanly (no error,
+    no open transaction) is kept by the manager for the next block, for up to
+    ``KEEP_IDLE`` seconds, instead of going through ``putconn`` and ``getconn`` again
+    (their locks, checks and bookkeeping cost about a tenth of a small query's client
+    time). A block that finds it kept takes it after the same health check the pool
+    applies; a concurrent block, or one that finds the server gone, uses the pool, and a
+    connection is never kept while another block waits for one.
     """
 
     __slots__ = ("_conn", "_manager", "_owned", "_setup")
@@ -476,7 +494,13 @@ class Checkout:
             pool = manager._pool
             if pool is None:
                 raise ConnectionUnavailableError(f"postgres '{manager.name}' is not connected.")
-            conn = await pool.getconn(timeout=manager.settings.connect_timeout)
+            conn, manager._kept = manager._kept, None
+            if conn is not None and not (manager._probed_alive() and _reusable(conn)):
+                await pool.putconn(conn)  # the pool checks it, or drops a broken one
+                conn = None
+            if conn is None:
+                conn = await pool.getconn(timeout=manager.settings.connect_timeout)
+                manager._kept_until = time.monotonic() + KEEP_IDLE
             self._owned = True
         self._conn = conn
         if self._setup is not None:
@@ -487,13 +511,28 @@ class Checkout:
                 raise
         return conn
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
         if self._owned:
             self._owned = False
-            pool = self._manager._pool
+            manager = self._manager
+            pool = manager._pool
             conn, self._conn = self._conn, None
-            if pool is not None:
+            if pool is None:  # the manager closed meanwhile: no pool to go back to
+                await conn.close()
+            elif (
+                exc_type is None
+                and manager._kept is None
+                and _reusable(conn)
+                and time.monotonic() < manager._kept_until
+                # nobody is queued for a connection (a pool without the attribute: unknown)
+                and not getattr(pool, "_waiting", True)
+            ):
+                manager._kept = conn
+            else:
                 # putconn rolls back a transaction left open and drops a broken connection.
                 await pool.putconn(conn)
-            else:  # the manager closed meanwhile: this connection has no pool to go back to
-                await conn.close()
+
+
+def _reusable(conn: Any) -> bool:
+    """Open, and between transactions (nothing to roll back)."""
+    return not conn.closed and conn.pgconn.transaction_status == _IDLE

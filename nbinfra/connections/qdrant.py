@@ -23,6 +23,7 @@ from nbinfra.connections.vector import (
     VectorRecord,
 )
 from nbinfra.connections.vector_local import LocalEngineSettings, LocalEngineVectorStore
+from nbinfra.connections.vector_types import make_hit
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 
 __all__ = ["QdrantConnectionManager", "QdrantSettings"]
@@ -214,7 +215,7 @@ class QdrantConnectionManager(LocalEngineVectorStore):
             payload = dict(point.payload or {})
             key = payload.pop(ID_KEY, None) or str(point.id)
             score = float(point.score)
-            hits.append(SearchHit(str(key), -score if negate else score, payload))
+            hits.append(make_hit(str(key), -score if negate else score, payload))
         return hits
 
     async def _v_get(self, name: str, ids: list[str], with_vectors: bool) -> list[VectorRecord]:

@@ -234,8 +234,11 @@ class VectorStore(ConnectionManager):
         filter: Mapping[str, Any] | None = None,
     ) -> list[SearchHit]:
         """The ``top_k`` nearest points, best first."""
-        info = await self._info(collection)
-        assert info is not None
+        # A known collection needs no lookup (nor a coroutine for one): the per-search path.
+        info = self._collections.get(collection) if collection.__class__ is str else None
+        if info is None:
+            info = await self._info(collection)
+            assert info is not None
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
         query = as_vector(vector, info.dim, info.distance)

@@ -61,6 +61,24 @@ class SearchHit:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+_new = object.__new__
+
+
+def make_hit(id: str, score: float, payload: dict[str, Any]) -> SearchHit:
+    """``SearchHit(id, score, payload)`` for the stores' search loops.
+
+    A search builds ``top_k`` hits; the frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__`` and costs three times this. Same object, same
+    equality and hash.
+    """
+    hit = _new(SearchHit)
+    fields = hit.__dict__
+    fields["id"] = id
+    fields["score"] = score
+    fields["payload"] = payload
+    return hit
+
+
 @dataclass(frozen=True)
 class VectorRecord:
     """A stored point as returned by ``get``; ``vector`` is ``None`` unless asked for."""

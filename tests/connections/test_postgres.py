@@ -7,6 +7,7 @@ import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from nbinfra.connections import SyncConnection
@@ -340,3 +341,92 @@ async def test_client_timeout_stops_waiting_and_next_query_works(
             await asyncio.wait_for(mgr.execute_query("SELECT pg_sleep(5)"), 10)
         assert (await mgr.execute_query("SELECT 1")).scalar() == 1
         assert mgr.is_healthy()
+
+
+# -- the connection kept between queries (Checkout) -------------------------------------
+def _checkouts(mgr: PostgresConnectionManager) -> int:
+    assert mgr._pool is not None
+    return int(mgr._pool.get_stats().get("requests_num", 0))
+
+
+async def test_back_to_back_queries_reuse_one_connection_without_the_pool(
+    pg: PostgresConnectionManager,
+) -> None:
+    first = (await pg.execute_query("SELECT pg_backend_pid()")).scalar()
+    before = _checkouts(pg)
+    pids = {(await pg.execute_query("SELECT pg_backend_pid()")).scalar() for _ in range(5)}
+    assert pids == {first}
+    assert _checkouts(pg) == before  # no getconn for the five
+
+
+async def test_failed_query_returns_its_connection_to_the_pool(
+    pg: PostgresConnectionManager,
+) -> None:
+    await pg.execute_query("SELECT 1")
+    with pytest.raises(QueryError, match="division by zero"):
+        await pg.execute_query("SELECT 1 / 0")
+    before = _checkouts(pg)
+    assert (await pg.execute_query("SELECT 2")).scalar() == 2
+    assert _checkouts(pg) == before + 1  # the failed block's connection was not kept
+
+
+async def test_concurrent_queries_still_use_separate_connections(
+    pg: PostgresConnectionManager,
+) -> None:
+    await pg.execute_query("SELECT 1")  # one connection kept
+    results = await asyncio.gather(
+        *(pg.execute_query("SELECT pg_backend_pid(), pg_sleep(0.2)") for _ in range(3))
+    )
+    assert len({r.rows[0][0] for r in results}) == 3
+
+
+async def test_kept_connection_is_never_held_back_from_a_waiting_query(
+    postgres_server: PostgresServer,
+) -> None:
+    # One connection in all: the second query waits in the pool while the first runs. If
+    # the first kept its connection when done, the second would wait out the pool's
+    # timeout (a failed request, then a reconnect with a new pool).
+    async with PostgresConnectionManager(
+        url=postgres_server.url, min_size=1, max_size=1, connect_timeout=1
+    ) as mgr:
+        pool = mgr._pool
+        assert pool is not None
+        results = await asyncio.gather(
+            mgr.execute_query("SELECT 1, pg_sleep(0.3)"), mgr.execute_query("SELECT 2")
+        )
+        assert [r.rows[0][0] for r in results] == [1, 2]
+        assert mgr._pool is pool
+        assert pool.get_stats().get("requests_errors", 0) == 0
+
+
+async def test_transaction_then_query_and_rollback_leave_nothing_open(
+    pg: PostgresConnectionManager,
+) -> None:
+    async with pg.transaction() as tx:
+        await tx.execute_query("INSERT INTO users VALUES (1, 'a')")
+    with pytest.raises(QueryError):
+        async with pg.transaction() as tx:
+            await tx.execute_query("INSERT INTO users VALUES (2, 'b')")
+            await tx.execute_query("INSERT INTO users VALUES (1, 'dup')")
+    # The next query runs outside any transaction: a second session sees its write.
+    await pg.execute_query("INSERT INTO users VALUES (3, 'c')")
+    async with await psycopg.AsyncConnection.connect(pg.conninfo(), autocommit=True) as other:
+        cur = await other.execute("SELECT id FROM users ORDER BY id")
+        assert [r[0] for r in await cur.fetchall()] == [1, 3]
+
+
+async def test_disconnect_closes_the_kept_connection(postgres_server: PostgresServer) -> None:
+    name = "nbinfra-kept-test"
+    mgr = PostgresConnectionManager(url=postgres_server.url, application_name=name, min_size=0)
+    await mgr.execute_query("SELECT 1")
+    await mgr.disconnect()
+    async with await psycopg.AsyncConnection.connect(postgres_server.url) as conn:
+        for _ in range(50):  # the server ends a closed session's backend asynchronously
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert row == (0,)
