@@ -172,7 +172,8 @@ def _table(results: list[Comparison]) -> str:
     for c in results:
         base = c.median(c.baseline) if c.baseline else None
         for name in c.samples:
-            ratio = f"{c.median(name) / base:.4f}" if base else ""
+            paired = c.ratio_of(name, c.baseline) if base and c.baseline else None
+            ratio = f"{paired:.4f}" if paired is not None else ""
             lines.append(
                 f"| {c.name} | {name} | {c.median(name) * 1000:.3f} | {c.spread(name):.0%} "
                 f"| {ratio} |"

@@ -1,8 +1,9 @@
 """Measure contenders interleaved (A B A B ...) and report medians, spread and targets.
 
 A benchmark module ``benchmarks/bench_<area>.py`` defines ``run(smoke: bool) -> list[Comparison]``.
-Each ``Comparison`` names the workload, holds per-contender samples (seconds per operation)
-and its targets, all on the medians of one run:
+Each ``Comparison`` names the workload, holds per-contender samples (seconds per operation,
+sample ``i`` of every contender from round ``i``) and its targets, judged in one run on the
+median of the per-round ratios (or differences), see ``Comparison.ratio_of``:
 
 - ``max_ratio``: ``nbinfra / baseline <= max_ratio`` ("at least 2x faster" is ``0.5``);
 - ``also``: more ratio targets, ``{other contender: max ratio}``;
@@ -76,8 +77,28 @@ class Comparison:
     def ratio_to(self, other: str) -> float | None:
         if self.nbinfra is None or other not in self.samples or self.nbinfra not in self.samples:
             return None
-        base = self.median(other)
-        return self.median(self.nbinfra) / base if base else None
+        return self.ratio_of(self.nbinfra, other)
+
+    def ratio_of(self, name: str, other: str) -> float | None:
+        """``name / other``: the median of the per-round ratios.
+
+        Samples are paired by round (contenders run interleaved, each round once), so a
+        round's ratio compares runs made moments apart, and a slow stretch of the machine
+        falls on both sides of it; the median then sets aside rounds that one outlier
+        spoiled. Unpaired samples (different counts) fall back to the ratio of medians.
+        """
+        ours, theirs = self.samples[name], self.samples[other]
+        if len(ours) == len(theirs) and all(theirs):
+            return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+        base = statistics.median(theirs)
+        return statistics.median(ours) / base if base else None
+
+    def excess_of(self, name: str, other: str) -> float:
+        """``name - other`` in the unit: the median of the per-round differences."""
+        ours, theirs = self.samples[name], self.samples[other]
+        if len(ours) == len(theirs):
+            return statistics.median(a - b for a, b in zip(ours, theirs, strict=True))
+        return statistics.median(ours) - statistics.median(theirs)
 
     @property
     def ratio(self) -> float | None:
@@ -104,7 +125,7 @@ class Comparison:
                 met = None if self.max_ratio is None else ratio <= self.max_ratio
                 out.append(Check(f"{nb} / {self.baseline}", _ratio(ratio), target, met))
             if self.max_excess is not None and self.baseline in self.samples:
-                excess = self.median(nb) - self.median(self.baseline)
+                excess = self.excess_of(nb, self.baseline)
                 out.append(
                     Check(
                         f"{nb} - {self.baseline}",

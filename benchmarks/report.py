@@ -83,7 +83,8 @@ def render(
         "for one area, `--smoke` for the quick pass CI runs). Contenders of a comparison run",
         "interleaved (A B A B ...) in one process, so drift on the machine hits all of them",
         "alike; each figure is the median over the rounds, spread is (max - min) / median.",
-        "Ratios are nbinfra / peer on those medians: below 1 means nbinfra is faster.",
+        "Ratios are nbinfra / peer per round (the two runs of a round are moments apart),",
+        "then the median over the rounds: below 1 means nbinfra is faster.",
         "",
         "## Machine",
         "",
@@ -153,7 +154,8 @@ def _contender_table(c: Comparison) -> list[str]:
             f" {_spread(c.spread(name), c.unit)} | {len(values)} |"
         )
         if base:
-            row += f" {c.median(name) / c.median(base):.3f} |"
+            ratio = c.ratio_of(name, base)
+            row += f" {ratio:.3f} |" if ratio is not None else " - |"
         rows.append(row)
     return rows
 
