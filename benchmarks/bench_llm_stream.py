@@ -144,7 +144,8 @@ COUNT_ORDER = ("openai SDK", "nbinfra", "openai SDK", "nbinfra")
 _NOISE = (
     "see 'stream client instructions': the work nbinfra adds per chunk is a few tenths of "
     "a percent of the SDK's own, so a time ratio past 1.05 is the machine's run-to-run "
-    "noise on ~80-150 us chunks (1.015, 1.035 and 1.086 in three full runs of one day)"
+    "noise on ~80 us chunks (before the per-round pairing, three full runs of one day "
+    "gave 1.015, 1.035 and 1.086 for the same code)"
 )
 
 
