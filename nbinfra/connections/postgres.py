@@ -119,7 +119,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         # One connection kept back from the pool between queries (see Checkout), and
         # until when it may be: then it goes back, and the pool's upkeep applies to it.
         self._kept: Any = None
-        self._kept_until = 0.0
+        self._kept_until = 0.0  # KEEP_IDLE after that connection left the pool
         self._tx: contextvars.ContextVar[Any] = contextvars.ContextVar(
             f"nbinfra-pg-tx-{id(self)}", default=None
         )
@@ -477,7 +477,7 @@ class Checkout:
     connection is never kept while another block waits for one.
     """
 
-    __slots__ = ("_conn", "_manager", "_owned", "_setup")
+    __slots__ = ("_conn", "_manager", "_owned", "_setup", "_until")
 
     def __init__(
         self, manager: PostgresConnectionManager, setup: Callable[[Any], None] | None
@@ -486,6 +486,7 @@ class Checkout:
         self._setup = setup
         self._conn: Any = None
         self._owned = False
+        self._until = 0.0  # how long this block's connection may still skip the pool
 
     async def __aenter__(self) -> Any:
         manager = self._manager
@@ -500,7 +501,9 @@ class Checkout:
                 conn = None
             if conn is None:
                 conn = await pool.getconn(timeout=manager.settings.connect_timeout)
-                manager._kept_until = time.monotonic() + KEEP_IDLE
+                self._until = time.monotonic() + KEEP_IDLE
+            else:
+                self._until = manager._kept_until
             self._owned = True
         self._conn = conn
         if self._setup is not None:
@@ -523,11 +526,11 @@ class Checkout:
                 exc_type is None
                 and manager._kept is None
                 and _reusable(conn)
-                and time.monotonic() < manager._kept_until
+                and time.monotonic() < self._until
                 # nobody is queued for a connection (a pool without the attribute: unknown)
                 and not getattr(pool, "_waiting", True)
             ):
-                manager._kept = conn
+                manager._kept, manager._kept_until = conn, self._until
             else:
                 # putconn rolls back a transaction left open and drops a broken connection.
                 await pool.putconn(conn)

@@ -399,6 +399,29 @@ async def test_kept_connection_is_never_held_back_from_a_waiting_query(
         assert pool.get_stats().get("requests_errors", 0) == 0
 
 
+async def test_kept_connection_goes_back_to_the_pool_after_keep_idle(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbinfra.connections import postgres
+
+    pid = "SELECT pg_backend_pid()"
+    monkeypatch.setattr(postgres, "KEEP_IDLE", 0.3)
+    async with PostgresConnectionManager(url=postgres_server.url, min_size=3) as pg:
+        first = (await pg.execute_query(pid)).scalar()  # checked out: 0.3 s to skip the pool
+        await asyncio.sleep(0.35)
+        # The first connection serves one more query, then goes back. The other query of
+        # the pair checks out an idle one meanwhile: that must not extend the first one's
+        # time (the second one is kept instead, once done).
+        reused, other = await asyncio.gather(
+            pg.execute_query(pid), pg.execute_query("SELECT pg_backend_pid(), pg_sleep(0.05)")
+        )
+        second = other.rows[0][0]
+        assert reused.scalar() == first and second != first
+        before = _checkouts(pg)
+        assert (await pg.execute_query(pid)).scalar() == second
+        assert _checkouts(pg) == before
+
+
 async def test_transaction_then_query_and_rollback_leave_nothing_open(
     pg: PostgresConnectionManager,
 ) -> None:

@@ -194,3 +194,16 @@ async def test_server_credentials_never_show(kind: str) -> None:
     assert secret not in str(info.value) and "\n" not in str(info.value)
     status = await manager.health_check()
     assert not status.ok and secret not in str(status)
+
+
+def test_make_hit_is_the_same_hit_as_the_dataclass_builds() -> None:
+    from dataclasses import FrozenInstanceError
+
+    from nbinfra.connections.vector_types import SearchHit, make_hit
+
+    made, built = make_hit("a", 0.5, {"k": 1}), SearchHit("a", 0.5, {"k": 1})
+    assert made == built and repr(made) == repr(built)
+    assert (made.id, made.score, made.payload) == ("a", 0.5, {"k": 1})
+    assert made != make_hit("a", 0.25, {"k": 1})
+    with pytest.raises(FrozenInstanceError):
+        made.score = 1.0  # type: ignore[misc]
