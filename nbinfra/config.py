@@ -6,16 +6,17 @@ Loading, in order:
    path (or ``$NBINFRA_RESOURCES``), then ``./resources`` from the working directory upward,
    then the defaults shipped inside the package. A user's folder may hold only the files it
    changes.
-2. Files are parsed with ``yaml.safe_load``; then every *string scalar* is substituted:
-   ``${VAR}``, ``${VAR:default}`` (split on the first ``:``, so a default may be a URL),
-   ``${VAR:}`` (optional, empty) and ``$${`` (a literal ``${``). Text is never substituted
-   before parsing, so a value cannot inject YAML.
+2. Files are parsed with ``yaml.safe_load`` (a key given twice in one mapping is an error);
+   then every *string scalar* is substituted: ``${VAR}``, ``${VAR:default}`` (split on the
+   first ``:``, so a default may be a URL), ``${VAR:}`` (optional, empty) and ``$${`` (a
+   literal ``${``). Text is never substituted before parsing, so a value cannot inject YAML.
 3. A ``${VAR}`` with no default whose variable is unset becomes an ``Unset`` marker; the
    error (naming variable, file and key path) is raised only when a component validates
    that key, so an unset ``REDIS_PASSWORD`` does not break a notebook that never uses Redis.
 4. ``Settings.section(path, Schema)`` validates a subtree into a dataclass after
    substitution, coercing strings from the environment (``"6379"`` -> ``6379``) and naming
-   the file and key path in every message.
+   the file and key path in every message. Numbers typed with a ``nbinfra._bounds`` range
+   (``PositiveFloat``...) are checked against it.
 
 Values under secret-looking keys (``password``, ``api_key``, ``token``...) and passwords in
 URLs are remembered for redaction the moment they are loaded.
@@ -32,10 +33,12 @@ import typing
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from nbinfra import _yaml
+from nbinfra._bounds import Range
 from nbinfra._secrets import Secret, is_secret_key, remember, remember_url
 from nbinfra.errors import ConfigError, MissingSettingError
 
@@ -227,7 +230,12 @@ def load_settings(
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = _yaml.load(fh)
+    except _yaml.DuplicateKeyError as exc:
+        raise ConfigError(
+            f"{path}: key {exc.key!r} is defined twice, at line {exc.first_line} and line "
+            f"{exc.line}; keep one of them."
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -342,6 +350,16 @@ def _check(tp: Any, value: Any, path: str, settings: Settings | None) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if origin is Annotated:
+        base, *extras = get_args(tp)
+        checked = _check(base, value, path, settings)
+        for bound in extras:
+            if isinstance(bound, Range) and checked is not None and not bound.allows(checked):
+                kind = "an integer" if base is int else "a number"
+                shown = value if isinstance(value, (int, float)) else checked
+                problem = f"{shown!r} is out of range; allowed: {bound.describe(kind)}"
+                raise _fail(settings, path, problem)
+        return checked
     if origin is Union or origin is types.UnionType:
         args = get_args(tp)
         if type(None) in args and (value is None or value == ""):
@@ -452,7 +470,7 @@ def _check_dataclass(tp: type, value: Any, path: str, settings: Settings | None)
         value = {}
     if not isinstance(value, dict):
         raise _fail(settings, path, f"expected a mapping, got {_describe(value)}")
-    hints = typing.get_type_hints(tp)
+    hints = typing.get_type_hints(tp, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
     extra_name: str | None = getattr(tp, "__extra_field__", None)
     kwargs: dict[str, Any] = {}

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from nbinfra._bounds import AtLeastOne
 from nbinfra.cache.base import BaseCacheProvider
 from nbinfra.cache.registry import CacheRegistry
-from nbinfra.cache.settings import MemorySettings, RedisSettings
+from nbinfra.cache.settings import MemorySettings, RedisSettings, Ttl
 from nbinfra.config import Settings
 from nbinfra.errors import ConfigError
 from nbinfra.session import Session
@@ -28,9 +29,9 @@ class CacheConfig:
     __extra_field__ = "sections"
 
     backend: str = "memory"
-    default_ttl: float = 300.0
+    default_ttl: Ttl = 300.0
     serializer: Literal["json", "msgpack", "pickle"] = "json"
-    stats_window: int = 2048
+    stats_window: AtLeastOne = 2048
     sections: dict[str, Any] = field(default_factory=dict)
 
 

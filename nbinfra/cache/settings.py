@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
+from nbinfra._bounds import (
+    AtLeastOne,
+    NonNegativeFloat,
+    NonNegativeInt,
+    Port,
+    PositiveFloat,
+    Range,
+)
 from nbinfra._secrets import Secret
 
 __all__ = [
@@ -13,19 +21,23 @@ __all__ = [
     "InstanceSettings",
     "MemorySettings",
     "RedisSettings",
+    "Ttl",
 ]
+
+# Seconds a value lives; 0 = no expiry.
+Ttl = Annotated[float, Range(ge=0, note="0 = no expiry")]
 
 
 @dataclass
 class MemorySettings:
-    max_size: int = 10_000  # 0 = unbounded
-    sweep_interval: float = 1.0
+    max_size: Annotated[int, Range(ge=0, note="0 = unbounded")] = 10_000
+    sweep_interval: PositiveFloat = 1.0
 
 
 @dataclass
 class BreakerSettings:
-    failure_threshold: int = 5  # consecutive failures that open the circuit
-    reset_timeout: float = 1.0  # seconds open before one probe is let through
+    failure_threshold: AtLeastOne = 5  # consecutive failures that open the circuit
+    reset_timeout: NonNegativeFloat = 1.0  # seconds open before one probe is let through
 
 
 @dataclass
@@ -35,8 +47,8 @@ class RedisSettings:
 
     url: str | None = None
     host: str = "localhost"
-    port: int = 6379
-    db: int = 0
+    port: Port = 6379
+    db: NonNegativeInt = 0
     username: str | None = None
     password: Secret = field(default_factory=lambda: Secret(""))
     ssl: bool = False
@@ -46,12 +58,12 @@ class RedisSettings:
     ssl_cert_reqs: Literal["required", "optional", "none"] = "required"
     cluster: bool = False
     sentinel_service: str | None = None  # with sentinel:// URLs or hosts below
-    socket_timeout: float = 0.5
-    socket_connect_timeout: float = 0.5
-    max_connections: int = 64
-    health_check_interval: float = 0.0
+    socket_timeout: PositiveFloat = 0.5
+    socket_connect_timeout: PositiveFloat = 0.5
+    max_connections: AtLeastOne = 64
+    health_check_interval: NonNegativeFloat = 0.0
     fallback: Literal["none", "memory"] = "none"
-    lock_timeout: float = 30.0  # seconds a get_or_set loader may hold its Redis lock
+    lock_timeout: PositiveFloat = 30.0  # seconds a get_or_set loader may hold its Redis lock
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
@@ -60,7 +72,7 @@ class InstanceSettings:
     """A pre-configured ``CacheService``: ``cache.instances.<name>``."""
 
     namespace: str | None = None  # defaults to the instance name
-    ttl: float | None = None  # defaults to cache.default_ttl
+    ttl: Ttl | None = None  # defaults to cache.default_ttl
     backend: Literal["memory", "redis", "default"] = "default"
     serializer: Literal["json", "msgpack", "pickle", "default"] = "default"
     description: str = ""
@@ -69,10 +81,10 @@ class InstanceSettings:
 @dataclass
 class CacheSettings:
     backend: str = "memory"
-    default_ttl: float = 300.0  # 0 = no expiry
+    default_ttl: Ttl = 300.0
     serializer: Literal["json", "msgpack", "pickle"] = "json"
     pickle_hmac_key: Secret = field(default_factory=lambda: Secret(""))
-    stats_window: int = 2048  # latency samples kept per namespace for percentiles
+    stats_window: AtLeastOne = 2048  # latency samples kept per namespace for percentiles
     memory: MemorySettings = field(default_factory=MemorySettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     instances: dict[str, InstanceSettings] = field(default_factory=dict)

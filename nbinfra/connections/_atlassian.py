@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from nbinfra._bounds import AtLeastOne, PositiveFloat
 from nbinfra._secrets import Secret, mask_url, reveal
 from nbinfra.connections._client import ClientManager
 from nbinfra.connections.settings import ConnectionSettings, one_line
@@ -28,9 +29,9 @@ class AtlassianSettings(ConnectionSettings):
     password: Secret | None = None  # on Atlassian Cloud: the API token
     cloud: bool = False
     verify_ssl: bool = True
-    page_size: int = 50  # results asked per request while paginating
-    connect_timeout: float = 10.0
-    timeout: float = 60.0
+    page_size: AtLeastOne = 50  # results asked per request while paginating
+    connect_timeout: PositiveFloat = 10.0
+    timeout: PositiveFloat = 60.0
 
     def target(self) -> str:
         return mask_url(self.url) if self.url else "(no url)"

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from nbinfra._bounds import PositiveFloat
 from nbinfra._deadline import within
 from nbinfra._secrets import Secret, mask_url, reveal
 from nbinfra.connections._client import ClientManager
@@ -64,8 +65,8 @@ class MongoDBSettings(ConnectionSettings):
     collection: str | None = None  # used by execute_query when none is named
     username: str | None = None
     password: Secret | None = None
-    connect_timeout: float = 5.0  # server selection and connect (seconds)
-    timeout: float = 60.0  # one operation on the socket
+    connect_timeout: PositiveFloat = 5.0  # server selection and connect (seconds)
+    timeout: PositiveFloat = 60.0  # one operation on the socket
 
     def target(self) -> str:
         return mask_url(self.url)

@@ -15,7 +15,7 @@ import json
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from nbinfra.connections.base import is_read_only_sql
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
@@ -51,7 +51,7 @@ class PgVectorSettings(VectorStoreSettings, PostgresSettings):
     """PostgreSQL settings (``url``...; none = embedded) plus where collections live."""
 
     schema: str = "public"
-    index: str = "hnsw"  # "hnsw" or "none" (exact scans)
+    index: Literal["hnsw", "none"] = "hnsw"  # "none": exact scans
 
 
 @ConnectionRegistry.register(ConnectionType.PGVECTOR)

@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from nbinfra._bounds import AtLeastOne, NonNegativeInt, Port, PositiveFloat
 from nbinfra._deadline import within
 from nbinfra._secrets import Secret, remember_url
 from nbinfra.connections.base import AsyncBaseConnectionManager, is_read_only_sql
@@ -63,17 +64,17 @@ class PostgresSettings(ConnectionSettings):
 
     url: Secret = field(default_factory=lambda: Secret(""))
     host: str = ""
-    port: int | None = None
+    port: Port | None = None
     user: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
     database: str = ""
-    min_size: int = 1
-    max_size: int = 5
-    statement_timeout: float | None = None  # seconds, enforced by the server
+    min_size: NonNegativeInt = 1
+    max_size: AtLeastOne = 5
+    statement_timeout: PositiveFloat | None = None  # seconds, enforced by the server
     application_name: str = "nbinfra"
     embedded_dir: str = DEFAULT_PGDATA
-    embedded_start_timeout: float = 180.0  # seconds; the first start runs initdb
-    batch_size: int = 10_000  # rows per round trip for server-side cursors
+    embedded_start_timeout: PositiveFloat = 180.0  # seconds; the first start runs initdb
+    batch_size: AtLeastOne = 10_000  # rows per round trip for server-side cursors
 
     @property
     def embedded(self) -> bool:

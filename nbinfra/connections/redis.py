@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from nbinfra._bounds import AtLeastOne, NonNegativeInt, Port, PositiveFloat
 from nbinfra._secrets import Secret, mask_url, reveal
 from nbinfra.connections.base import AsyncBaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
@@ -91,16 +92,16 @@ class RedisSettings(ConnectionSettings):
     # repr=False: a URL may carry a password; target() shows it masked.
     url: str | None = field(default=None, repr=False)
     host: str = "localhost"
-    port: int = 6379
-    db: int = 0
+    port: Port = 6379
+    db: NonNegativeInt = 0
     username: str | None = None
     password: Secret | None = None
     ssl: bool = False
     decode_responses: bool = True
-    max_connections: int | None = None
-    scan_count: int = 500  # COUNT hint per SCAN step
-    connect_timeout: float = 5.0
-    timeout: float = 30.0  # one command on the socket
+    max_connections: AtLeastOne | None = None
+    scan_count: AtLeastOne = 500  # COUNT hint per SCAN step
+    connect_timeout: PositiveFloat = 5.0
+    timeout: PositiveFloat = 30.0  # one command on the socket
 
     def target(self) -> str:
         if self.url:

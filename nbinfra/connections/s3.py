@@ -19,8 +19,9 @@ import io
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from nbinfra._bounds import AtLeastOne, PositiveFloat, Range
 from nbinfra._secrets import Secret, mask_url, reveal
 from nbinfra.connections._client import ClientManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
@@ -63,11 +64,11 @@ class S3Settings(ConnectionSettings):
     secret_access_key: Secret | None = None
     session_token: Secret | None = None
     profile: str | None = None
-    max_attempts: int = 2  # boto3's own tries per request (standard mode)
-    page_size: int = 1000  # keys per list request
+    max_attempts: AtLeastOne = 2  # boto3's own tries per request (standard mode)
+    page_size: Annotated[int, Range(ge=1, le=1000)] = 1000  # keys per list request
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    connect_timeout: float = 5.0
-    timeout: float = 60.0  # read timeout of one request
+    connect_timeout: PositiveFloat = 5.0
+    timeout: PositiveFloat = 60.0  # read timeout of one request
 
     def target(self) -> str:
         where = (

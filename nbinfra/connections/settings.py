@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbinfra._bounds import NonNegativeFloat, NonNegativeInt, PositiveFloat
 from nbinfra._secrets import Secret, is_secret_key, mask_url, redact
 from nbinfra.config import Settings, Unset
 
@@ -57,11 +58,11 @@ class ConnectionSettings:
     """Settings every connection accepts; backends subclass this with their own fields."""
 
     kind: str = ""
-    connect_timeout: float = 10.0  # seconds for connect and health checks
-    timeout: float = 300.0  # seconds for any other single operation
-    retries: int = 2  # extra tries for idempotent operations (0 disables)
-    retry_backoff: float = 0.1
-    retry_max_backoff: float = 2.0
+    connect_timeout: PositiveFloat = 10.0  # seconds for connect and health checks
+    timeout: PositiveFloat = 300.0  # seconds for any other single operation
+    retries: NonNegativeInt = 2  # extra tries for idempotent operations (0 disables)
+    retry_backoff: NonNegativeFloat = 0.1
+    retry_max_backoff: NonNegativeFloat = 2.0
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from nbinfra._bounds import AtLeastOne
 from nbinfra.connections.base import ConnectionManager
 from nbinfra.connections.settings import ConnectionSettings
 from nbinfra.connections.types import QueryResult
@@ -85,7 +86,7 @@ class VectorStoreSettings(ConnectionSettings):
     collection: str = ""  # default collection for execute_query / search_text
     embedder: str = "hashing"  # see nbinfra.connections.embeddings.get_embedder
     embedder_options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 256  # points per write
+    batch_size: AtLeastOne = 256  # points per write
 
 
 class VectorStore(ConnectionManager):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbinfra._bounds import AtLeastOne, NonNegativeFloat, NonNegativeInt, PositiveFloat
 from nbinfra._secrets import Secret
 from nbinfra.config import Settings
 
@@ -20,10 +21,10 @@ __all__ = ["InstanceSettings", "LLMSettings", "ModelInfo", "ProviderSettings"]
 class ModelInfo:
     """What we know about one model. Prices are per million tokens."""
 
-    context_window: int | None = None
-    max_output_tokens: int | None = None
-    input_price: float | None = None
-    output_price: float | None = None
+    context_window: AtLeastOne | None = None
+    max_output_tokens: AtLeastOne | None = None
+    input_price: NonNegativeFloat | None = None
+    output_price: NonNegativeFloat | None = None
 
 
 @dataclass
@@ -37,11 +38,11 @@ class ProviderSettings:
     base_url: str = ""
     model: str = ""
     embedding_model: str = ""
-    timeout: float | None = None  # whole call, and longest silence inside a stream
-    connect_timeout: float | None = None
-    max_retries: int | None = None
-    retry_backoff: float | None = None
-    retry_max_wait: float | None = None
+    timeout: PositiveFloat | None = None  # whole call, and longest silence inside a stream
+    connect_timeout: PositiveFloat | None = None
+    max_retries: NonNegativeInt | None = None
+    retry_backoff: NonNegativeFloat | None = None
+    retry_max_wait: NonNegativeFloat | None = None
     models: dict[str, ModelInfo] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # default per-call options
     extra: dict[str, Any] = field(default_factory=dict)
@@ -63,11 +64,11 @@ class LLMSettings:
     """The whole ``llm:`` section."""
 
     default: str = ""
-    timeout: float = 60.0
-    connect_timeout: float = 5.0
-    max_retries: int = 2
-    retry_backoff: float = 0.5
-    retry_max_wait: float = 30.0
+    timeout: PositiveFloat = 60.0
+    connect_timeout: PositiveFloat = 5.0
+    max_retries: NonNegativeInt = 2
+    retry_backoff: NonNegativeFloat = 0.5
+    retry_max_wait: NonNegativeFloat = 30.0
     currency: str = "USD"
     providers: dict[str, ProviderSettings] = field(default_factory=dict)
     instances: dict[str, InstanceSettings] = field(default_factory=dict)
