@@ -1,7 +1,7 @@
 """``fake``: a deterministic, offline stand-in for a real LLM.
 
-It is what a notebook gets when nothing is configured (announced on stderr, once per
-instance), and what tests and demos script::
+It is what a notebook gets when nothing is configured (announced by one line on stdout,
+once per process, so once per kernel), and what tests and demos script::
 
     llm = FakeLLMProvider(responses=["first answer", "second answer"])
     llm = FakeLLMProvider(respond=lambda messages, opts: messages[-1].content.upper())
@@ -19,8 +19,9 @@ import asyncio
 import hashlib
 import json
 import math
+import os
 import re
-import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
@@ -43,6 +44,10 @@ Script = str | LLMResponse | BaseException
 Responder = Callable[[list[Message], CallOptions], "str | LLMResponse"]
 
 _WORDS = re.compile(r"\S+\s*|\s+")
+
+# Processes that printed ANNOUNCEMENT (a forked child is a new process: it prints again).
+_ANNOUNCED_IN: set[int] = set()
+_announce_lock = threading.Lock()
 
 
 @LLMRegistry.register(LLMProvider.FAKE)
@@ -129,10 +134,16 @@ class FakeLLMProvider(BaseLLMProvider):
         return _canned(messages, opts)
 
     def _announce_once(self) -> None:
-        if self._announce and not self._announced:
-            self._announced = True
-            log.info("llm %s: offline stand-in in use", self.name)
-            print(ANNOUNCEMENT, file=sys.stderr)
+        """One neutral line on stdout (stderr shows as an error box in JupyterLab)."""
+        if not self._announce or self._announced:
+            return
+        self._announced = True
+        log.info("llm %s: offline stand-in in use", self.name)
+        with _announce_lock:
+            if os.getpid() in _ANNOUNCED_IN:
+                return
+            _ANNOUNCED_IN.add(os.getpid())
+        print(ANNOUNCEMENT, flush=True)
 
 
 def _canned(messages: Sequence[Message], opts: CallOptions) -> str:

@@ -1,16 +1,22 @@
 """IPython extension: ``%load_ext nbinfra`` registers ``%llm``, ``%cache`` and ``%conn``.
 
+It also binds ``nbinfra`` in the user namespace when that name is free, so
+``nbinfra.widgets.results_table(_conn)`` works without an ``import nbinfra`` cell.
+
 Loading imports only IPython pieces that are already loaded in a running shell plus
 nbinfra's own small modules; providers, drivers, pandas and ipywidgets load on first use.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 _KEY = "_nbinfra_magics"
+_BOUND = "_nbinfra_bound_package"  # set when load_ipython_extension bound the name
+_NAME = "nbinfra"
 _MAGICS = (("line", "llm"), ("cell", "llm"), ("line", "cache"), ("line", "conn"), ("cell", "conn"))
 
 
@@ -27,6 +33,7 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.configurables.append(magics)
     display.register(ipython, limit=lambda: magics.display_limit)
     _register_completers(ipython, magics)
+    _bind_package(ipython)
     setattr(ipython, _KEY, magics)
 
 
@@ -47,11 +54,35 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
     display.unregister(ipython)
+    _unbind_package(ipython)
     dispatcher = ipython.strdispatchers.get("complete_command")
     if dispatcher is not None:
         for key in _COMPLETED:
             dispatcher.strs.pop(key, None)
     delattr(ipython, _KEY)
+
+
+def _bind_package(ipython: Any) -> None:
+    """``nbinfra`` in the user namespace, hidden from ``%who``, unless the name is taken."""
+    ns = ipython.user_ns
+    if _NAME in ns:
+        return
+    package = sys.modules[_NAME]
+    ns[_NAME] = package
+    ipython.user_ns_hidden[_NAME] = package
+    setattr(ipython, _BOUND, package)
+
+
+def _unbind_package(ipython: Any) -> None:
+    """Remove the binding ``_bind_package`` made, if the user has not rebound the name."""
+    package = getattr(ipython, _BOUND, None)
+    if package is None:
+        return
+    delattr(ipython, _BOUND)
+    if ipython.user_ns.get(_NAME) is package:
+        del ipython.user_ns[_NAME]
+    if ipython.user_ns_hidden.get(_NAME) is package:
+        del ipython.user_ns_hidden[_NAME]
 
 
 _COMPLETED = ("%llm", "%%llm", "%cache", "%conn", "%%conn")

@@ -125,13 +125,16 @@ def test_default_is_ollama_when_it_answers(ollama_kind: None) -> None:
 
 
 def test_default_falls_back_to_fake_announced(
-    nbinfra_session: Any, capsys: pytest.CaptureFixture[str]
+    nbinfra_session: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from nbinfra.llm import fake
+
+    monkeypatch.setattr(fake, "_ANNOUNCED_IN", set())  # as in a fresh kernel
     conf = settings(providers={"ollama": {"base_url": f"http://127.0.0.1:{free_port()}"}})
     llm = LLMFactory.get_llm(settings=conf, session=nbinfra_session)
     assert llm.provider == "fake" and llm.stand_in
     llm.client  # noqa: B018 - first use announces
-    assert "offline 'fake' LLM" in capsys.readouterr().err
+    assert "offline 'fake' LLM" in capsys.readouterr().out
 
 
 # -- statuses -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from nbinfra.llm import fake
 from nbinfra.llm.fake import ANNOUNCEMENT, FakeLLMProvider
 from nbinfra.llm.settings import ProviderSettings
 from nbinfra.llm.types import LLMResponse, Usage
@@ -15,8 +16,14 @@ def make(**kwargs: object) -> FakeLLMProvider:
     return FakeLLMProvider(settings=ProviderSettings(), **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def unannounced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a fresh kernel: this process has not printed the notice yet."""
+    monkeypatch.setattr(fake, "_ANNOUNCED_IN", set())
+
+
 async def test_canned_answer_is_deterministic_and_says_it_is_a_stand_in(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], unannounced: None
 ) -> None:
     llm = make()
     a = await llm.generate("What is 2+2?")
@@ -25,8 +32,28 @@ async def test_canned_answer_is_deterministic_and_says_it_is_a_stand_in(
     assert "stand-in" in a.content and "What is 2+2?" in a.content
     assert a.provider == "fake" and a.raw == {"stand_in": True}
     assert "stand-in" in repr(llm)
-    err = capsys.readouterr().err
-    assert err.count(ANNOUNCEMENT) == 1  # announced once per instance
+    out = capsys.readouterr()
+    assert out.out == ANNOUNCEMENT + "\n"  # one line, on stdout
+    assert out.err == ""  # stderr shows as an error box in JupyterLab
+
+
+async def test_announced_once_per_process(
+    capsys: pytest.CaptureFixture[str], unannounced: None
+) -> None:
+    for _ in range(3):  # three notebook cells, three providers
+        await make().generate("hi")
+    assert capsys.readouterr().out.count(ANNOUNCEMENT) == 1
+    await make(announce=False).generate("quiet")
+    assert capsys.readouterr().out == ""
+
+
+async def test_not_announced_when_told_not_to(
+    capsys: pytest.CaptureFixture[str], unannounced: None
+) -> None:
+    await make(announce=False).generate("quiet")
+    assert capsys.readouterr().out == ""
+    await make().generate("now")  # the first announcing instance still announces
+    assert capsys.readouterr().out.count(ANNOUNCEMENT) == 1
 
 
 async def test_scripted_responses_in_order_then_canned() -> None:

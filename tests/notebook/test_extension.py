@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
 
 from tests.notebook.conftest import TestingShell
 
@@ -118,3 +120,56 @@ def test_unknown_option_is_usage_error(ip: TestingShell) -> None:
         ip.run_line_magic("cache", "fetch x")
     with pytest.raises(UsageError, match="Usage: %conn"):
         ip.run_line_magic("conn", "")
+
+
+# -- the ``nbinfra`` name in the user namespace ----------------------------------------
+@pytest.fixture
+def bare(_shell: TestingShell) -> Iterator[TestingShell]:
+    """The shell without the extension and with a fresh namespace; cleaned up after."""
+    _shell.run_line_magic("unload_ext", "nbinfra")
+    _shell.user_ns.clear()
+    _shell.init_user_ns()
+    try:
+        yield _shell
+    finally:
+        _shell.run_line_magic("unload_ext", "nbinfra")
+        _shell.user_ns.clear()
+        _shell.init_user_ns()
+
+
+def test_load_ext_binds_nbinfra_for_the_widget_lines(bare: TestingShell, tmp_path: Path) -> None:
+    import nbinfra
+    from nbinfra.session import Session, use_session
+
+    (tmp_path / "application-db.yaml").write_text(
+        "connections:\n  duckdb:\n    database: ':memory:'\n"
+    )
+    assert "nbinfra" not in bare.user_ns
+    bare.run_line_magic("load_ext", "nbinfra")
+    assert bare.user_ns["nbinfra"] is nbinfra
+    with capture_output() as cap:
+        bare.run_line_magic("who", "")
+    assert "nbinfra" not in cap.stdout  # not a variable the user made
+    with Session(resources=tmp_path) as fresh, use_session(fresh):
+        bare.cell("%conn duckdb SELECT range AS i FROM range(3)")
+        table = bare.cell("nbinfra.widgets.results_table(_conn)")  # no import cell
+    assert "3 rows" in table.info.value
+    bare.run_line_magic("unload_ext", "nbinfra")
+    assert "nbinfra" not in bare.user_ns and "nbinfra" not in bare.user_ns_hidden
+
+
+def test_load_ext_keeps_a_name_the_user_took(bare: TestingShell) -> None:
+    bare.user_ns["nbinfra"] = "mine"
+    bare.run_line_magic("load_ext", "nbinfra")
+    assert bare.user_ns["nbinfra"] == "mine"
+    bare.run_line_magic("unload_ext", "nbinfra")
+    assert bare.user_ns["nbinfra"] == "mine"  # unloading removes only its own binding
+
+
+def test_unload_keeps_a_rebinding_made_after_load(bare: TestingShell) -> None:
+    bare.run_line_magic("load_ext", "nbinfra")
+    bare.cell("nbinfra = 42")
+    bare.run_line_magic("unload_ext", "nbinfra")
+    assert bare.user_ns["nbinfra"] == 42
+    bare.run_line_magic("load_ext", "nbinfra")  # taken: left alone
+    assert bare.user_ns["nbinfra"] == 42

@@ -64,6 +64,30 @@ def test_fake_streams_then_renders_markdown_with_footer(
     assert meta["provider"] == "fake" and meta["usage"]["output_tokens"] > 0
 
 
+def test_offline_notice_is_one_stdout_line_once_per_kernel(
+    ip: TestingShell, llm_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbinfra.llm import fake
+
+    monkeypatch.setattr(fake, "_ANNOUNCED_IN", set())  # as in a fresh kernel
+    cells = (
+        "%llm --no-stream -f text first question",
+        "import nbinfra\nsecond = nbinfra.llm('fake').generate('second')",
+        "from nbinfra.llm import LLMFactory\nprovider = LLMFactory.get_llm('fake')\n"
+        "third = await provider.generate('third')",
+    )
+    outs, errs = [], []
+    for source in cells:
+        with capture_output() as cap:
+            ip.cell(source)
+        outs.append(cap.stdout)
+        errs.append(cap.stderr)
+    assert outs[0] == fake.ANNOUNCEMENT + "\n"  # one line, in the first cell that used it
+    assert outs[1:] == ["", ""]
+    assert errs == ["", "", ""]  # nothing on stderr (JupyterLab shows it as an error box)
+    assert "third" in ip.user_ns["third"].content
+
+
 def test_openai_wire_options_streaming_and_cost(
     ip: TestingShell, llm_session: Session, wire: LLMWireServer
 ) -> None:
