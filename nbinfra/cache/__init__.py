@@ -4,7 +4,8 @@ The seed's names live here (``CacheType``, ``CacheRegistry``, ``CacheFactory``,
 ``BaseCacheProvider``, ``CacheService``) with ``cached``, ``CacheStats`` and ``MISS``.
 The module itself is callable: ``nbinfra.cache("ns", ttl=60)`` returns a ``SyncCache``
 (blocking ``get``/``set``/... for notebooks). Providers are imported on first use
-(``RedisCacheProvider`` needs ``pip install 'nbinfra[redis]'``).
+(``RedisCacheProvider`` needs ``pip install 'nbinfra[redis]'``). ``register_type(cls)`` lets
+cached values of ``cls`` (written by another process) be rebuilt here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nbinfra.cache.factory import CacheFactory
 from nbinfra.cache.registry import CacheRegistry, CacheType
 from nbinfra.cache.service import MISS, CacheService, all_stats
 from nbinfra.cache.stats import CacheStats
+from nbinfra.cache.trusted import register_type
 
 if TYPE_CHECKING:
     from nbinfra.cache.memory import InMemoryCacheProvider
@@ -41,6 +43,7 @@ __all__ = [
     "all_stats",
     "cache",
     "cached",
+    "register_type",
 ]
 
 _LAZY = {

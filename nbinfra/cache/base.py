@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from nbinfra.errors import CacheError
+from nbinfra.errors import CacheError, SerializationError
 
-__all__ = ["BaseCacheProvider", "LockTimeout", "escape_glob"]
+__all__ = ["BaseCacheProvider", "LockTimeout", "escape_glob", "too_large"]
 
 
 class LockTimeout(CacheError, TimeoutError):
@@ -44,6 +44,23 @@ def ttl_ms(ttl: float | None) -> int | None:
     if ttl < 0 or not math.isfinite(ttl):
         raise ValueError(f"ttl must be a positive number of seconds or 0 (no expiry), got {ttl!r}")
     return max(1, int(ttl * 1000))
+
+
+def too_large(
+    key: str, size: int, limit: int, setting: str = "cache.redis.max_value_size"
+) -> SerializationError:
+    """The error for a value over a backend's size limit, refused before it is sent."""
+    return SerializationError(
+        f"Cannot cache {key!r}: the value is {_size(size)}, over the limit of {_size(limit)} "
+        f"({setting}). Store it elsewhere (a file, S3) and cache a reference, or raise "
+        f"{setting}."
+    )
+
+
+def _size(n: int) -> str:
+    if n < 1024 * 1024:
+        return f"{n} bytes"
+    return f"{n / (1024 * 1024):.1f} MB ({n} bytes)"
 
 
 class BaseCacheProvider(abc.ABC):

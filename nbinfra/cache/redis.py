@@ -24,7 +24,7 @@ from typing import Any
 
 from redis import exceptions as rexc
 
-from nbinfra.cache.base import BaseCacheProvider, escape_glob, ttl_ms
+from nbinfra.cache.base import BaseCacheProvider, escape_glob, too_large, ttl_ms
 from nbinfra.cache.breaker import CLOSED, CircuitBreaker
 from nbinfra.cache.memory import InMemoryCacheProvider
 from nbinfra.cache.redis_connect import close_client, describe, make_client
@@ -172,6 +172,8 @@ class RedisCacheProvider(BaseCacheProvider):
     async def set(
         self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False
     ) -> bool:
+        if len(value) > self.settings.max_value_size:
+            raise too_large(key, len(value), self.settings.max_value_size)
         ms = ttl_ms(ttl)
         if self.breaker._state is not CLOSED and not self.breaker.allow():
             return await self._refuse().set(key, value, ttl, nx=nx)
@@ -286,6 +288,10 @@ class RedisCacheProvider(BaseCacheProvider):
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         if not items:
             return
+        limit = self.settings.max_value_size
+        for key, value in items.items():
+            if len(value) > limit:
+                raise too_large(key, len(value), limit)
         ms = ttl_ms(ttl)
         if not self.breaker.allow():
             return await self._refuse().set_many(items, ttl)

@@ -8,8 +8,10 @@ integers. Everything else is wrapped in a tagged object ``{"__nb__": tag, "v": .
 dataclasses and pydantic models come back as the same type. A dict that itself has a
 ``"__nb__"`` key is escaped the same way, so no value can impersonate a tag.
 
-Dataclasses, enums and pydantic models are rebuilt by importing their class by name; the
-class must be importable in the reading process.
+Dataclasses, enums, namedtuples and pydantic models are rebuilt only from classes in
+``nbinfra.cache.trusted``: registered with ``nbinfra.cache.register_type``, or stored by this
+process. The decoder never imports a module a value names; any other class is a
+``SerializationError``.
 
 Pickle runs only when enabled and every payload is signed (HMAC-SHA256 with a key from
 configuration); a payload with a bad signature is refused, never unpickled.
@@ -24,7 +26,6 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
-import importlib
 import json
 import json.scanner
 import math
@@ -34,6 +35,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from nbinfra._secrets import Secret, reveal
+from nbinfra.cache.trusted import class_path, remember_written, trusted_class
 from nbinfra.errors import ConfigError, SerializationError
 
 __all__ = [
@@ -85,21 +87,8 @@ def _is_plain(value: Any) -> bool:
 
 
 def _class_path(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _import_class(path: str) -> Any:
-    module_name, _, qualname = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise SerializationError(
-            f"Cannot rebuild a cached {path}: the class is not importable here "
-            "(import its module first, or store plain data)."
-        ) from exc
-    return obj
+    remember_written(cls)
+    return class_path(cls)
 
 
 def to_tagged(value: Any) -> Any:
@@ -178,30 +167,38 @@ def _untag(obj: dict[str, Any]) -> Any:
     return decoder(v, obj)
 
 
+def _rebuild(tag: str, obj: dict[str, Any], v: Any) -> Any:
+    """An instance of the trusted class ``obj["c"]`` from its already decoded payload."""
+    cls = trusted_class(obj.get("c"), tag)
+    try:
+        if tag == "dataclass":
+            return cls(**v)
+        if tag == "pydantic":
+            return cls.model_validate(v)
+        if tag == "namedtuple":
+            return cls(*v)
+        return cls(v)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"A cached {tag} does not fit its class {obj.get('c')!r} ({exc}); the class "
+            "changed since it was stored, or another program wrote it. Delete the key."
+        ) from exc
+
+
 def _rebuild_dataclass(v: Any, obj: dict[str, Any]) -> Any:
-    cls = _import_class(obj["c"])
-    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-        raise SerializationError(f"{obj['c']} is not a dataclass; refusing to rebuild it.")
-    return cls(**{k: from_tagged(x) for k, x in v.items()})
+    return _rebuild("dataclass", obj, {k: from_tagged(x) for k, x in v.items()})
 
 
 def _rebuild_pydantic(v: Any, obj: dict[str, Any]) -> Any:
-    cls = _import_class(obj["c"])
-    validate = getattr(cls, "model_validate", None)
-    if validate is None:
-        raise SerializationError(f"{obj['c']} is not a pydantic model; refusing to rebuild it.")
-    return validate(from_tagged(v))
+    return _rebuild("pydantic", obj, from_tagged(v))
 
 
 def _rebuild_namedtuple(v: Any, obj: dict[str, Any]) -> Any:
-    return _untag_prebuilt({**obj, "v": [from_tagged(x) for x in v]})
+    return _rebuild("namedtuple", obj, [from_tagged(x) for x in v])
 
 
 def _rebuild_enum(v: Any, obj: dict[str, Any]) -> Any:
-    cls = _import_class(obj["c"])
-    if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
-        raise SerializationError(f"{obj['c']} is not an enum; refusing to rebuild it.")
-    return cls(from_tagged(v))
+    return _rebuild("enum", obj, from_tagged(v))
 
 
 def _time(v: Any, _obj: dict[str, Any]) -> Any:
@@ -259,26 +256,8 @@ def _untag_prebuilt(obj: dict[str, Any]) -> Any:
         return frozenset(v)
     if tag == "dict":
         return {_hashable(k): x for k, x in v}
-    if tag == "dataclass":
-        cls = _import_class(obj["c"])
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise SerializationError(f"{obj['c']} is not a dataclass; refusing to rebuild it.")
-        return cls(**v)
-    if tag == "pydantic":
-        cls = _import_class(obj["c"])
-        if getattr(cls, "model_validate", None) is None:
-            raise SerializationError(f"{obj['c']} is not a pydantic model; refusing to rebuild.")
-        return cls.model_validate(v)
-    if tag == "namedtuple":
-        cls = _import_class(obj["c"])
-        if not (isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")):
-            raise SerializationError(f"{obj['c']} is not a namedtuple; refusing to rebuild it.")
-        return cls(*v)
-    if tag == "enum":
-        cls = _import_class(obj["c"])
-        if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
-            raise SerializationError(f"{obj['c']} is not an enum; refusing to rebuild it.")
-        return cls(v)
+    if tag in ("dataclass", "enum", "namedtuple", "pydantic"):
+        return _rebuild(tag, obj, v)
     return _untag(obj)
 
 

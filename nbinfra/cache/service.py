@@ -21,7 +21,7 @@ from nbinfra.cache.factory import CacheFactory, cache_config
 from nbinfra.cache.serializers import Serializer, get_serializer
 from nbinfra.cache.stats import CacheStats, StatsRecorder
 from nbinfra.config import validate
-from nbinfra.errors import CacheError
+from nbinfra.errors import CacheError, SerializationError
 from nbinfra.session import Session
 from nbinfra.session import session as default_session
 
@@ -138,7 +138,7 @@ class CacheService:
     def _ttl(self, ttl: float | None) -> float | None:
         return self.default_ttl if ttl is None else ttl
 
-    def _hit(self, data: bytes | None, t0: float, default: Any) -> Any:
+    def _hit(self, data: bytes | None, t0: float, default: Any, k: str) -> Any:
         stats = self._stats
         stats.latency(_perf() - t0)
         if data is None:
@@ -146,11 +146,19 @@ class CacheService:
             return default
         try:
             value = self._loads(data)
+        except SerializationError as exc:
+            stats.errors += 1
+            raise self._unreadable(k, exc) from exc.__cause__
         except CacheError:
             stats.errors += 1
             raise
         stats.hits += 1
         return value
+
+    def _unreadable(self, k: str, exc: SerializationError) -> SerializationError:
+        """``exc`` from decoding the value at ``k``, with the key named."""
+        key = k[len(self.prefix) :] if k.startswith(self.prefix) else k
+        return SerializationError(f"Key {key!r} in cache namespace {self.namespace!r}: {exc}")
 
     def _encode(self, value: Any) -> bytes:
         try:
@@ -172,7 +180,7 @@ class CacheService:
         except CacheError:
             self._error()
             raise
-        return self._hit(data, t0, default)
+        return self._hit(data, t0, default, k)
 
     async def set(self, key: str | int, value: Any, ttl: float | None = None) -> bool:
         """Store ``value`` for ``ttl`` seconds (default ``default_ttl``; ``0`` = forever)."""
@@ -262,10 +270,14 @@ class CacheService:
         stats.latency(_perf() - t0)
         loads = self._loads
         out: dict[str | int, Any] = {}
+        key: str | int = ""
         try:
             for key, data in zip(wanted, values, strict=True):
                 if data is not None:
                     out[key] = loads(data)
+        except SerializationError as exc:
+            stats.errors += 1
+            raise self._unreadable(self._key(key), exc) from exc.__cause__
         except CacheError:
             stats.errors += 1
             raise
@@ -353,7 +365,7 @@ class CacheService:
                     raise  # this caller was cancelled
                 running = self._flights.get(flight)  # the leader was: take over
                 continue
-            return self._hit(shared, t0, None)  # type: ignore[no-any-return]
+            return self._hit(shared, t0, None, k)  # type: ignore[no-any-return]
         future: asyncio.Future[bytes] = loop.create_future()
         future.add_done_callback(_consume)
         self._flights[flight] = future
@@ -377,7 +389,7 @@ class CacheService:
             self._flights.pop(flight, None)
         future.set_result(data)
         if found:
-            return self._hit(data, t0, None)  # type: ignore[no-any-return]
+            return self._hit(data, t0, None, k)  # type: ignore[no-any-return]
         self._stats.misses += 1
         return cast(T, value)
 

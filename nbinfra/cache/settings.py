@@ -61,6 +61,7 @@ class RedisSettings:
     socket_timeout: PositiveFloat = 0.5
     socket_connect_timeout: PositiveFloat = 0.5
     max_connections: AtLeastOne = 64
+    max_value_size: AtLeastOne = 100 * 1024 * 1024  # bytes; bigger values are refused
     health_check_interval: NonNegativeFloat = 0.0
     fallback: Literal["none", "memory"] = "none"
     lock_timeout: PositiveFloat = 30.0  # seconds a get_or_set loader may hold its Redis lock

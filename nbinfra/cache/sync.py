@@ -45,7 +45,7 @@ class SyncCache:
         svc = self.service
         k = svc.prefix + key if type(key) is str else svc._key(key)
         t0 = _perf()
-        return svc._hit(mem.get_sync(k), t0, default)
+        return svc._hit(mem.get_sync(k), t0, default, k)
 
     def set(self, key: str | int, value: Any, ttl: float | None = None) -> bool:
         mem = self._mem
@@ -132,7 +132,7 @@ class SyncCache:
         t0 = _perf()
         data = mem.get_sync(k)
         if data is not None:
-            return svc._hit(data, t0, None)
+            return svc._hit(data, t0, None, k)
         lock = f"nbinfra:lock:{k}"
         deadline = time.monotonic() + lock_timeout
         delay = 0.0005
@@ -142,14 +142,14 @@ class SyncCache:
             delay = min(delay * 2, 0.02)
             data = mem.get_sync(k)
             if data is not None:
-                return svc._hit(data, t0, None)
+                return svc._hit(data, t0, None, k)
             if time.monotonic() >= deadline:
                 break
             token = mem.acquire_lock_sync(lock, lock_timeout)
         try:
             data = mem.get_sync(k)
             if data is not None:
-                return svc._hit(data, t0, None)
+                return svc._hit(data, t0, None, k)
             value = loader()
             if inspect.isawaitable(value):
                 value = run_sync(_await(value))

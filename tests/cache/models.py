@@ -1,4 +1,4 @@
-"""A pydantic model importable by name (cached values rebuild it in any process)."""
+"""A pydantic model another process can rebuild from the cache once it registers it."""
 
 from __future__ import annotations
 

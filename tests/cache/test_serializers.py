@@ -82,9 +82,9 @@ def test_corrupt_data_fails_clearly() -> None:
         JsonSerializer().loads(b"\x80not json")
     with pytest.raises(SerializationError, match="Unknown tag"):
         JsonSerializer().loads(b'{"__nb__": "rocket", "v": 1}')
-    with pytest.raises(SerializationError, match="not importable"):
+    with pytest.raises(SerializationError, match="not a registered type"):
         JsonSerializer().loads(b'{"__nb__": "dataclass", "c": "no.such:Thing", "v": {}}')
-    with pytest.raises(SerializationError, match="not a dataclass"):
+    with pytest.raises(SerializationError, match="not a registered type"):
         JsonSerializer().loads(b'{"__nb__": "dataclass", "c": "os:system", "v": {}}')
 
 
