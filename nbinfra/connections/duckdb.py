@@ -9,6 +9,7 @@ pandas DataFrames and Arrow tables become queryable after ``register(name, frame
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import weakref
@@ -21,7 +22,12 @@ import duckdb
 from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, one_line
-from nbinfra.connections.sqltext import split_statements, to_dollar
+from nbinfra.connections.sqltext import (
+    controls_transaction,
+    split_statements,
+    to_dollar,
+    transaction_effect,
+)
 from nbinfra.connections.types import QueryResult
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 
@@ -176,6 +182,12 @@ def _is_dml(con: Any, sql: str) -> bool:
     return len(statements) == 1 and statements[0].type.name in _DML
 
 
+def _rollback(con: Any) -> None:
+    """Roll back the open transaction, if any (DuckDB raises when none is active)."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
 def _rows_of(table: Any) -> list[tuple[Any, ...]]:
     return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
 
@@ -197,6 +209,7 @@ class DuckDBConnectionManager(BaseConnectionManager):
         self._lock = threading.RLock()
         self._registered: dict[str, Any] = {}
         self._results: weakref.WeakSet[DuckDBResult] = weakref.WeakSet()
+        self._in_transaction = False  # a BEGIN of the user's is open on the connection
 
     @property
     def connection(self) -> Any:
@@ -222,6 +235,7 @@ class DuckDBConnectionManager(BaseConnectionManager):
     def _close_sync(self) -> None:
         with self._lock:
             con, self._con = self._con, None
+            self._in_transaction = False
             for result in list(self._results):
                 result._detach()  # results outlive the connection
             self._results = weakref.WeakSet()
@@ -237,18 +251,48 @@ class DuckDBConnectionManager(BaseConnectionManager):
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         return self._script_sync(query, params, limit)[-1]
 
-    def _script_sync(self, query: Any, params: Any, limit: int | None) -> list[QueryResult]:
+    def _script_sync(
+        self, query: Any, params: Any, limit: int | None, autocommit: bool = False
+    ) -> list[QueryResult]:
+        """Every statement's result; a script without its own BEGIN/COMMIT is one transaction.
+
+        After any failure an open transaction is rolled back (DuckDB aborts it on every
+        error and refuses further queries until a ROLLBACK), so the connection stays usable.
+        """
         if not isinstance(query, str):
             raise QueryError(f"duckdb queries are SQL text, not {type(query).__name__}.")
         statements = split_statements(query) or [query]
         with self._lock:
             con = self._require()
-            return [self._run(con, statement, params, limit) for statement in statements]
+            began = (
+                len(statements) > 1
+                and not autocommit
+                and not self._in_transaction
+                and not controls_transaction(statements)
+            )
+            results: list[QueryResult] = []
+            try:
+                if began:
+                    con.execute("BEGIN")
+                for statement in statements:
+                    results.append(self._run(con, statement, params, limit))
+                    effect = transaction_effect(statement)
+                    if effect is not None:
+                        self._in_transaction = effect
+                if began:
+                    con.execute("COMMIT")
+            except BaseException:
+                self._in_transaction = False
+                _rollback(con)
+                raise
+            return results
 
-    async def execute_script(self, query: str, params: Any = None) -> list[QueryResult]:
-        """Run every statement of ``query``; one result per statement."""
+    async def execute_script(
+        self, query: str, params: Any = None, *, limit: int | None = None, autocommit: bool = False
+    ) -> list[QueryResult]:
+        """One result per statement, all or nothing unless ``autocommit`` (``_script_sync``)."""
         return await self._call(
-            lambda: self.to_thread(self._script_sync, query, params, None),
+            lambda: self.to_thread(self._script_sync, query, params, limit, autocommit),
             what="script",
             idempotent=self._is_idempotent(query),
         )

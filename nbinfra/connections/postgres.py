@@ -2,7 +2,8 @@
 
 - Parameters are always bound: ``:name`` or ``%(name)s`` with a mapping, ``%s`` with a list.
 - ``execute_query`` runs every statement of a script and returns the last result;
-  ``execute_script`` returns each statement's result.
+  ``execute_script`` returns each statement's result. A script without its own
+  ``BEGIN``/``COMMIT`` is one transaction (``execute_script(..., autocommit=True)`` opts out).
 - ``async with mgr.transaction():`` runs the block's queries on one connection, committed
   at the end, rolled back on error (no partial rows).
 - ``stream(query)`` reads large results through a server-side cursor in batches;
@@ -41,7 +42,7 @@ from nbinfra.connections.embedded import DEFAULT_PGDATA, embedded_postgres_url, 
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.pgcopy import CopyMixin
 from nbinfra.connections.settings import ConnectionSettings, mask_text, one_line
-from nbinfra.connections.sqltext import split_statements, to_pyformat
+from nbinfra.connections.sqltext import controls_transaction, split_statements, to_pyformat
 from nbinfra.connections.types import QueryResult
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.logs import get_logger
@@ -51,6 +52,7 @@ __all__ = ["PostgresConnectionManager", "PostgresSettings", "PostgresTransaction
 log = get_logger(__name__)
 _LOST_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, admin shutdown
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+_IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 PROBE_REUSE = 0.05  # seconds a successful probe is trusted on the per-query path
 KEEP_IDLE = 30.0  # seconds one connection may skip the pool between queries (see Checkout)
 
@@ -321,22 +323,54 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
             await self._refresh_monitor()
         return results[-1]
 
-    async def execute_script(self, query: str, params: Any = None) -> list[QueryResult]:
-        """Run every statement of ``query``; one result per statement."""
+    async def execute_script(
+        self,
+        query: str,
+        params: Any = None,
+        *,
+        limit: int | None = None,
+        autocommit: bool = False,
+    ) -> list[QueryResult]:
+        """Run every statement of ``query``; one result per statement.
+
+        All or nothing: a script without its own ``BEGIN``/``COMMIT`` runs as one
+        transaction, so a failing statement leaves no rows from the others.
+        ``autocommit=True`` commits each statement as it runs instead.
+        """
         return await self._call(
-            lambda: self._run_script(query, params, None),
+            lambda: self._run_script(query, params, limit, autocommit=autocommit),
             what="script",
             idempotent=self._is_idempotent(query),
         )
 
-    async def _run_script(self, query: Any, params: Any, limit: int | None) -> list[QueryResult]:
+    async def _run_script(
+        self, query: Any, params: Any, limit: int | None, *, autocommit: bool = False
+    ) -> list[QueryResult]:
         if not isinstance(query, str):
             raise QueryError(f"postgres queries are SQL text, not {type(query).__name__}.")
         statements = split_statements(query) or [query]
         results: list[QueryResult] = []
         async with self._connection() as conn:
-            for statement in statements:
-                results.append(await self._run_one(conn, statement, params, limit))
+            if self._tx.get() is not None:  # inside transaction(): that block decides
+                for statement in statements:
+                    results.append(await self._run_one(conn, statement, params, limit))
+                return results
+            if len(statements) > 1 and not autocommit and not controls_transaction(statements):
+                async with conn.transaction():
+                    for statement in statements:
+                        results.append(await self._run_one(conn, statement, params, limit))
+                return results
+            try:
+                for statement in statements:
+                    results.append(await self._run_one(conn, statement, params, limit))
+            except BaseException:
+                await _end_open_transaction(conn)  # the script's own BEGIN, now failed
+                raise
+            if await _end_open_transaction(conn):
+                raise QueryError(
+                    f"postgres '{self.name}': the script left its transaction open (BEGIN "
+                    "without COMMIT) and it was rolled back; end it with COMMIT."
+                )
         return results
 
     async def _run_one(
@@ -459,6 +493,11 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
                 f"postgres '{self.name}' at {self.target} is unavailable ({what}): {detail}"
             )
         code = f" [{state}]" if state else ""
+        if state == "25001":  # e.g. VACUUM: cannot run inside a transaction block
+            detail += (
+                "; a script runs as one transaction: run this one with --autocommit "
+                "(%%conn) or execute_script(..., autocommit=True)"
+            )
         return QueryError(f"postgres '{self.name}' {what} failed{code}: {detail}")
 
 
@@ -535,6 +574,15 @@ class Checkout:
             else:
                 # putconn rolls back a transaction left open and drops a broken connection.
                 await pool.putconn(conn)
+
+
+async def _end_open_transaction(conn: Any) -> bool:
+    """Roll back a transaction a script opened and left open; True when there was one."""
+    if conn.closed or conn.pgconn.transaction_status not in _IN_TRANSACTION:
+        return False
+    with contextlib.suppress(psycopg.Error):
+        await conn.rollback()
+    return True
 
 
 def _reusable(conn: Any) -> bool:

@@ -15,7 +15,15 @@ from typing import Any
 
 from nbinfra.errors import QueryError
 
-__all__ = ["placeholders", "segments", "split_statements", "to_dollar", "to_pyformat"]
+__all__ = [
+    "controls_transaction",
+    "placeholders",
+    "segments",
+    "split_statements",
+    "to_dollar",
+    "to_pyformat",
+    "transaction_effect",
+]
 
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _COLON = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
@@ -173,3 +181,31 @@ def _has_code(statement: str) -> bool:
         (code and text.strip()) or (not code and not text.startswith(("--", "/*")))
         for code, text in segments(statement)
     )
+
+
+_OPENS = frozenset({"begin"})
+_ENDS = frozenset({"abort", "commit", "end", "rollback"})
+
+
+def transaction_effect(statement: str) -> bool | None:
+    """True when ``statement`` opens a transaction, False when it ends one, else None.
+
+    Covers the PostgreSQL and DuckDB spellings (``BEGIN``, ``START TRANSACTION``,
+    ``COMMIT``, ``END``, ``ROLLBACK``, ``ABORT``, ``PREPARE TRANSACTION``).
+    """
+    words = " ".join(text for code, text in segments(statement) if code).lower().split()
+    if not words:
+        return None
+    if words[0] in _OPENS or words[:2] == ["start", "transaction"]:
+        return True
+    if words[0] in _ENDS or words[:2] == ["prepare", "transaction"]:
+        return False
+    return None
+
+
+def controls_transaction(statements: Sequence[str]) -> bool:
+    """Whether a script manages its own transaction (see ``transaction_effect``).
+
+    A script that does not is run as one transaction by the SQL backends.
+    """
+    return any(transaction_effect(statement) is not None for statement in statements)

@@ -32,8 +32,8 @@ def run(magics: Any, line: str, cell: str | None) -> Any:
     word, query = first_word(rest)
     handler = SUBCOMMANDS.get(word)
     if handler is not None:
-        if args.output or args.limit is not None or args.params:
-            raise UsageError(f"%conn {word} takes no -o/--limit/--params.")
+        if args.output or args.limit is not None or args.params or args.autocommit:
+            raise UsageError(f"%conn {word} takes no -o/--limit/--params/--autocommit.")
         return handler(magics, [t.value for t in tokens(query)])
     if not word:
         raise UsageError(
@@ -83,10 +83,15 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
         statements = [query.strip()]
     results = []
     script = getattr(conn.manager, "execute_script", None)
-    if len(statements) > 1 and args.limit is None and script is not None:
-        # One call on one connection, so BEGIN ... COMMIT/ROLLBACK spans the statements.
+    if args.autocommit and kind not in SQL_KINDS:
+        raise UsageError(f"--autocommit is for SQL connections; {kind or name!r} is not one.")
+    if len(statements) > 1 and script is not None:
+        # One call on one connection: the script is one transaction (all or nothing), or
+        # its own BEGIN ... COMMIT/ROLLBACK spans the statements.
         params = sql_params(query, ChainMap(extra, ns)) or None
-        results = list(conn.execute_script(query, params))
+        results = list(
+            conn.execute_script(query, params, limit=args.limit, autocommit=args.autocommit)
+        )
     else:
         for statement in statements:
             params = None

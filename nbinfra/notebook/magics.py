@@ -170,6 +170,12 @@ class NbinfraMagics(Magics):
     @argument("--limit", type=int, metavar="N", help="Fetch at most N rows (server side).")
     @argument("--params", metavar="VAR", help="A dict of parameters from your variables.")
     @argument(
+        "--autocommit",
+        action="store_true",
+        help="Commit each statement of a SQL script as it runs (default: the script is one "
+        "transaction, rolled back on any failure, unless it has its own BEGIN/COMMIT).",
+    )
+    @argument(
         "command",
         nargs="*",
         help="list | health [NAME] | use NAME | NAME QUERY. In %%conn the query is the cell "
