@@ -9,6 +9,7 @@ nbinfra's own small modules; providers, drivers, pandas and ipywidgets load on f
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -55,10 +56,7 @@ def unload_ipython_extension(ipython: Any) -> None:
         ipython.configurables.remove(magics)
     display.unregister(ipython)
     _unbind_package(ipython)
-    dispatcher = ipython.strdispatchers.get("complete_command")
-    if dispatcher is not None:
-        for key in _COMPLETED:
-            dispatcher.strs.pop(key, None)
+    _unregister_completers(ipython)
     delattr(ipython, _KEY)
 
 
@@ -85,17 +83,43 @@ def _unbind_package(ipython: Any) -> None:
         del ipython.user_ns_hidden[_NAME]
 
 
-_COMPLETED = ("%llm", "%%llm", "%cache", "%conn", "%%conn")
+class _Matcher:
+    """IPython completion matcher (API v2) for the magics' lines; ``complete`` does the work.
+
+    Cheap on every other line (one regular expression), and imports nothing until Tab is
+    pressed on a magic's line.
+    """
+
+    matcher_api_version = 2
+    matcher_priority = 1.0  # before Jedi and file names, which it suppresses on a match
+    matcher_identifier = "nbinfra.magics"
+
+    def __init__(self, magics: Any) -> None:
+        self.magics = magics
+        self.__qualname__ = self.matcher_identifier  # IPython reads it, even when unused
+
+    def __call__(self, context: Any) -> dict[str, Any]:
+        text: str = context.text_until_cursor
+        found = _MAGIC_LINE.match(text)
+        if found is None or (found.group(1) == "%%" and context.cursor_line != 0):
+            return {"completions": [], "suppress": False}
+        from nbinfra.notebook import complete
+
+        return complete.match(self.magics, context)
+
+
+_MAGIC_LINE = re.compile(r"\s*(%%?)(?:llm|cache|conn)\s")
 
 
 def _register_completers(ipython: Any, magics: Any) -> None:
-    """Completion hooks that import ``complete`` only when Tab is pressed."""
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers.append(_Matcher(magics))
 
-    def hook(_self: Any, event: Any) -> list[str]:
-        from nbinfra.notebook import complete
 
-        result: list[str] = complete.complete(magics, event)
-        return result
-
-    for key in _COMPLETED:
-        ipython.set_hook("complete_command", hook, str_key=key)
+def _unregister_completers(ipython: Any) -> None:
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers[:] = [
+            m for m in completer.custom_matchers if not isinstance(m, _Matcher)
+        ]

@@ -1,84 +1,211 @@
-"""Tab completion for the magics: sub-commands, providers, models, connections, namespaces."""
+"""Tab completion for the magics, as an IPython matcher (API v2) with typed candidates.
+
+Candidates carry a type (``connection``, ``kind``, ``command``, ``option``, ``provider``,
+...), which JupyterLab shows beside each one; when there are candidates the other matchers
+(Jedi, file names) are suppressed, so ``%conn d`` + Tab completes ``duckdb`` alone.
+Imported on the first Tab on a magic line, never by ``%load_ext``.
+"""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["complete", "complete_cache", "complete_conn", "complete_llm"]
+from nbinfra.logs import get_logger
+from nbinfra.notebook._args import tokens
+
+__all__ = [
+    "CACHE_SUBCOMMANDS",
+    "CONN_SUBCOMMANDS",
+    "LLM_SUBCOMMANDS",
+    "Candidate",
+    "complete",
+    "match",
+]
 
 LLM_SUBCOMMANDS = ("chats", "history", "list", "replay", "reset", "usage", "use")
 CACHE_SUBCOMMANDS = ("clear", "delete", "get", "list", "set", "stats", "use")
 CONN_SUBCOMMANDS = ("health", "list", "use")
+REPLAY_MODES = ("load", "off", "on", "record")
+# Options a %cache sub-command reads after its own arguments.
+CACHE_COMMAND_OPTIONS = {"clear": ("--yes",), "set": ("--ttl",)}
+
+Candidate = tuple[str, str]  # (text, type)
+
+log = get_logger(__name__)
 
 
-def _words(event: Any) -> list[str]:
-    line: str = event.line
-    words = line.split()
-    if line.endswith(" "):
-        words.append("")
-    return words
+@dataclass
+class _Line:
+    """A magic's line up to the cursor, read the way the magic will parse it."""
+
+    magic: str  # llm, cache or conn
+    cell: bool  # %%magic (its line holds options and a name only)
+    current: str  # the word being completed ("" after a space)
+    positionals: list[str] = field(default_factory=list)
+    pending: argparse.Action | None = None  # an option whose value is being typed
+    options_used: bool = False
 
 
-def complete(magics: Any, event: Any) -> list[str]:
-    """Candidates for the word under the cursor of a magic's line."""
-    words = _words(event)
-    magic = words[0].lstrip("%") if words else ""
-    table = {"llm": complete_llm, "cache": complete_cache, "conn": complete_conn}
-    handler = table.get(magic)
-    return handler(magics, words) if handler is not None else []
+def match(magics: Any, context: Any) -> dict[str, Any]:
+    """IPython matcher result for ``context`` (a ``CompletionContext``).
+
+    Tab never shows a traceback: when the candidates cannot be read (a broken settings
+    file, say), there are none, and running the cell reports the problem.
+    """
+    from IPython.core.completer import SimpleCompletion
+
+    try:
+        fragment, found = complete(magics, context.text_until_cursor, context.cursor_line == 0)
+    except Exception as exc:  # noqa: BLE001 - completion is best effort
+        log.debug("completion of %r failed: %r", context.text_until_cursor[-80:], exc)
+        return {"completions": [], "suppress": False}
+    return {
+        "completions": [SimpleCompletion(text, type=kind) for text, kind in found],
+        "matched_fragment": fragment,
+        "suppress": bool(found),
+        "ordered": True,
+    }
 
 
-def _prefixed(options: Any, prefix: str) -> list[str]:
-    return sorted({o for o in options if o.startswith(prefix)})
+def complete(magics: Any, text: str, first_line: bool = True) -> tuple[str, list[Candidate]]:
+    """The word being completed at the end of ``text`` (a line up to the cursor), and its
+    completions; ``first_line`` says whether the line is a cell's first (``%%`` magics)."""
+    line = _read(magics, text, first_line=first_line)
+    if line is None:
+        return "", []
+    handler = {"llm": _llm, "cache": _cache, "conn": _conn}[line.magic]
+    found = handler(magics, line)
+    seen: set[str] = set()
+    out: list[Candidate] = []
+    for value, kind in found:
+        if value.startswith(line.current) and value not in seen:
+            seen.add(value)
+            out.append((value, kind))
+    return line.current, out
 
 
-def complete_llm(magics: Any, words: list[str]) -> list[str]:
-    """Candidates for the last word of a ``%llm`` line."""
-    current = words[-1] if words else ""
-    previous = words[-2] if len(words) >= 2 else ""
-    if previous in ("-p", "--provider", "use"):
-        return _prefixed(provider_targets(magics), current)
-    if previous in ("-m", "--model"):
-        return _prefixed(model_names(magics), current)
-    if previous in ("history", "reset", "--chat"):
-        return _prefixed(magics.state.chats, current)
-    if previous == "--strategy":
-        return _prefixed(("recent", "sliding_window", "summarization"), current)
-    if previous in ("-f", "--format"):
-        return _prefixed(("code", "json", "markdown", "text"), current)
-    if previous == "replay":
-        return _prefixed(("load", "off", "on", "record"), current)
-    if len(words) <= 2:
-        return _prefixed(LLM_SUBCOMMANDS, current)
+def _read(magics: Any, text: str, *, first_line: bool) -> _Line | None:
+    stripped = text.lstrip()
+    head = stripped.split(None, 1)[0] if stripped.strip() else ""
+    cell = head.startswith("%%")
+    magic = head.lstrip("%")
+    if magic not in ("llm", "cache", "conn") or len(stripped) == len(head):
+        return None  # not a magic of ours, or its name is still being typed
+    rest = stripped[len(head) + 1 :]
+    if cell and not first_line:
+        return None
+    toks = tokens(rest)
+    ends_word = bool(toks) and toks[-1].end == len(rest)
+    current = toks[-1].raw if ends_word else ""
+    line = _Line(magic, cell, current)
+    table = _option_table(getattr(magics, magic).parser)
+    for tok in toks[:-1] if ends_word else toks:
+        raw = tok.raw
+        if line.pending is not None:
+            line.pending = None
+        elif raw.startswith("-") and (line.cell or not line.positionals):
+            line.options_used = True
+            action = table.get(raw.partition("=")[0])
+            if action is not None and action.nargs != 0 and "=" not in raw:
+                line.pending = action
+        else:
+            line.positionals.append(tok.raw)  # raw: an unclosed quote is no error here
+    return line
+
+
+def _option_table(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {opt: action for action in parser._actions for opt in action.option_strings}
+
+
+def _options(magics: Any, line: _Line, extra: Iterable[str] = ()) -> list[Candidate]:
+    parser = getattr(magics, line.magic).parser
+    names = [*_option_table(parser), *extra]
+    return [(name, "option") for name in sorted(names, key=lambda n: (n.startswith("--"), n))]
+
+
+def _typed(values: Iterable[str], kind: str) -> list[Candidate]:
+    return [(value, kind) for value in values]
+
+
+def _value(magics: Any, action: argparse.Action) -> list[Candidate]:
+    """Values of the option being typed: its choices, or what the session knows."""
+    if action.choices:
+        return _typed((str(c) for c in action.choices), "value")
+    sources: dict[str, Callable[[Any], list[Candidate]]] = {
+        "provider": _providers,
+        "model": lambda m: _typed(model_names(m), "model"),
+        "chat": lambda m: _typed(sorted(m.state.chats), "chat"),
+        "namespace": lambda m: _typed(namespace_names(m), "namespace"),
+    }
+    source = sources.get(action.dest)
+    return source(magics) if source is not None else []
+
+
+def _llm(magics: Any, line: _Line) -> list[Candidate]:
+    if line.pending is not None:
+        return _value(magics, line.pending)
+    if line.current.startswith("-") and (line.cell or not line.positionals):
+        return _options(magics, line)
+    if line.cell:
+        return []
+    if not line.positionals and not line.options_used:
+        return _typed(LLM_SUBCOMMANDS, "command")
+    if len(line.positionals) == 1 and not line.options_used:
+        sub = line.positionals[0]
+        if sub == "use":
+            return _providers(magics)
+        if sub in ("history", "reset"):
+            return _typed(sorted(magics.state.chats), "chat")
+        if sub == "replay":
+            return _typed(REPLAY_MODES, "value")
     return []
 
 
-def complete_cache(magics: Any, words: list[str]) -> list[str]:
-    current = words[-1] if words else ""
-    previous = words[-2] if len(words) >= 2 else ""
-    if previous in ("-n", "--namespace"):
-        return _prefixed(namespace_names(magics), current)
-    if previous == "use":
-        return _prefixed(cache_backends(magics), current)
-    rest = words[1:-1]
-    if len(rest) >= 2 and rest[0] in ("-n", "--namespace"):
-        rest = rest[2:]  # after "-n NAMESPACE" comes the command
-    if not rest:
-        return _prefixed(CACHE_SUBCOMMANDS, current)
+def _cache(magics: Any, line: _Line) -> list[Candidate]:
+    if line.pending is not None:
+        return _value(magics, line.pending)
+    command = line.positionals[0] if line.positionals else None
+    if line.current.startswith("-"):
+        if command is None:
+            return _options(magics, line)
+        return _typed(CACHE_COMMAND_OPTIONS.get(command, ()), "option")
+    if command is None:
+        return _typed(CACHE_SUBCOMMANDS, "command")
+    if command == "use" and len(line.positionals) == 1:
+        return [*_typed(cache_backends(), "backend"), *_typed(cache_instances(), "cache")]
     return []
 
 
-def complete_conn(magics: Any, words: list[str]) -> list[str]:
-    current = words[-1] if words else ""
-    previous = words[-2] if len(words) >= 2 else ""
-    names = connection_names(magics)
-    if previous in ("use", "health"):
-        return _prefixed(names, current)
-    if len(words) <= 2:
-        return _prefixed((*CONN_SUBCOMMANDS, *names), current)
+def _conn(magics: Any, line: _Line) -> list[Candidate]:
+    if line.pending is not None:
+        return _value(magics, line.pending)
+    if line.current.startswith("-") and (line.cell or not line.positionals):
+        return _options(magics, line)
+    if not line.positionals:
+        commands = [] if line.cell or line.options_used else _typed(CONN_SUBCOMMANDS, "command")
+        return [*commands, *_connections()]
+    if len(line.positionals) == 1 and line.positionals[0] in ("use", "health"):
+        return _typed(connection_names(), "connection")
     return []
 
 
+def _connections() -> list[Candidate]:
+    """Configured connection names, then the kinds no configured name spells."""
+    names = connection_names()
+    return [
+        *_typed(names, "connection"),
+        *_typed(sorted(set(connection_kinds()) - set(names)), "kind"),
+    ]
+
+
+def _providers(magics: Any) -> list[Candidate]:
+    return [(t, "model" if ":" in t else "provider") for t in provider_targets(magics)]
+
+
+# -- what the session knows (each reads settings only: no driver, no SDK) -------------
 def provider_targets(magics: Any) -> list[str]:
     from nbinfra.notebook import llm_magic
 
@@ -89,10 +216,16 @@ def model_names(magics: Any) -> list[str]:
     return sorted({t.partition(":")[2] for t in provider_targets(magics) if ":" in t})
 
 
-def connection_names(magics: Any) -> list[str]:
+def connection_names() -> list[str]:
     from nbinfra.notebook import conn_magic
 
     return conn_magic.connection_names()
+
+
+def connection_kinds() -> list[str]:
+    from nbinfra.connections import ConnectionRegistry
+
+    return ConnectionRegistry.kinds()
 
 
 def namespace_names(magics: Any) -> list[str]:
@@ -101,8 +234,13 @@ def namespace_names(magics: Any) -> list[str]:
     return cache_magic.namespace_names(magics)
 
 
-def cache_backends(magics: Any) -> list[str]:
-    """memory, redis and the configured cache instances (``cache.instances``)."""
+def cache_backends() -> list[str]:
     from nbinfra.notebook import cache_magic
 
-    return [*cache_magic.backend_names(), *cache_magic.instance_names()]
+    return cache_magic.backend_names()
+
+
+def cache_instances() -> list[str]:
+    from nbinfra.notebook import cache_magic
+
+    return cache_magic.instance_names()

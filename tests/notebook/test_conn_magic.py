@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
@@ -140,26 +139,6 @@ def test_list_health_use_postgres(ip: TestingShell, both: Session) -> None:
     # the same SQL cell returns every statement's result on PostgreSQL too
     out = ip.cell("%%conn pg -o r\nSELECT 1 AS a; SELECT 2 AS b")
     assert [x.rows for x in ip.user_ns["r"]] == [[(1,)], [(2,)]] and out.rows == [(2,)]
-
-
-def _complete(ip: TestingShell, line: str) -> list[str]:
-    from nbinfra.notebook import complete
-
-    class Event:
-        pass
-
-    event: Any = Event()
-    event.line = line
-    return complete.complete(ip._nbinfra_magics, event)
-
-
-def test_completion_of_connection_names(ip: TestingShell, duck: Session) -> None:
-    assert "duckdb" in _complete(ip, "%conn use d")
-    assert _complete(ip, "%conn h") == ["health"]
-    assert "memory" in _complete(ip, "%cache use m")
-    assert "confirmation_cache" in _complete(ip, "%cache use c")
-    assert _complete(ip, "%cache -n conf") == ["confirmation"]
-    assert _complete(ip, "%cache -n notebook s") == ["set", "stats"]
 
 
 def test_health_panel_lists_connections(ip: TestingShell, duck: Session) -> None:

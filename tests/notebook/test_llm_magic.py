@@ -241,21 +241,6 @@ def test_errors_are_one_line(ip: TestingShell, llm_session: Session) -> None:
     assert len(info.value._render_traceback_()) > 1  # the full traceback when asked for
 
 
-def test_completion_of_providers_and_models(ip: TestingShell, llm_session: Session) -> None:
-    from nbinfra.notebook import complete
-
-    class Event:
-        line = "%llm -p op"
-
-    assert "openai" in complete.complete(ip._nbinfra_magics, Event())
-    Event.line = "%llm -p openai:gpt-4o"
-    assert "openai:gpt-4o-mini" in complete.complete(ip._nbinfra_magics, Event())
-    Event.line = "%llm -m gpt-4o-m"
-    assert complete.complete(ip._nbinfra_magics, Event()) == ["gpt-4o-mini"]
-    Event.line = "%llm "
-    assert "replay" in complete.complete(ip._nbinfra_magics, Event())
-
-
 def test_config_streaming_and_default_format(
     ip: TestingShell, llm_session: Session, wire: LLMWireServer
 ) -> None:
