@@ -20,6 +20,8 @@ from nbinfra.errors import (
     ConnectionUnavailableError,
     ConnError,
     ContextLengthError,
+    InterpolationError,
+    InvalidOptionError,
     LLMError,
     LoopError,
     MissingDependencyError,
@@ -33,6 +35,7 @@ from nbinfra.errors import (
     ReplayMissError,
     SerializationError,
     UnknownKindError,
+    UnknownOptionError,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +72,8 @@ __all__ = [
     "ConnError",
     "ConnectionUnavailableError",
     "ContextLengthError",
+    "InterpolationError",
+    "InvalidOptionError",
     "LLMError",
     "LoopError",
     "MissingDependencyError",
@@ -86,6 +91,7 @@ __all__ = [
     "Session",
     "Settings",
     "UnknownKindError",
+    "UnknownOptionError",
     "__version__",
     "cache",
     "conn",

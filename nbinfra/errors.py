@@ -10,6 +10,9 @@
     │   ├── MissingDependencyError       driver not installed; carries the pip hint
     │   └── RegistrationError            conflicting or invalid registration
     ├── LoopError                        sync facade misused (e.g. called from its own loop)
+    ├── InvalidOptionError               an option's value is out of range or of the wrong type
+    │   └── UnknownOptionError           no option by that name; suggests the nearest
+    ├── InterpolationError               a {field} in a prompt names a variable it cannot show
     ├── CacheError
     │   ├── CacheUnavailableError        backend unreachable (names host:port)
     │   └── SerializationError           a value cannot be stored or read back
@@ -48,6 +51,8 @@ __all__ = [
     "ConnError",
     "ConnectionUnavailableError",
     "ContextLengthError",
+    "InterpolationError",
+    "InvalidOptionError",
     "LLMError",
     "LoopError",
     "MissingDependencyError",
@@ -62,6 +67,7 @@ __all__ = [
     "ReplayMissError",
     "SerializationError",
     "UnknownKindError",
+    "UnknownOptionError",
 ]
 
 
@@ -125,6 +131,18 @@ class RegistrationError(RegistryError):
 
 class LoopError(NbinfraError, RuntimeError):
     """The synchronous facade was used where it cannot work."""
+
+
+class InvalidOptionError(NbinfraError, ValueError):
+    """An option (an LLM call option, a ttl, ...) is out of range or of the wrong type."""
+
+
+class UnknownOptionError(InvalidOptionError, TypeError):
+    """No option by that name; the message suggests the nearest one."""
+
+
+class InterpolationError(NbinfraError):
+    """A ``{field}`` names a defined variable but cannot be looked up or formatted."""
 
 
 class CacheError(NbinfraError):

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from nbinfra.errors import CacheError, SerializationError
+from nbinfra.errors import CacheError, InvalidOptionError, SerializationError
 
 __all__ = ["BaseCacheProvider", "LockTimeout", "escape_glob", "too_large"]
 
@@ -42,7 +42,9 @@ def ttl_ms(ttl: float | None) -> int | None:
     if ttl is None or ttl == 0:
         return None
     if ttl < 0 or not math.isfinite(ttl):
-        raise ValueError(f"ttl must be a positive number of seconds or 0 (no expiry), got {ttl!r}")
+        raise InvalidOptionError(
+            f"ttl must be a positive number of seconds or 0 (no expiry), got {ttl!r}."
+        )
     return max(1, int(ttl * 1000))
 
 

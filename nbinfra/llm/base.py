@@ -42,6 +42,7 @@ from nbinfra.errors import (
     LLMError,
     ProviderTimeout,
     ReplayMissError,
+    UnknownOptionError,
 )
 from nbinfra.llm.calls import (
     CALL_ONLY,
@@ -518,7 +519,7 @@ class BaseLLMProvider(ABC):
                 allowed = ", ".join((*OPTION_NAMES, *CALL_ONLY))
                 close = difflib.get_close_matches(key, [*OPTION_NAMES, *CALL_ONLY], n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
-                raise TypeError(f"Unknown LLM option '{key}'{where}; use {allowed}.{hint}")
+                raise UnknownOptionError(f"Unknown LLM option '{key}'{where}; use {allowed}.{hint}")
             if value is None:
                 continue
             out[key] = check_option(key, value)

@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-from nbinfra.errors import LLMError, ProviderServerError, ProviderTimeout, RateLimitError
+from nbinfra.errors import (
+    InvalidOptionError,
+    LLMError,
+    ProviderServerError,
+    ProviderTimeout,
+    RateLimitError,
+)
 from nbinfra.llm.types import LLMResponse, Message, TokenCount, Usage
 
 __all__ = [
@@ -165,33 +171,33 @@ class RetryPolicy:
 def check_option(key: str, value: Any) -> Any:
     if key in ("model", "system"):
         if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{key} must be a non-empty string, got {value!r}.")
+            raise InvalidOptionError(f"{key} must be a non-empty string, got {value!r}.")
         return value.strip() if key == "model" else value
     if key == "temperature":
         number = _number(key, value)
         if not 0.0 <= number <= 2.0:
-            raise ValueError(f"temperature must be between 0 and 2, got {value!r}.")
+            raise InvalidOptionError(f"temperature must be between 0 and 2, got {value!r}.")
         return number
     if key == "top_p":
         number = _number(key, value)
         if not 0.0 <= number <= 1.0:
-            raise ValueError(f"top_p must be between 0 and 1, got {value!r}.")
+            raise InvalidOptionError(f"top_p must be between 0 and 1, got {value!r}.")
         return number
     if key in ("max_tokens", "seed"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key} must be an integer, got {value!r}.")
+            raise InvalidOptionError(f"{key} must be an integer, got {value!r}.")
         if key == "max_tokens" and value < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {value!r}.")
+            raise InvalidOptionError(f"max_tokens must be at least 1, got {value!r}.")
         return value
     if key == "timeout":
         number = _number(key, value)
         if number <= 0:
-            raise ValueError(f"timeout must be positive (seconds), got {value!r}.")
+            raise InvalidOptionError(f"timeout must be positive (seconds), got {value!r}.")
         return number
     if key == "stop":
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not all(isinstance(s, str) for s in items):
-            raise ValueError(f"stop must be a string or a list of strings, got {value!r}.")
+            raise InvalidOptionError(f"stop must be a string or a list of strings, got {value!r}.")
         return tuple(items)
     # response_format
     if isinstance(value, Mapping):
@@ -201,10 +207,10 @@ def check_option(key: str, value: Any) -> Any:
         return "json"
     if text == "text":
         return "text"
-    raise ValueError(f"response_format must be 'json' or 'text', got {value!r}.")
+    raise InvalidOptionError(f"response_format must be 'json' or 'text', got {value!r}.")
 
 
 def _number(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{key} must be a number, got {value!r}.")
+        raise InvalidOptionError(f"{key} must be a number, got {value!r}.")
     return float(value)

@@ -10,15 +10,34 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from IPython.core.error import UsageError
 
-__all__ = ["Token", "first_word", "parse_all", "parse_options", "tokens", "unquote"]
+__all__ = [
+    "HelpRequested",
+    "Token",
+    "check_output_name",
+    "first_word",
+    "parse_all",
+    "parse_options",
+    "tokens",
+    "unquote",
+]
+
+_HELP = frozenset({"-h", "--help"})
 
 # A token is a run of non-space characters where quoted parts may hold spaces.
 _TOKEN = re.compile(r"""(?:[^\s"']+|"(?:[^"\\]|\\.)*"?|'[^']*'?)+""")
+
+
+class HelpRequested(Exception):
+    """``-h``/``--help`` among a magic's options: the magic prints ``text`` and stops."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,8 @@ def parse_options(
             rest_start = tok.start
             break
         takes = lookup(raw)
+        if takes is None and raw in _HELP:
+            raise HelpRequested(parser.format_help())
         if takes is None and raw.startswith("-") and not _is_number(raw):
             raise UsageError(f"Unknown option {raw!r}. {_options_hint(parser)}")
         opts.append(tok.value)
@@ -126,7 +147,10 @@ def _options_hint(parser: argparse.ArgumentParser) -> str:
 
 def parse_all(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace:
     """Parse a whole line (options and positionals) with shell quoting."""
-    return _parse(parser, [t.value for t in tokens(line)])
+    toks = tokens(line)
+    if any(t.raw in _HELP for t in toks):
+        raise HelpRequested(parser.format_help())
+    return _parse(parser, [t.value for t in toks])
 
 
 def first_word(line: str) -> tuple[str, str]:
@@ -135,3 +159,33 @@ def first_word(line: str) -> tuple[str, str]:
     if not toks:
         return "", ""
     return toks[0].raw, line[toks[0].end :].strip()
+
+
+_IPYTHON_NAME = re.compile(r"_+|_i+|_i?\d+|_[ido]h")
+
+
+def check_output_name(name: str, hidden: Collection[str] = ()) -> str:
+    """``name`` if ``-o NAME`` may bind it, else a one-line UsageError.
+
+    A valid identifier that is not a keyword, a builtin, or one of IPython's own names
+    (``get_ipython``, ``In``, ``Out``, ``exit``, ``_``, ``_ih``, ``_i3``, ``_5``, ... and
+    whatever the shell keeps hidden in ``hidden``).
+    """
+    import builtins
+    import keyword
+
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"-o {name!r}: give a Python variable name, e.g. -o result.")
+    if (
+        name in _SHELL_NAMES
+        or name in hidden
+        or _IPYTHON_NAME.fullmatch(name)
+        or hasattr(builtins, name)
+    ):
+        raise UsageError(
+            f"-o {name}: that name belongs to Python or IPython; choose another, e.g. -o result."
+        )
+    return name
+
+
+_SHELL_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython"})

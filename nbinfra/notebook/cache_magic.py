@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
-from typing import Any
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from IPython.core.error import UsageError
 
@@ -13,9 +15,12 @@ from nbinfra.notebook._args import Token, parse_options, tokens
 __all__ = [
     "DEFAULT_NAMESPACE",
     "SUBCOMMANDS",
+    "CacheLine",
     "backend_names",
+    "expand",
     "instance_names",
     "namespace_names",
+    "parse",
     "run",
 ]
 
@@ -26,18 +31,77 @@ _USAGE = (
 )
 
 
-def run(magics: Any, line: str) -> Any:
-    args, rest = parse_options(magics.cache.parser, line)
+class CacheLine(NamedTuple):
+    """A parsed ``%cache`` line."""
+
+    namespace: str | None  # -n NAMESPACE as written ($name not yet filled in)
+    command: str  # get, set, delete, list, stats, clear or use
+    rest: str  # the text from the command on, verbatim
+    argv: list[Token]  # the command's words, with their positions in ``rest``
+
+
+def parse(line: str) -> CacheLine:
+    """Parse a ``%cache`` line without running anything.
+
+    Pure and linear in the line's length: no variable is read (``$name`` is filled in
+    when the command runs). Bad input raises ``UsageError``; ``-h``/``--help`` raises
+    ``HelpRequested``.
+    """
+    from nbinfra.notebook.magics import magic_parser
+
+    args, rest = parse_options(magic_parser("cache"), line)
     toks = tokens(rest)
     if not toks:
         raise UsageError(_USAGE)
-    handler = SUBCOMMANDS.get(toks[0].raw)
-    if handler is None:
-        raise UsageError(f"Unknown %cache command {toks[0].raw!r}. {_USAGE}")
+    if toks[0].raw not in SUBCOMMANDS:
+        raise UsageError(f"Unknown %cache command {toks[0].raw[:60]!r}. {_USAGE}")
     namespace = args.namespace
     if namespace is not None and not namespace.strip():
         raise UsageError("-n needs a non-empty namespace.")
-    return handler(magics, namespace, rest, toks[1:])
+    return CacheLine(namespace, toks[0].raw, rest, toks[1:])
+
+
+def run(magics: Any, line: str) -> Any:
+    parsed = parse(line)
+    namespace = parsed.namespace
+    if namespace is not None:
+        namespace = expand(namespace, magics.user_ns)
+        if not namespace.strip():
+            raise UsageError("-n needs a non-empty namespace.")
+    return SUBCOMMANDS[parsed.command](magics, namespace, parsed.rest, parsed.argv)
+
+
+_DOLLAR = re.compile(r"\$\$|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expand(text: str, namespace: Mapping[str, Any]) -> str:
+    """``text`` with each ``$name`` replaced by the variable's text and ``$$`` by ``$``.
+
+    For the words of ``%cache`` (KEY, PATTERN, NAMESPACE, NAME, the ttl); a ``$`` not
+    followed by a name stays. An undefined name is a ``UsageError``.
+    """
+    if "$" not in text:
+        return text
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        if name not in namespace:
+            raise UsageError(f"No variable named {name!r} (for ${name}); write $$ for a literal $.")
+        value = namespace[name]
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise UsageError(
+                f"${name} is a {type(value).__name__}; only text and numbers fill in a "
+                "key, pattern or name (set VALUE takes any $var)."
+            )
+        return str(value)
+
+    return _DOLLAR.sub(fill, text)
+
+
+def _word(magics: Any, token: Token) -> str:
+    return expand(token.value, magics.user_ns)
 
 
 def _cache(magics: Any, namespace: str | None) -> Any:
@@ -51,7 +115,7 @@ def _cache(magics: Any, namespace: str | None) -> Any:
 def _get(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
     if len(argv) != 1:
         raise UsageError("Usage: %cache get KEY")
-    return _cache(magics, namespace).get(argv[0].value)
+    return _cache(magics, namespace).get(_word(magics, argv[0]))
 
 
 def _set(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
@@ -59,12 +123,15 @@ def _set(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> An
         raise UsageError("Usage: %cache set KEY VALUE [--ttl S] (VALUE: a Python literal or $var)")
     ttl: float | None = None
     if len(argv) >= 4 and argv[-2].raw == "--ttl":
+        word = _word(magics, argv[-1])
         try:
-            ttl = float(argv[-1].value)
+            ttl = float(word)
         except ValueError:
-            raise UsageError(f"--ttl needs seconds, got {argv[-1].raw!r}.") from None
-        if ttl <= 0:
-            raise UsageError("--ttl must be more than 0 seconds.")
+            raise UsageError(f"--ttl needs seconds, got {word[:60]!r}.") from None
+        if not 0 < ttl < math.inf:  # also refuses nan, inf and 1e309
+            raise UsageError(
+                f"--ttl must be a finite number of seconds more than 0, got {word[:60]}."
+            )
         value_end = argv[-2].start
     elif any(t.raw == "--ttl" for t in argv[1:]):
         raise UsageError("Put --ttl S at the end: %cache set KEY VALUE --ttl S")
@@ -75,10 +142,11 @@ def _set(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> An
         raise UsageError("Usage: %cache set KEY VALUE [--ttl S]")
     value = _value(magics, source)
     cache = _cache(magics, namespace)
+    key = _word(magics, argv[0])
     if ttl is None:
-        cache.set(argv[0].value, value)
+        cache.set(key, value)
     else:
-        cache.set(argv[0].value, value, ttl=ttl)
+        cache.set(key, value, ttl=ttl)
     return None
 
 
@@ -102,7 +170,7 @@ def _value(magics: Any, source: str) -> Any:
 def _delete(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
     if len(argv) != 1:
         raise UsageError("Usage: %cache delete KEY")
-    return _cache(magics, namespace).delete(argv[0].value)
+    return _cache(magics, namespace).delete(_word(magics, argv[0]))
 
 
 def _list(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
@@ -110,7 +178,7 @@ def _list(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> A
         raise UsageError("Usage: %cache list [PATTERN]")
     cache = _cache(magics, namespace)
     if argv:
-        return sorted(cache.keys(argv[0].value))
+        return sorted(cache.keys(_word(magics, argv[0])))
     return sorted(cache.keys())
 
 
@@ -134,7 +202,7 @@ def _clear(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> 
 def _use(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
     if len(argv) != 1:
         raise UsageError("Usage: %cache use memory|redis|NAME")
-    choice = argv[0].value
+    choice = _word(magics, argv[0])
     state = magics.state
     if choice in backend_names():
         state.cache_backend = choice

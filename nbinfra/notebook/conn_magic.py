@@ -2,51 +2,88 @@
 
 from __future__ import annotations
 
+import argparse
+import difflib
 from collections import ChainMap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from IPython.core.error import UsageError
 
 from nbinfra._deadline import within
-from nbinfra.notebook._args import first_word, parse_all, parse_options, tokens
+from nbinfra.notebook._args import (
+    check_output_name,
+    first_word,
+    parse_all,
+    parse_options,
+    tokens,
+)
 from nbinfra.notebook.interpolate import sql_params
 
-__all__ = ["SUBCOMMANDS", "connection_names", "run"]
+__all__ = ["SUBCOMMANDS", "ConnLine", "connection_names", "parse", "run"]
 
 SQL_KINDS = frozenset({"duckdb", "pgvector", "postgres"})
 _HEALTH_TIMEOUT = 10.0  # seconds per connection in %conn list / health
 
 
-def run(magics: Any, line: str, cell: str | None) -> Any:
+class ConnLine(NamedTuple):
+    """A parsed ``%conn``/``%%conn`` line: a sub-command, or a query for a connection."""
+
+    command: str | None  # list, health or use; None for a query
+    argv: list[str]  # the sub-command's words
+    options: argparse.Namespace  # -o, --limit, --params, --autocommit
+    name: str | None  # the connection named on the line (None: the default)
+    query: str  # the query, verbatim (``:name`` binds are read when it runs)
+
+
+_NO_NAME = (
+    "Usage: %conn list | health [NAME] | use NAME | NAME QUERY, or %%conn [NAME] "
+    "with the query in the cell."
+)
+
+
+def parse(line: str, cell: str | None = None) -> ConnLine:
+    """Parse a ``%conn`` line (or a ``%%conn`` line and its cell) without running anything.
+
+    Pure and linear in the line's length: no variable is read, nothing is evaluated; the
+    query comes back verbatim. Bad options raise ``UsageError``; ``-h``/``--help`` raises
+    ``HelpRequested``.
+    """
+    from nbinfra.notebook.magics import magic_parser
+
+    parser = magic_parser("conn")
     if cell is not None:
-        args = parse_all(magics.conn.parser, line)  # %%conn: options may follow the name
+        args = parse_all(parser, line)  # %%conn: options may follow the name
         if len(args.command) > 1:
             raise UsageError(
                 "%%conn takes one connection name on its line; put the query in the cell."
             )
         if not cell.strip():
             raise UsageError("The cell is empty: write the query below %%conn.")
-        return execute(magics, args, args.command[0] if args.command else None, cell)
-    args, rest = parse_options(magics.conn.parser, line)
+        return ConnLine(None, [], args, args.command[0] if args.command else None, cell)
+    args, rest = parse_options(parser, line)
     word, query = first_word(rest)
-    handler = SUBCOMMANDS.get(word)
-    if handler is not None:
+    if word in SUBCOMMANDS:
         if args.output or args.limit is not None or args.params or args.autocommit:
             raise UsageError(f"%conn {word} takes no -o/--limit/--params/--autocommit.")
-        return handler(magics, [t.value for t in tokens(query)])
+        return ConnLine(word, [t.value for t in tokens(query)], args, None, "")
     if not word:
-        raise UsageError(
-            "Usage: %conn list | health [NAME] | use NAME | NAME QUERY, or %%conn [NAME] "
-            "with the query in the cell."
-        )
-    if not query:
-        raise UsageError(f"No query for {word!r}: %conn {word} QUERY, or %%conn {word}.")
-    return execute(magics, args, _unquoted(word), query)
+        raise UsageError(_NO_NAME)
+    return ConnLine(None, [], args, tokens(word)[0].value, query)
 
 
-def _unquoted(word: str) -> str:
-    return tokens(word)[0].value if word else word
+def run(magics: Any, line: str, cell: str | None) -> Any:
+    parsed = parse(line, cell)
+    if parsed.command is not None:
+        return SUBCOMMANDS[parsed.command](magics, parsed.argv)
+    name, args = parsed.name, parsed.options
+    if name is not None:
+        _check_name(name, kinds=True)
+    if not parsed.query:
+        raise UsageError(f"No query for {name!r}: %conn {name} QUERY, or %%conn {name}.")
+    if args.output:
+        check_output_name(args.output, getattr(magics.shell, "user_ns_hidden", ()))
+    return execute(magics, args, name, parsed.query)
 
 
 def default_name(magics: Any) -> str | None:
@@ -166,12 +203,21 @@ def _use(magics: Any, argv: list[str]) -> Any:
     return None
 
 
-def _check_name(name: str) -> None:
-    specs = _specs()
-    if name not in specs:
-        raise UsageError(
-            f"No connection named {name!r}; configured: {', '.join(sorted(specs)) or 'none'}."
-        )
+def _check_name(name: str, *, kinds: bool = False) -> None:
+    """A configured connection's name (or, with ``kinds``, a kind: ``%conn duckdb ...``)."""
+    names = sorted(_specs())
+    if name in names:
+        return
+    if kinds:
+        from nbinfra.connections.factory import ConnectionRegistry
+
+        if name.lower() in ConnectionRegistry.kinds():
+            return
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UsageError(
+        f"no connection named {name[:60]!r}; configured: {', '.join(names) or 'none'}.{hint}"
+    )
 
 
 def _specs() -> dict[str, Any]:

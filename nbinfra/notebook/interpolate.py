@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from nbinfra.errors import NbinfraError
+from nbinfra.errors import InterpolationError
 
 __all__ = ["InterpolationError", "interpolate", "sql_bind_names", "sql_params"]
 
@@ -27,40 +27,27 @@ _FIELD = re.compile(
 _STEP = re.compile(rf"\.({_NAME})|\[([^\[\]]+)\]")
 
 
-class InterpolationError(NbinfraError):
-    """A ``{field}`` names a defined variable but cannot be resolved."""
+_BRACES = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 
 def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """``text`` with ``{fields}`` filled from ``namespace`` (see the module docstring)."""
+    """``text`` with ``{fields}`` filled from ``namespace`` (see the module docstring).
+
+    One pass over ``text`` (linear in its length, whatever its braces).
+    """
     if "{" not in text and "}" not in text:
         return text
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "{":
-            if text.startswith("{{", i):
-                out.append("{")
-                i += 2
-                continue
-            close = text.find("}", i + 1)
-            inner = text[i + 1 : close] if close != -1 else ""
-            if close != -1 and "{" not in inner:
-                value = _resolve(inner, namespace)
-                if value is not None:
-                    out.append(value)
-                    i = close + 1
-                    continue
-            out.append("{")
-            i += 1
-        elif ch == "}" and text.startswith("}}", i):
-            out.append("}")
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+
+    def fill(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if whole == "{{":
+            return "{"
+        if whole == "}}":
+            return "}"
+        value = _resolve(match.group(1), namespace)
+        return whole if value is None else value
+
+    return _BRACES.sub(fill, text)
 
 
 def _resolve(field: str, namespace: Mapping[str, Any]) -> str | None:
@@ -74,20 +61,31 @@ def _resolve(field: str, namespace: Mapping[str, Any]) -> str | None:
             value = getattr(value, attr) if attr else value[_key(key)]
         except Exception as exc:  # noqa: BLE001 - any lookup failure is the user's to fix
             raise InterpolationError(
-                f"Cannot interpolate {{{field}}}: {type(exc).__name__}: {exc}. "
+                f"Cannot interpolate {{{field}}}: {type(exc).__name__}: {_first_line(exc)}. "
                 "Write {{ and }} for literal braces, or use --no-interpolate."
             ) from None
     conv, spec = match.group("conv"), match.group("spec") or ""
-    if conv == "r":
-        value = repr(value)
-    elif conv == "a":
-        value = ascii(value)
-    elif conv == "s":
-        value = str(value)
-    try:
+    try:  # the value's own __repr__/__str__/__format__ may raise anything
+        if conv == "r":
+            value = repr(value)
+        elif conv == "a":
+            value = ascii(value)
+        elif conv == "s":
+            value = str(value)
         return format(value, spec)
-    except (ValueError, TypeError) as exc:
-        raise InterpolationError(f"Cannot format {{{field}}}: {exc}.") from None
+    except Exception as exc:  # noqa: BLE001 - the user's object; shown as one line
+        raise InterpolationError(
+            f"Cannot format {{{field}}}: {type(exc).__name__}: {_first_line(exc)}. "
+            "Write {{ and }} for literal braces, or use --no-interpolate."
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ raises too
+        return "(no message)"
+    return text.splitlines()[0][:200] if text.strip() else "(no message)"
 
 
 def _key(raw: str) -> Any:

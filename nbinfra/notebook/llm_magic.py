@@ -2,40 +2,66 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from IPython.core.error import UsageError
 
 from nbinfra import _loop
 from nbinfra.errors import LLMError
-from nbinfra.notebook._args import first_word, parse_options, tokens
+from nbinfra.notebook._args import check_output_name, first_word, parse_options, tokens
 from nbinfra.notebook.interpolate import interpolate
 
-__all__ = ["SUBCOMMANDS", "provider_targets", "run"]
+__all__ = ["SUBCOMMANDS", "LLMLine", "parse", "provider_targets", "run"]
 
 _FENCE = re.compile(r"^\s*```[\w+-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
 _UPDATE_EVERY = 0.05  # seconds between re-renders while streaming
 
 
-def run(magics: Any, line: str, cell: str | None) -> Any:
+class LLMLine(NamedTuple):
+    """A parsed ``%llm``/``%%llm`` line: a sub-command with its words, or options and a prompt."""
+
+    command: str | None  # a sub-command name, or None for a prompt
+    argv: list[str]  # the sub-command's words
+    options: argparse.Namespace  # the prompt's options (empty for a sub-command)
+    prompt: str  # the prompt, verbatim (before {name} interpolation)
+
+
+def parse(line: str, cell: str | None = None) -> LLMLine:
+    """Parse a ``%llm`` line (or a ``%%llm`` line and its cell) without running anything.
+
+    Pure and linear in the line's length: no variable is read, nothing is evaluated; the
+    prompt comes back verbatim. Bad options raise ``UsageError``; ``-h``/``--help`` raises
+    ``HelpRequested``.
+    """
     if cell is None:
         word, rest = first_word(line)
-        handler = SUBCOMMANDS.get(word)
-        if handler is not None:
-            return handler(magics, [t.value for t in tokens(rest)])
-    args, text = parse_options(magics.llm.parser, line)
+        if word in SUBCOMMANDS:
+            return LLMLine(word, [t.value for t in tokens(rest)], argparse.Namespace(), "")
+    from nbinfra.notebook.magics import magic_parser
+
+    args, text = parse_options(magic_parser("llm"), line)
     prompt = "\n".join(part.strip() for part in (text, cell or "") if part.strip())
-    if not prompt.strip():
+    return LLMLine(None, [], args, prompt)
+
+
+def run(magics: Any, line: str, cell: str | None) -> Any:
+    parsed = parse(line, cell)
+    if parsed.command is not None:
+        return SUBCOMMANDS[parsed.command](magics, parsed.argv)
+    if not parsed.prompt:
         raise UsageError(
             "No prompt: put it in the cell body (%%llm) or after the options (%llm PROMPT); "
             "see %llm? for sub-commands."
         )
-    return ask(magics, args, prompt)
+    if parsed.options.output:
+        check_output_name(parsed.options.output, getattr(magics.shell, "user_ns_hidden", ()))
+    return ask(magics, parsed.options, parsed.prompt)
 
 
 def ask(magics: Any, args: Any, prompt: str) -> Any:
@@ -73,15 +99,16 @@ def ask(magics: Any, args: Any, prompt: str) -> Any:
 
 
 def _options(args: Any, fmt: str) -> dict[str, Any]:
+    """Call options, checked now (an InvalidOptionError before any request is made)."""
+    from nbinfra.llm.calls import check_option
+
     options: dict[str, Any] = {}
-    if args.temperature is not None:
-        if not 0.0 <= args.temperature <= 2.0:  # also refuses nan
-            raise UsageError("-t/--temperature must be between 0 and 2.")
-        options["temperature"] = args.temperature
-    if args.max_tokens is not None:
-        if args.max_tokens <= 0:
-            raise UsageError("--max-tokens must be a positive number.")
-        options["max_tokens"] = args.max_tokens
+    for key in ("temperature", "max_tokens", "model", "system"):
+        value = getattr(args, key)
+        if value not in (None, ""):  # -m '' / -s '': the default
+            checked = check_option(key, value)
+            if key in ("temperature", "max_tokens"):
+                options[key] = checked
     if fmt == "json":
         options["response_format"] = "json"
     return options

@@ -3,21 +3,33 @@
 Each magic parses its line here (``magic_arguments`` for the help text, ``_args`` for
 parsing that leaves prompts and queries verbatim) and hands over to a small module of
 sub-command functions. Defaults are traitlets, set with ``%config NbinfraMagics.<name>``.
+
+Every magic is ``@no_var_expand``: IPython never evaluates ``{expr}`` or ``$name`` in the
+line. nbinfra interpolates itself, with one rule per magic: ``:name`` binds in SQL
+(``%conn``), ``$name`` in ``%cache`` values and arguments, and ``{name}``/``{obj.attr}``/
+``{d[key]}`` in ``%llm`` prompts (never a call).
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core import magic_arguments as _ma
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+)
 from traitlets import Bool, Int, Unicode
 
 from nbinfra._secrets import redact
 from nbinfra.errors import NbinfraError
 
-__all__ = ["NbinfraMagics", "NotebookState"]
+__all__ = ["NbinfraMagics", "NotebookState", "magic_parser"]
 
 _Deco = Callable[[Callable[..., Any]], Callable[..., Any]]
 # IPython's decorators are untyped; these aliases give them a type for mypy.
@@ -81,6 +93,22 @@ class NbinfraMagics(Magics):
     def cell_number(self) -> int | None:
         return getattr(self.shell, "execution_count", None)
 
+    def _run(self, run: Callable[..., Any], *args: Any) -> Any:
+        """The one path from a magic to its module, and from what goes wrong to the user.
+
+        ``-h``/``--help`` prints the help; an nbinfra error is one line (``_guard``);
+        ``UsageError`` is IPython's own one-line error.
+        """
+        from nbinfra.notebook._args import HelpRequested
+
+        try:
+            return run(self, *args)
+        except HelpRequested as shown:
+            print(shown.text)
+            return None
+        except NbinfraError as exc:
+            raise self._guard(exc) from exc.__cause__
+
     def _guard(self, exc: NbinfraError) -> NbinfraError:
         """Keep nbinfra errors one line, or show the traceback when short_errors is off.
 
@@ -127,6 +155,7 @@ class NbinfraMagics(Magics):
         dest="no_interpolate",
         help="Send {braces} as written (no {name} lookup).",
     )
+    @no_var_expand
     @line_cell_magic
     def llm(self, line: str, cell: str | None = None) -> Any:
         """Ask an LLM: ``%%llm [options]`` with the prompt in the cell, or ``%llm PROMPT``.
@@ -138,10 +167,7 @@ class NbinfraMagics(Magics):
         """
         from nbinfra.notebook import llm_magic
 
-        try:
-            return llm_magic.run(self, line, cell)
-        except NbinfraError as exc:
-            raise self._guard(exc) from exc.__cause__
+        return self._run(llm_magic.run, line, cell)
 
     # -- %cache ---------------------------------------------------------------------
     @magic_arguments()
@@ -154,15 +180,13 @@ class NbinfraMagics(Magics):
         help="get KEY | set KEY VALUE [--ttl S] | delete KEY | list [PATTERN] | stats | "
         "clear [--yes] | use memory|redis|NAME. VALUE is a Python literal or $var.",
     )
+    @no_var_expand
     @line_magic
     def cache(self, line: str) -> Any:
         """Read and write the nbinfra cache from a cell."""
         from nbinfra.notebook import cache_magic
 
-        try:
-            return cache_magic.run(self, line)
-        except NbinfraError as exc:
-            raise self._guard(exc) from exc.__cause__
+        return self._run(cache_magic.run, line)
 
     # -- %conn ----------------------------------------------------------------------
     @magic_arguments()
@@ -181,12 +205,16 @@ class NbinfraMagics(Magics):
         help="list | health [NAME] | use NAME | NAME QUERY. In %%conn the query is the cell "
         "body; SQL ':name' binds the variable name as a parameter.",
     )
+    @no_var_expand
     @line_cell_magic
     def conn(self, line: str, cell: str | None = None) -> Any:
         """Query any configured connection: ``%conn NAME QUERY`` or ``%%conn [NAME]``."""
         from nbinfra.notebook import conn_magic
 
-        try:
-            return conn_magic.run(self, line, cell)
-        except NbinfraError as exc:
-            raise self._guard(exc) from exc.__cause__
+        return self._run(conn_magic.run, line, cell)
+
+
+def magic_parser(name: str) -> argparse.ArgumentParser:
+    """The option parser of the magic ``name`` (``llm``, ``cache`` or ``conn``)."""
+    parser: argparse.ArgumentParser = getattr(NbinfraMagics, name).parser
+    return parser

@@ -93,7 +93,7 @@ def test_errors_are_one_line(ip: TestingShell, duck: Session) -> None:
         ip.cell("%%conn\nSELEC 1")
     assert "\n" not in str(info.value)
     assert len(info.value._render_traceback_()) == 1
-    with pytest.raises(NbinfraError, match="nope"):
+    with pytest.raises(UsageError, match="no connection named 'nope'; configured: duckdb"):
         ip.run_line_magic("conn", "nope SELECT 1")
     with pytest.raises(UsageError, match="No query"):
         ip.run_line_magic("conn", "duckdb")
@@ -134,7 +134,7 @@ def test_list_health_use_postgres(ip: TestingShell, both: Session) -> None:
     # a transaction spans the statements of one cell (one connection for the script)
     ip.cell("%%conn pg\nBEGIN; CREATE TABLE nb_tx (i int); INSERT INTO nb_tx VALUES (1); ROLLBACK")
     assert ip.cell("%%conn pg\nSELECT to_regclass('nb_tx') AS t").rows == [(None,)]
-    with pytest.raises(UsageError, match="No connection named 'zzz'"):
+    with pytest.raises(UsageError, match="no connection named 'zzz'; configured: duckdb, pg"):
         ip.run_line_magic("conn", "use zzz")
     # the same SQL cell returns every statement's result on PostgreSQL too
     out = ip.cell("%%conn pg -o r\nSELECT 1 AS a; SELECT 2 AS b")

@@ -11,7 +11,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from nbinfra.errors import AuthenticationError, LLMError, ReplayMissError
+from nbinfra.errors import AuthenticationError, InvalidOptionError, LLMError, ReplayMissError
 from nbinfra.session import Session, use_session
 from nbinfra.testing_llm import Fault, LLMWireServer, Reply
 from tests.notebook.conftest import TestingShell
@@ -228,7 +228,7 @@ def test_errors_are_one_line(ip: TestingShell, llm_session: Session) -> None:
     with pytest.raises(AuthenticationError, match="GROQ_API_KEY") as info:
         ip.cell("%%llm -p groq\nhi")
     assert len(info.value._render_traceback_()) == 1
-    with pytest.raises(UsageError, match="between 0 and 2"):
+    with pytest.raises(InvalidOptionError, match="between 0 and 2"):
         ip.run_line_magic("llm", "-t 3 hi")
     with pytest.raises(UsageError, match="No prompt"):
         ip.cell("%%llm -p fake\n   ")
