@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,7 +170,9 @@ def embedded(tmp_path: Path) -> Iterator[Path]:
     """postgres and pgvector on an embedded server under a fresh folder (never started)."""
     from nbinfra.connections.embedded import embedded_running, forget
 
-    pgdata = tmp_path / "pgdata"
+    # not under pytest's own temp root: a pytest run starting meanwhile resets that root to
+    # mode 0700, and the server's own system user could no longer reach its data directory
+    pgdata = Path(tempfile.mkdtemp(prefix="nbinfra-pg-")) / "pgdata"
     write_resources(
         tmp_path,
         "default_connection: duckdb\nconnections:\n"
@@ -186,6 +190,7 @@ def embedded(tmp_path: Path) -> Iterator[Path]:
         if embedded_running(pgdata):
             PostgresServer(pgdata).start().close()  # the same server: stopped once
         forget(pgdata)
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def test_list_leaves_a_never_started_embedded_server_alone(
