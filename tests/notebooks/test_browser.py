@@ -276,3 +276,74 @@ def test_connections_notebook_results_table(lab: str, browser: Any) -> None:
         raise
     finally:
         page.close()
+
+
+def _new_notebook(lab: str, name: str, sources: list[str]) -> None:
+    """A notebook with these code cells, written through the server's contents API."""
+    url, token = lab.split("|")
+    cells = [
+        {"cell_type": "code", "source": s, "metadata": {}, "outputs": [], "execution_count": None}
+        for s in sources
+    ]
+    body = {
+        "type": "notebook",
+        "format": "json",
+        "content": {
+            "cells": cells,
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        },
+    }
+    request = urllib.request.Request(
+        f"{url}/api/contents/{name}?token={token}",
+        data=json.dumps(body).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
+@pytest.mark.timeout(300)
+def test_tab_completes_a_connection_name(lab: str, browser: Any) -> None:
+    _new_notebook(lab, "tab_completion.ipynb", ["%load_ext nbinfra", ""])
+    page = _open(browser, lab, "tab_completion.ipynb")
+    try:
+        cells = page.locator(".jp-Notebook .jp-CodeCell")
+        cells.nth(0).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")  # runs %load_ext, moves to the second cell
+        page.wait_for_function(
+            "el => /\\[1\\]/.test(el.textContent)",
+            arg=cells.nth(0).locator(".jp-InputPrompt").element_handle(),
+        )
+        editor = cells.nth(1).locator(".cm-content")
+        editor.click()
+        page.keyboard.type("%conn d")
+        page.keyboard.press("Tab")
+        # JupyterLab 4 inserts a lone match, or shows it in a menu: then it is the only item
+        page.wait_for_function(
+            "([el, sel]) => el.textContent.includes('duckdb') || document.querySelector(sel)",
+            arg=[editor.element_handle(), ".jp-Completer-item"],
+            timeout=30_000,
+        )
+        items = page.locator(".jp-Completer-item")
+        if items.count():
+            labels = page.locator(".jp-Completer-item .jp-Completer-match").all_inner_texts()
+            types = page.locator(".jp-Completer-item .jp-Completer-type").all_inner_texts()
+            _shot(page, "tab-completion-menu")
+            assert labels == ["duckdb"], labels
+            assert not any("unknown" in t for t in types), types
+            page.keyboard.press("Enter")
+        page.wait_for_function(
+            "el => el.textContent.includes('%conn duckdb')", arg=editor.element_handle()
+        )
+        assert editor.inner_text().strip() == "%conn duckdb"
+        _shot(page, "tab-completion")
+    except Exception:
+        _shot(page, "tab-completion-failure")
+        raise
+    finally:
+        page.close()
