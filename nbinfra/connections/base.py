@@ -80,6 +80,9 @@ class ConnectionManager(abc.ABC):
     direct_sync: ClassVar[bool] = False
     # True when driver objects belong to the event loop that created them (async drivers).
     binds_loop: ClassVar[bool] = False
+    # Set for drivers that dial ``url`` or ``host``/``port`` over plain TCP: each connect
+    # probes those first, so a refused port fails at once (see probe.py).
+    default_port: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -140,6 +143,7 @@ class ConnectionManager(abc.ABC):
             failures = 0
             while True:
                 try:
+                    await self._probe_tcp()
                     await within(self._open(), timeout)
                     break
                 except Exception as exc:
@@ -379,6 +383,32 @@ class ConnectionManager(abc.ABC):
     def _probe(self) -> bool:
         """A local, non-blocking liveness check for ``is_healthy`` (default: trust state)."""
         return True
+
+    def tcp_addresses(self) -> list[tuple[str, int]]:
+        """The ``(host, port)`` pairs a connect dials (none: nothing to probe)."""
+        if self.default_port is None:
+            return []
+        from nbinfra.connections.probe import tcp_addresses
+
+        return tcp_addresses(self.settings, self.default_port)
+
+    async def _probe_tcp(self) -> None:
+        """Raise at once when every address refuses TCP (the driver might wait it out)."""
+        addresses = self.tcp_addresses()
+        if not addresses:
+            return
+        from nbinfra.connections.probe import refused
+
+        reason = await refused(addresses, min(1.0, self.settings.connect_timeout))
+        if reason is not None:
+            raise self._refused(reason)
+
+    def _refused(self, reason: str) -> ConnError:
+        """The error for a connect whose every address refused TCP (backends refine it)."""
+        return ConnectionUnavailableError(
+            f"{self.kind} '{self.name}' at {self.target} refused the connection ({reason}); "
+            f"start the server, or fix its address under connections.{self.name}."
+        )
 
     async def _discard(self) -> None:
         """Forget a (possibly dead) connection so the next call reconnects."""

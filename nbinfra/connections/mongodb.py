@@ -15,6 +15,10 @@ as text or as Python objects, optionally prefixed by the collection name; otherw
 collection comes from ``params["collection"]`` or the configured ``collection``. JSON is
 MongoDB Extended JSON (``{"$oid": ...}``, ``{"$date": ...}``).
 
+No URL configured: an embedded server, nx-27017 (MongoDB's wire protocol over SQLite,
+``embedded_mongo.py``) with its data under ``embedded_dir``, started on the first connect
+and again after it died. Without the nx-27017 package, mongomock stands in (announced).
+
 The URL ``mongomock://host/database`` uses mongomock, an in-process stand-in with the
 same API (for tests and demos); clients for the same host share one store, so data
 survives a reconnect.
@@ -24,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,20 +38,32 @@ from nbinfra._bounds import PositiveFloat
 from nbinfra._deadline import within
 from nbinfra._secrets import Secret, mask_url, reveal
 from nbinfra.connections._client import ClientManager
+from nbinfra.connections.embedded_mongo import (
+    DEFAULT_MONGODATA,
+    MOCK_SCHEME,
+    embedded_mongodb_running,
+    embedded_mongodb_url,
+    mongomock_client,
+    nx_available,
+    url_without_one,
+)
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
+from nbinfra.connections.mongo_query import (
+    Documents,
+    documents_table,
+    parse_query,
+    update_document,
+    update_summary,
+)
 from nbinfra.connections.settings import ConnectionSettings, one_line
 from nbinfra.connections.types import HealthStatus, QueryResult
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.logs import get_logger
 
-__all__ = ["MongoDBConnectionManager", "MongoDBSettings", "documents_table"]
+__all__ = ["MongoDBConnectionManager", "MongoDBSettings", "documents_table", "parse_query"]
 
 log = get_logger(__name__)
 
-_MOCK_SCHEME = "mongomock://"
-_mock_stores: dict[str, Any] = {}
-_mock_lock = threading.Lock()
-_PREFIXED = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(.*)$", re.DOTALL)
 _ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
 # pymongo looks at its server-selection deadline every half second (its minimum heartbeat
 # interval), so it may pass that deadline by up to this much.
@@ -59,17 +74,23 @@ _SELECTION_OVERRUN = 0.6
 class MongoDBSettings(ConnectionSettings):
     """``connections.mongodb`` in application-db.yaml."""
 
-    # repr=False: a URL may carry a password; target() shows it masked.
-    url: str = field(default="mongodb://localhost:27017", repr=False)
+    # repr=False: a URL may carry a password; target() shows it masked. Empty: embedded.
+    url: str = field(default="", repr=False)
     database: str | None = None  # default: the database in the URL, else "nbinfra"
     collection: str | None = None  # used by execute_query when none is named
     username: str | None = None
     password: Secret | None = None
     connect_timeout: PositiveFloat = 5.0  # server selection and connect (seconds)
     timeout: PositiveFloat = 60.0  # one operation on the socket
+    embedded_dir: str = DEFAULT_MONGODATA  # the embedded server's data (no url)
+    embedded_start_timeout: PositiveFloat = 30.0  # seconds for the embedded server to start
+
+    @property
+    def embedded(self) -> bool:
+        return not self.url
 
     def target(self) -> str:
-        return mask_url(self.url)
+        return f"embedded ({self.embedded_dir})" if self.embedded else mask_url(self.url)
 
 
 @ConnectionRegistry.register(ConnectionType.MONGODB)
@@ -78,6 +99,7 @@ class MongoDBConnectionManager(ClientManager):
     a default database."""
 
     kind = "mongodb"
+    default_port = 27017  # a refused port fails at once, not after server selection
     label = "MongoDB"
     settings_class = MongoDBSettings
     settings: MongoDBSettings
@@ -86,6 +108,45 @@ class MongoDBConnectionManager(ClientManager):
         super().__init__(*args, **kwargs)
         self._no_answer_reason = ""  # pymongo's reason for the last failed server selection
         self._deadline: float | None = None  # time.monotonic() by which connect() must end
+        self._url = ""  # what the client was opened on (the embedded server's, if none set)
+
+    # -- embedded server --------------------------------------------------------------
+    @property
+    def pending_start(self) -> str | None:
+        """The embedded server when it is not running yet (``%conn list`` leaves it so)."""
+        s = self.settings
+        if not s.embedded or self.connected or not nx_available():
+            return None
+        if embedded_mongodb_running(s.embedded_dir):
+            return None
+        return f"the embedded MongoDB (nx-27017) under {s.embedded_dir}"
+
+    async def start_embedded(self) -> None:
+        """Start the embedded server (or find it running), within ``embedded_start_timeout``."""
+        s = self.settings
+        if not s.embedded or not nx_available():
+            return
+        try:
+            await within(
+                asyncio.to_thread(embedded_mongodb_url, s.embedded_dir, s.embedded_start_timeout),
+                s.embedded_start_timeout,
+            )
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise ConnectionUnavailableError(
+                f"The embedded MongoDB under {s.embedded_dir} did not start within "
+                f"{s.embedded_start_timeout:g} s; raise embedded_start_timeout for connection "
+                f"'{self.name}', or set MONGODB_URL to use another server."
+            ) from exc
+
+    def _url_in_use(self) -> str:
+        s = self.settings
+        if not s.embedded:
+            return s.url
+        return url_without_one(s.embedded_dir, s.embedded_start_timeout, s.database, self.name)
+
+    @property
+    def _mock(self) -> bool:
+        return (self._url or self.settings.url).startswith(MOCK_SCHEME)
 
     # -- lifecycle ------------------------------------------------------------------
     async def connect(self) -> None:
@@ -97,6 +158,8 @@ class MongoDBConnectionManager(ClientManager):
         """
         if self.connected:
             return
+        if self.settings.embedded:
+            await self.start_embedded()
         self._no_answer_reason = ""
         self._deadline = time.monotonic() + self.settings.connect_timeout
         try:
@@ -135,12 +198,19 @@ class MongoDBConnectionManager(ClientManager):
             "connect_timeout there."
         )
 
+    def _refused(self, reason: str) -> ConnError:
+        return ConnectionUnavailableError(
+            f"MongoDB '{self.name}' at {self.target} refused the connection ({reason}); start "
+            f"the server or fix url under connections.{self.name} in "
+            "resources/application-db.yaml."
+        )
+
     def _open_sync(self) -> None:
         self._keep(self._make_client(), self._first_ping)
 
     def _first_ping(self, client: Any) -> None:
         deadline = self._deadline
-        if deadline is None or self.settings.url.startswith(_MOCK_SCHEME):
+        if deadline is None or self._mock:
             client.admin.command("ping")
             return
         import pymongo
@@ -152,17 +222,9 @@ class MongoDBConnectionManager(ClientManager):
 
     def _make_client(self) -> Any:
         s = self.settings
-        if s.url.startswith(_MOCK_SCHEME):
-            try:
-                import mongomock
-                from mongomock.store import ServerStore
-            except ImportError as exc:
-                raise ConnError(
-                    "A mongomock:// url needs the mongomock package: pip install mongomock"
-                ) from exc
-            with _mock_lock:
-                store = _mock_stores.setdefault(urlsplit(s.url).netloc, ServerStore())  # type: ignore[no-untyped-call]
-            return mongomock.MongoClient(_store=store)
+        url = self._url = self._url_in_use()
+        if url.startswith(MOCK_SCHEME):
+            return mongomock_client(url)
         import pymongo
 
         # A little under the manager's own connect deadline, so pymongo's more precise
@@ -177,14 +239,18 @@ class MongoDBConnectionManager(ClientManager):
         if s.username:
             options["username"] = s.username
             options["password"] = reveal(s.password) or ""
-        return pymongo.MongoClient(s.url, **options)
+        return pymongo.MongoClient(url, **options)
 
     def _ping_sync(self) -> str | None:
         client = self.client
         client.admin.command("ping")
-        version = client.server_info().get("version")
-        mock = " (mongomock)" if self.settings.url.startswith(_MOCK_SCHEME) else ""
-        return f"MongoDB {version}{mock}" if version else None
+        # buildInfo, not server_info(): nx-27017 answers that one's lowercase alias without a
+        # version (and mongomock has only server_info()).
+        info = client.server_info() if self._mock else client.admin.command("buildInfo")
+        version = info.get("version")
+        mock = " (mongomock)" if self._mock else ""
+        nx = " (nx-27017)" if info.get("process") == "nx_27017" else ""
+        return f"MongoDB {version}{mock}{nx}" if version else None
 
     @property
     def database(self) -> Any:
@@ -195,12 +261,15 @@ class MongoDBConnectionManager(ClientManager):
         s = self.settings
         if s.database:
             return s.database
-        if s.url.startswith(_MOCK_SCHEME):
-            return urlsplit(s.url).path.strip("/") or "nbinfra"
+        url = self._url or s.url
+        if url.startswith(MOCK_SCHEME):
+            return urlsplit(url).path.strip("/") or "nbinfra"
+        if not url:
+            return "nbinfra"
         from pymongo.uri_parser import parse_uri
 
         try:
-            parsed = parse_uri(s.url)
+            parsed = parse_uri(url)
         except Exception:  # noqa: BLE001 - the client reports a bad URL on connect
             return "nbinfra"
         return str(parsed.get("database") or "nbinfra")
@@ -314,9 +383,9 @@ class MongoDBConnectionManager(ClientManager):
     ) -> dict[str, Any]:
         """Update the first match; returns ``matched``, ``modified``, ``upserted_id``."""
         answer = await self._on(
-            collection, "update_one", dict(filter), _update(update), upsert=upsert
+            collection, "update_one", dict(filter), update_document(update), upsert=upsert
         )
-        return _update_summary(answer)
+        return update_summary(answer)
 
     async def update_many(
         self,
@@ -328,9 +397,9 @@ class MongoDBConnectionManager(ClientManager):
     ) -> dict[str, Any]:
         """Update every match; returns ``matched``, ``modified``, ``upserted_id``."""
         answer = await self._on(
-            collection, "update_many", dict(filter), _update(update), upsert=upsert
+            collection, "update_many", dict(filter), update_document(update), upsert=upsert
         )
-        return _update_summary(answer)
+        return update_summary(answer)
 
     async def delete_one(self, collection: str, filter: Mapping[str, Any]) -> int:
         answer = await self._on(collection, "delete_one", dict(filter))
@@ -374,7 +443,7 @@ class MongoDBConnectionManager(ClientManager):
         result.elapsed = time.perf_counter() - started
         result.statement = query if isinstance(query, str) else repr(query)
         result.truncated = limit is not None and len(docs) >= limit
-        result.native = _Documents(docs)
+        result.native = Documents(docs)
         return result
 
     def _find_sync(
@@ -442,79 +511,3 @@ def _selection_reason(exc: BaseException) -> str:
         text = text.split(tail, 1)[0]
     text = _ERRNO.sub("", text).strip().rstrip(",")
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-class _Documents:
-    """Keeps the raw documents of a query (``result.native.documents``)."""
-
-    def __init__(self, documents: list[dict[str, Any]]) -> None:
-        self.documents = documents
-
-
-def parse_query(query: Any, collection: str | None = None) -> tuple[str | None, Any]:
-    """``(collection, filter_or_pipeline)`` from text, a dict or a list."""
-    if isinstance(query, Mapping):
-        spec = dict(query)
-        if "collection" in spec and ("filter" in spec or "pipeline" in spec):
-            body = spec.get("pipeline", spec.get("filter")) or {}
-            return str(spec["collection"]), body
-        return collection, spec
-    if isinstance(query, list):
-        return collection, query
-    if not isinstance(query, str):
-        raise QueryError(
-            f"A MongoDB query is a JSON filter or pipeline, not {type(query).__name__}."
-        )
-    text = query.strip()
-    if not text.startswith(("{", "[")):
-        match = _PREFIXED.match(text)
-        if match is None:
-            raise QueryError("Write a MongoDB query as 'collection {filter}' or '[pipeline]'.")
-        collection, text = match.group(1), match.group(2).strip()
-        if not text:
-            return collection, {}
-    from bson import json_util
-
-    try:
-        body = json_util.loads(text)
-    except ValueError as exc:
-        raise QueryError(f"The MongoDB query is not valid JSON: {exc}") from exc
-    if not isinstance(body, (dict, list)):
-        raise QueryError("A MongoDB query is a JSON object (filter) or array (pipeline).")
-    return collection, body
-
-
-def documents_table(documents: Sequence[Mapping[str, Any]]) -> QueryResult:
-    """Documents as a table: columns in first-seen order, ObjectIds as text."""
-    columns: dict[str, None] = {}
-    for doc in documents:
-        for key in doc:
-            columns.setdefault(str(key), None)
-    names = list(columns)
-    rows = [tuple(_cell(doc.get(name)) for name in names) for doc in documents]
-    return QueryResult(columns=names, rows=rows)
-
-
-def _cell(value: Any) -> Any:
-    if type(value).__name__ == "ObjectId":
-        return str(value)
-    return value
-
-
-def _update(update: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
-    if isinstance(update, Mapping):
-        if not any(str(k).startswith("$") for k in update):
-            raise QueryError(
-                "An update needs operators such as {'$set': {...}}; to replace a whole "
-                "document use replace semantics explicitly."
-            )
-        return dict(update)
-    return [dict(stage) for stage in update]
-
-
-def _update_summary(answer: Any) -> dict[str, Any]:
-    return {
-        "matched": int(answer.matched_count),
-        "modified": int(answer.modified_count),
-        "upserted_id": answer.upserted_id,
-    }

@@ -1,5 +1,6 @@
-"""MongoDB manager: mongomock in-process (no MongoDB server can run on this machine),
-pymongo itself for connection failures, and a real server when one is given.
+"""MongoDB manager over a real wire: a private nx-27017 server (MongoDB's wire protocol
+over SQLite) on a free port, killed and restarted mid-session; the embedded default built
+on it; mongomock in-process; and a real MongoDB when one is given.
 
 Set ``NBINFRA_TEST_MONGODB_URL`` (e.g. ``mongodb://localhost:27017``) to run the contract
 and the native operations against a real MongoDB as well. Without it those tests skip,
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -21,7 +24,7 @@ import pytest
 from nbinfra.connections import ConnectionFactory
 from nbinfra.connections.mongodb import MongoDBConnectionManager, documents_table, parse_query
 from nbinfra.errors import ConnectionUnavailableError, QueryError
-from nbinfra.testing import free_port
+from nbinfra.testing import MongoServer, free_port
 
 from .contract import ManagerContract
 
@@ -81,6 +84,29 @@ class TestMongomockContract(ManagerContract):
         pytest.skip("mongomock is in-process: there is no connection to sever")
 
 
+class TestNxContract(TestMongomockContract):
+    """The contract over TCP on the session's private nx-27017; ``sever`` SIGKILLs it."""
+
+    secret = None
+
+    @pytest.fixture
+    async def manager(self, mongo_server: MongoServer) -> MongoDBConnectionManager:
+        return await seeded(mongo_server.url, database=f"t{uuid.uuid4().hex[:8]}")
+
+    @pytest.fixture
+    def unreachable(self) -> MongoDBConnectionManager:
+        pytest.skip("covered by the mongomock class: it already uses real pymongo")
+
+    async def sever(self, manager: Any) -> None:
+        server = self._server
+        server.kill()  # the client's pooled sockets now lead nowhere
+        server.start()  # same port and data: the manager must reconnect on its own
+
+    @pytest.fixture(autouse=True)
+    def _keep_server(self, mongo_server: MongoServer) -> None:
+        self._server = mongo_server
+
+
 class TestRealMongoDBContract(TestMongomockContract):
     """The same contract on a real server (only with NBINFRA_TEST_MONGODB_URL)."""
 
@@ -98,16 +124,16 @@ class TestRealMongoDBContract(TestMongomockContract):
         manager.client.close()  # pymongo refuses a closed client: the manager must reopen
 
 
-@pytest.fixture(params=["mongomock", "real"])
+@pytest.fixture(params=["mongomock", "nx", "real"])
 async def people(request: pytest.FixtureRequest) -> Any:
-    if request.param == "real":
-        database = f"nbinfra_test_{uuid.uuid4().hex[:8]}"
-        mgr = await seeded(real_url(), database=database)
-    else:
+    if request.param == "mongomock":
         mgr = await seeded(mock_url())
+    else:
+        url = request.getfixturevalue("mongo_server").url if request.param == "nx" else real_url()
+        mgr = await seeded(url, database=f"nbinfra_test_{uuid.uuid4().hex[:8]}")
     async with mgr:
         yield mgr
-        if request.param == "real":
+        if request.param != "mongomock":
             await mgr.drop_collection("people")
 
 
@@ -225,7 +251,7 @@ async def test_unreachable_server_fails_within_timeout_without_leaking(
         retry_backoff=0.01,
     )
     with caplog.at_level(logging.DEBUG, logger="nbinfra"):
-        with pytest.raises(ConnectionUnavailableError, match=r"in time|within") as info:
+        with pytest.raises(ConnectionUnavailableError, match="refused the connection") as info:
             await mgr.find("people")
         status = await mgr.health_check()
     assert not status.ok and not mgr.is_healthy()
@@ -233,22 +259,44 @@ async def test_unreachable_server_fails_within_timeout_without_leaking(
         assert SECRET not in text
 
 
-async def test_stopped_server_health_is_bounded_by_connect_timeout() -> None:
-    # Default retries: each try's server selection took most of connect_timeout, so a
-    # health check used to take three of them (12 s by default, past %conn list's 10 s).
-    port = free_port()
-    mgr = MongoDBConnectionManager(
-        url=f"mongodb://tester:{SECRET}@127.0.0.1:{port}/db", connect_timeout=1.0
-    )
+async def down_within(mgr: MongoDBConnectionManager, seconds: float) -> str:
+    """The error of a failed health check that took less than ``seconds`` (one line)."""
     started = time.perf_counter()
     status = await mgr.health_check()
     took = time.perf_counter() - started
     assert not status.ok and status.state == "down"
-    assert took < 1.5, f"health check took {took:.2f} s"
+    assert took < seconds, f"health check took {took:.2f} s"
     error = status.error or ""
     assert "\n" not in error and SECRET not in error
-    assert f"at mongodb://tester:********@127.0.0.1:{port}/db did not answer" in error
-    assert "within 1 s" in error and "refused" in error.lower()
+    return error
+
+
+async def test_refused_port_answers_at_once_with_what_to_do() -> None:
+    # A TCP probe before pymongo: its server selection would wait out connect_timeout.
+    port = free_port()
+    mgr = MongoDBConnectionManager(
+        url=f"mongodb://tester:{SECRET}@127.0.0.1:{port}/db", connect_timeout=5.0
+    )
+    error = await down_within(mgr, 2.5)  # not the 4 s of server selection
+    assert error == (
+        f"MongoDB 'mongodb' at mongodb://tester:********@127.0.0.1:{port}/db refused the "
+        f"connection (127.0.0.1:{port}: connection refused); start the server or fix url "
+        "under connections.mongodb in resources/application-db.yaml."
+    )
+    with pytest.raises(ConnectionUnavailableError, match="refused the connection") as info:
+        await mgr.connect()
+    assert SECRET not in str(info.value)
+
+
+async def test_silent_server_health_is_bounded_by_connect_timeout(silent_port: int) -> None:
+    # Default retries: each try's server selection took most of connect_timeout, so a
+    # health check used to take three of them (12 s by default, past %conn list's 10 s).
+    mgr = MongoDBConnectionManager(
+        url=f"mongodb://tester:{SECRET}@127.0.0.1:{silent_port}/db", connect_timeout=1.0
+    )
+    error = await down_within(mgr, 1.5)
+    assert f"at mongodb://tester:********@127.0.0.1:{silent_port}/db did not answer" in error
+    assert "within 1 s" in error
     assert "url under connections.mongodb" in error and "connect_timeout" in error
     started = time.perf_counter()
     with pytest.raises(ConnectionUnavailableError, match="did not answer the connect") as info:
@@ -318,3 +366,114 @@ def test_factory_uses_the_db_yaml_entry(monkeypatch: pytest.MonkeyPatch) -> None
     assert mgr.settings.database == "shop"
     assert mgr.target == "mongodb://app:********@db.example:27017/"
     assert "yaml-SECRET-88" not in repr(mgr)
+
+
+# -- over a real wire: nx-27017 -----------------------------------------------------------
+async def test_killed_server_is_down_at_once_then_reconnects_with_its_data() -> None:
+    with MongoServer() as server:
+        mgr = make(server.url, database="kept", connect_timeout=5.0)
+        async with mgr:
+            await mgr.insert_many("notes", [{"n": 1}, {"n": 2}])
+            server.kill()
+            started = time.perf_counter()
+            status = await mgr.health_check()
+            took = time.perf_counter() - started
+            assert not status.ok and not mgr.is_healthy()
+            assert "refused" in (status.error or "").lower(), status.error
+            assert took < 2.5, f"a refused port took {took:.2f} s (waited for pymongo?)"
+            server.start()  # same port, same SQLite files
+            assert await mgr.count_documents("notes") == 2
+            assert (await mgr.health_check()).ok and mgr.is_healthy()
+
+
+@pytest.fixture
+def embedded_dir(tmp_path: Any) -> Any:
+    from nbinfra.connections.embedded_mongo import stop_embedded_mongodb
+
+    path = tmp_path / "mongodb"
+    yield path
+    stop_embedded_mongodb(path)
+
+
+async def test_embedded_server_is_the_default_and_heals_after_a_kill(embedded_dir: Any) -> None:
+    from nbinfra.connections import embedded_mongo
+
+    mgr = MongoDBConnectionManager(embedded_dir=str(embedded_dir))
+    assert mgr.settings.embedded and mgr.target == f"embedded ({embedded_dir})"
+    assert mgr.pending_start == f"the embedded MongoDB (nx-27017) under {embedded_dir}"
+    async with mgr:
+        assert mgr.pending_start is None
+        status = await mgr.health_check()
+        assert status.ok and "nx-27017" in (status.server_version or "")
+        await mgr.insert_many("people", PEOPLE)
+        first = embedded_mongo._started[embedded_dir.resolve()]
+        first.kill()
+        assert await mgr.count_documents("people", {"age": {"$gt": 40}}) == 3
+        second = embedded_mongo._started[embedded_dir.resolve()]
+        assert second.running and second.process is not first.process
+    assert (embedded_dir / "nbinfra.db").exists()  # one SQLite file per database
+    async with MongoDBConnectionManager(embedded_dir=str(embedded_dir)) as again:
+        assert await again.count_documents("people") == 4
+
+
+def test_embedded_server_is_shared_through_its_data_folder(embedded_dir: Any) -> None:
+    from nbinfra.connections.embedded_mongo import embedded_mongodb_running, embedded_mongodb_url
+
+    assert not embedded_mongodb_running(embedded_dir)
+    url = embedded_mongodb_url(embedded_dir)
+    assert embedded_mongodb_running(embedded_dir)
+    code = (
+        "from nbinfra.connections.embedded_mongo import embedded_mongodb_url as u, _started\n"
+        f"print(u({str(embedded_dir)!r}), len(_started))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == [url, "0"]  # found running: the other process started none
+
+
+async def test_without_nx_the_stand_in_is_mongomock_announced(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, embedded_dir: Any
+) -> None:
+    from nbinfra.connections import embedded_mongo, mongodb
+
+    monkeypatch.setattr(mongodb, "nx_available", lambda: False)
+    monkeypatch.setattr(embedded_mongo, "nx_available", lambda: False)
+    monkeypatch.setattr(embedded_mongo, "_announced", [])
+    mgr = MongoDBConnectionManager(embedded_dir=str(embedded_dir), database="standin")
+    assert mgr.pending_start is None
+    with caplog.at_level(logging.WARNING, logger="nbinfra"):
+        async with mgr:
+            await mgr.insert_one("notes", {"text": "kept"})
+            status = await mgr.health_check()
+    assert "mongomock" in (status.server_version or "")
+    assert "nbinfra[embedded]" in caplog.text and not embedded_dir.exists()
+    async with MongoDBConnectionManager(embedded_dir=str(embedded_dir), database="standin") as m:
+        assert (await m.find_one("notes"))["text"] == "kept"
+
+
+async def test_without_nx_or_mongomock_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from nbinfra.connections import embedded_mongo
+    from nbinfra.errors import MissingDependencyError
+
+    monkeypatch.setattr(embedded_mongo, "nx_available", lambda: False)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "mongomock" else real_find_spec(name, *a),
+    )
+    with pytest.raises(MissingDependencyError, match=r"nbinfra\[embedded\].*MONGODB_URL"):
+        await MongoDBConnectionManager().connect()
+
+
+def test_shipped_yaml_without_mongodb_url_is_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbinfra.config import load_settings
+
+    monkeypatch.delenv("MONGODB_URL", raising=False)
+    mgr = ConnectionFactory.get_connection_manager("mongodb", settings=load_settings())
+    assert mgr.settings.embedded and mgr.target == "embedded (.nbinfra/mongodb)"
