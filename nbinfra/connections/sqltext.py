@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+_SPECIAL = re.compile(r"['\"$]|--|/\*")
 _COLON = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 _PYFORMAT = re.compile(r"%\(([^)]+)\)s|%s|%%")
 
@@ -34,6 +35,10 @@ def segments(sql: str) -> Iterator[tuple[bool, str]]:
     """Split ``sql`` into ``(is_code, text)`` pieces; non-code is literals and comments."""
     i, n, start = 0, len(sql), 0
     while i < n:
+        special = _SPECIAL.search(sql, i)  # jump over plain code in one step
+        if special is None:
+            break
+        i = special.start()
         ch = sql[i]
         end = -1
         if ch == "'":

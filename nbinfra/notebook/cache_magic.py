@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from IPython.core.error import UsageError
 
-from nbinfra.notebook._args import Token, parse_options, tokens
+from nbinfra.notebook._args import Token, parse_options, short, tokens
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -37,7 +37,7 @@ class CacheLine(NamedTuple):
     namespace: str | None  # -n NAMESPACE as written ($name not yet filled in)
     command: str  # get, set, delete, list, stats, clear or use
     rest: str  # the text from the command on, verbatim
-    argv: list[Token]  # the command's words, with their positions in ``rest``
+    argv: list[Token]  # the command's first words (up to 3), positions in ``rest``
 
 
 def parse(line: str) -> CacheLine:
@@ -50,11 +50,11 @@ def parse(line: str) -> CacheLine:
     from nbinfra.notebook.magics import magic_parser
 
     args, rest = parse_options(magic_parser("cache"), line)
-    toks = tokens(rest)
+    toks = tokens(rest, 4)  # no command takes more than 2 words; SET's VALUE is text
     if not toks:
         raise UsageError(_USAGE)
     if toks[0].raw not in SUBCOMMANDS:
-        raise UsageError(f"Unknown %cache command {toks[0].raw[:60]!r}. {_USAGE}")
+        raise UsageError(f"Unknown %cache command {short(toks[0].raw)!r}. {_USAGE}")
     namespace = args.namespace
     if namespace is not None and not namespace.strip():
         raise UsageError("-n needs a non-empty namespace.")
@@ -121,23 +121,16 @@ def _get(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> An
 def _set(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
     if len(argv) < 2:
         raise UsageError("Usage: %cache set KEY VALUE [--ttl S] (VALUE: a Python literal or $var)")
+    source = line[argv[1].start :]
     ttl: float | None = None
-    if len(argv) >= 4 and argv[-2].raw == "--ttl":
-        word = _word(magics, argv[-1])
-        try:
-            ttl = float(word)
-        except ValueError:
-            raise UsageError(f"--ttl needs seconds, got {word[:60]!r}.") from None
-        if not 0 < ttl < math.inf:  # also refuses nan, inf and 1e309
-            raise UsageError(
-                f"--ttl must be a finite number of seconds more than 0, got {word[:60]}."
-            )
-        value_end = argv[-2].start
-    elif any(t.raw == "--ttl" for t in argv[1:]):
-        raise UsageError("Put --ttl S at the end: %cache set KEY VALUE --ttl S")
-    else:
-        value_end = argv[-1].end
-    source = line[argv[1].start : value_end].strip()
+    if "--ttl" in source:  # only then is VALUE split into words
+        words = tokens(source)
+        if len(words) >= 3 and words[-2].raw == "--ttl":
+            ttl = _ttl(_word(magics, words[-1]))
+            source = source[: words[-2].start]
+        elif any(t.raw == "--ttl" for t in words):
+            raise UsageError("Put --ttl S at the end: %cache set KEY VALUE --ttl S")
+    source = source.strip()
     if not source:
         raise UsageError("Usage: %cache set KEY VALUE [--ttl S]")
     value = _value(magics, source)
@@ -148,6 +141,18 @@ def _set(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> An
     else:
         cache.set(key, value, ttl=ttl)
     return None
+
+
+def _ttl(word: str) -> float:
+    try:
+        ttl = float(word)
+    except ValueError:
+        raise UsageError(f"--ttl needs seconds, got {short(word)!r}.") from None
+    if not 0 < ttl < math.inf:  # also refuses nan, inf and 1e309
+        raise UsageError(
+            f"--ttl must be a finite number of seconds more than 0, got {short(word)}."
+        )
+    return ttl
 
 
 def _value(magics: Any, source: str) -> Any:
@@ -163,7 +168,7 @@ def _value(magics: Any, source: str) -> Any:
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise UsageError(
             f"VALUE must be a Python literal (e.g. 42, 'text', [1, 2], {{'a': 1}}) or $var; "
-            f"got {source[:60]!r}."
+            f"got {short(source)!r}."
         ) from None
 
 
@@ -190,7 +195,7 @@ def _stats(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> 
 
 def _clear(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
     flags = [t.raw for t in argv]
-    if any(f != "--yes" for f in flags):
+    if len(flags) > 1 or any(f != "--yes" for f in flags):
         raise UsageError("Usage: %cache [-n NAMESPACE] clear [--yes]")
     if namespace is None and "--yes" not in flags:
         raise UsageError(

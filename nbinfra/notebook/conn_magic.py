@@ -66,7 +66,8 @@ def parse(line: str, cell: str | None = None) -> ConnLine:
     if word in SUBCOMMANDS:
         if args.output or args.limit is not None or args.params or args.autocommit:
             raise UsageError(f"%conn {word} takes no -o/--limit/--params/--autocommit.")
-        return ConnLine(word, [t.value for t in tokens(query)], args, None, "")
+        argv = [t.value for t in tokens(query, 3)]  # none takes more than 1 word
+        return ConnLine(word, argv, args, None, "")
     if not word:
         raise UsageError(_NO_NAME)
     return ConnLine(None, [], args, tokens(word)[0].value, query)

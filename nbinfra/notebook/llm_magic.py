@@ -42,7 +42,8 @@ def parse(line: str, cell: str | None = None) -> LLMLine:
     if cell is None:
         word, rest = first_word(line)
         if word in SUBCOMMANDS:
-            return LLMLine(word, [t.value for t in tokens(rest)], argparse.Namespace(), "")
+            argv = [t.value for t in tokens(rest, 4)]  # none takes more than 2 words
+            return LLMLine(word, argv, argparse.Namespace(), "")
     from nbinfra.notebook.magics import magic_parser
 
     args, text = parse_options(magic_parser("llm"), line)

@@ -10,10 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from IPython.core import magic
+from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from nbinfra.errors import InterpolationError, InvalidOptionError, UnknownOptionError
+from nbinfra.notebook._args import tokens
 from nbinfra.session import Session, use_session
 from nbinfra.testing import PostgresServer
 from nbinfra.testing_llm import LLMWireServer, Reply
@@ -269,3 +273,49 @@ def test_long_lines_are_read_whole(
         assert wire.last("chat").json()["messages"][-1]["content"] == halved
         ip.cell(f"%llm -p openai --no-stream -f text --no-interpolate {body}")
         assert wire.last("chat").json()["messages"][-1]["content"] == body
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab -\"'\\$\n\t")), max_size=16))
+def test_words_are_read_as_shlex_reads_them(line: str) -> None:
+    """The one-pass unquoting agrees with ``shlex`` on every word (and on what is bad)."""
+    import shlex
+
+    for token in tokens(line):
+        try:
+            expected: str | None = " ".join(shlex.split(token.raw))
+        except ValueError:
+            expected = None
+        try:
+            got: str | None = token.value
+        except UsageError as exc:
+            assert "\n" not in str(exc)
+            got = None
+        assert got == expected, token.raw
+
+
+def test_parse_functions_read_nothing_and_keep_the_text() -> None:
+    from nbinfra.notebook import cache_magic, conn_magic, llm_magic
+
+    prompt = "{open('f','w')} $x '{y}' " + "{" * 1000
+    parsed = llm_magic.parse(f"-p fake -t 0.5 -o r {prompt}")
+    assert parsed.command is None and parsed.prompt == prompt.strip()
+    assert (parsed.options.provider, parsed.options.temperature, parsed.options.output) == (
+        "fake",
+        0.5,
+        "r",
+    )
+    assert llm_magic.parse("replay record 'a b.jsonl'").argv == ["record", "a b.jsonl"]
+    cached = cache_magic.parse("-n $ns set $k [1, '$v'] --ttl 5")
+    assert (cached.namespace, cached.command) == ("$ns", "set")
+    assert [t.raw for t in cached.argv] == ["$k", "[1,", "'$v']"]
+    query = conn_magic.parse("--limit 3 duckdb SELECT $$x$$, :y, '{z}'")
+    assert (query.name, query.query, query.options.limit) == (
+        "duckdb",
+        "SELECT $$x$$, :y, '{z}'",
+        3,
+    )
+    cell = conn_magic.parse("pg -o out", "SELECT 1")
+    assert (cell.name, cell.query, cell.options.output) == ("pg", "SELECT 1", "out")
+    with pytest.raises(UsageError, match="Too many words"):
+        conn_magic.parse("a " * 40, "SELECT 1")
