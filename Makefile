@@ -23,8 +23,9 @@ test: lint typecheck
 	$(MAKE) nbval
 
 ## nbval: execute every notebook in notebooks/ and compare with the committed outputs
+## (nbinfra's progress display off, so the outputs do not depend on the machine's speed)
 nbval: $(STAMP)
-	$(PY) -m pytest --nbval notebooks --nbval-current-env \
+	NBINFRA_PROGRESS=off $(PY) -m pytest --nbval notebooks --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval-sanitize.cfg -p no:cacheprovider -q
 
 ## demo: run the quickstart headlessly, offline; the executed copy lands in test-artifacts/

@@ -28,9 +28,14 @@
         ├── BadRequestError
         └── ReplayMissError              replay mode and no recorded response
 
+    Interrupted (a KeyboardInterrupt)    the user stopped a running call; says what was
+                                         cancelled and where a partial result is kept
+
 Vendor exceptions are translated at one boundary per backend with ``raise ... from exc``.
 Messages are redacted (every known secret value replaced) when the error is created, and
 render in IPython as one line (``_render_traceback_``), not as a traceback.
+``Interrupted`` is not an error: it stays a ``KeyboardInterrupt`` (``except Exception``
+never swallows it) and renders as one line too.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ __all__ = [
     "ConnectionUnavailableError",
     "ContextLengthError",
     "InterpolationError",
+    "Interrupted",
     "InvalidOptionError",
     "LLMError",
     "LoopError",
@@ -214,3 +220,27 @@ class BadRequestError(LLMError, ValueError):
 
 class ReplayMissError(LLMError):
     """Replay mode is on and no recorded response matches this request."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user interrupted a running call, which was cancelled cleanly.
+
+    A ``KeyboardInterrupt``, so code that stops on one stops on this too. The message is
+    the one line a notebook shows ("Interrupted: the query was cancelled on the server");
+    ``partial`` holds what arrived before the interrupt (a stream's text so far), if any.
+    """
+
+    def __init__(self, message: str = "Interrupted", *, partial: Any = None) -> None:
+        super().__init__(redact(str(message)))
+        self.partial = partial
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else "Interrupted"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _render_traceback_(self) -> list[str]:
+        """One line, no stack: an interrupt is not an error."""
+        return [self.message]

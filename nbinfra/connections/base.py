@@ -83,6 +83,9 @@ class ConnectionManager(abc.ABC):
     # Set for drivers that dial ``url`` or ``host``/``port`` over plain TCP: each connect
     # probes those first, so a refused port fails at once (see probe.py).
     default_port: ClassVar[int | None] = None
+    # The line shown when a notebook interrupt cancels a call (the awaiting task is
+    # cancelled; a backend that also stops the work on the server says so).
+    interrupted: ClassVar[str] = "Interrupted: the call was cancelled"
 
     def __init__(
         self,
@@ -472,7 +475,7 @@ class BaseConnectionManager(ConnectionManager):
         try:
             result = self._execute_sync(query, params, limit)
         except Exception as exc:
-            raise self._error(exc, "query", None) from exc
+            raise self._error(exc, "query", self.settings.timeout) from exc
         self._healthy = True
         return result
 

@@ -1,7 +1,11 @@
 """DuckDB: the embedded SQL engine, in-process on a file or ``:memory:``.
 
-Work is in-process, so the synchronous facade calls it on the caller's thread
-(``direct_sync``): no event-loop or worker-thread hop (see benchmarks/bench_connections.py).
+Work is in-process, so the synchronous facade calls it from the caller's thread
+(``direct_sync``): no event-loop hop (see benchmarks/bench_connections.py). On the main
+thread each statement runs on a query thread while the caller waits, so a notebook's
+Interrupt reaches DuckDB (``interrupt()``) at once and nbinfra's own progress display
+(``nbinfra.progress``, fed by ``query_progress()``) can be drawn; DuckDB's own progress
+bar is off (in JupyterLab it flooded the output channel).
 Results are materialised once inside DuckDB; ``df()`` and ``arrow()`` convert from there
 with DuckDB's own converters (Arrow without an extra copy), and ``rows`` only when asked.
 pandas DataFrames and Arrow tables become queryable after ``register(name, frame)``.
@@ -9,16 +13,20 @@ pandas DataFrames and Arrow tables become queryable after ``register(name, frame
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
+from nbinfra._interrupt import call_interruptibly
 from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, one_line
@@ -30,10 +38,19 @@ from nbinfra.connections.sqltext import (
 )
 from nbinfra.connections.types import QueryResult
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
+from nbinfra.progress import Progress
+
+T = TypeVar("T")
 
 __all__ = ["DuckDBConnectionManager", "DuckDBResult", "DuckDBSettings"]
 
 MEMORY = ":memory:"
+# DuckDB's own progress bar: off. In JupyterLab it sent thousands of output messages a
+# second (an ipywidgets bar) and the server dropped output ("IOPub message rate exceeded").
+# Progress is still tracked (DuckDB's default for that depends on where it runs), for
+# query_progress() and nbinfra's own display.
+QUIET = {"enable_progress_bar": True, "enable_progress_bar_print": False}
+CANCELLED = "Interrupted: the query was cancelled in DuckDB"
 
 
 @dataclass
@@ -199,6 +216,7 @@ class DuckDBConnectionManager(BaseConnectionManager):
     kind = "duckdb"
     settings_class = DuckDBSettings
     direct_sync = True
+    interrupted = CANCELLED
     max_workers = 1  # one DuckDB connection, used by one thread at a time
 
     settings: DuckDBSettings
@@ -210,6 +228,7 @@ class DuckDBConnectionManager(BaseConnectionManager):
         self._registered: dict[str, Any] = {}
         self._results: weakref.WeakSet[DuckDBResult] = weakref.WeakSet()
         self._in_transaction = False  # a BEGIN of the user's is open on the connection
+        self._runner: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def connection(self) -> Any:
@@ -228,7 +247,12 @@ class DuckDBConnectionManager(BaseConnectionManager):
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
                 database = str(Path(database).expanduser())
             config = {str(k): v for k, v in self.settings.config.items()}
-            self._con = duckdb.connect(database, read_only=self.settings.read_only, config=config)
+            self._con = con = duckdb.connect(
+                database, read_only=self.settings.read_only, config=config
+            )
+            for option, value in QUIET.items():
+                if option not in config:  # an explicit setting wins
+                    con.execute(f"SET {option} = {str(value).lower()}").fetchall()
             for name, frame in self._registered.items():
                 self._con.register(name, frame)
 
@@ -239,6 +263,9 @@ class DuckDBConnectionManager(BaseConnectionManager):
             for result in list(self._results):
                 result._detach()  # results outlive the connection
             self._results = weakref.WeakSet()
+            runner, self._runner = self._runner, None
+            if runner is not None:
+                runner.shutdown(wait=False)
             if con is not None:
                 con.close()
 
@@ -297,15 +324,40 @@ class DuckDBConnectionManager(BaseConnectionManager):
             idempotent=self._is_idempotent(query),
         )
 
+    async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        try:
+            return await super().to_thread(fn, *args, **kwargs)
+        except asyncio.CancelledError:
+            # The awaiting task was cancelled (an interrupt of run_sync, a time limit):
+            # the worker thread would go on running the query, so stop it in DuckDB.
+            con = self._con
+            if con is not None:
+                con.interrupt()
+            raise
+
     def _run(self, con: Any, statement: str, params: Any, limit: int | None) -> QueryResult:
         sql, bound = to_dollar(statement, params)
         start = time.perf_counter()
-        relation = con.sql(sql, params=bound) if bound else con.sql(sql)
+
+        def execute() -> Any:
+            relation = con.sql(sql, params=bound) if bound else con.sql(sql)
+            if relation is None:
+                return None
+            if limit is not None:
+                relation = relation.limit(limit + 1)  # one extra row tells us it was truncated
+            return relation.materialize()
+
+        relation = call_interruptibly(
+            self._query_thread(),
+            execute,
+            interrupt=con.interrupt,
+            cancelled=CANCELLED,
+            progress=Progress(f"{self.name}: query"),
+            poll=con.query_progress,
+            timeout=self.settings.timeout,
+        )
         if relation is None:
             return QueryResult([], [], elapsed=time.perf_counter() - start, statement=statement)
-        if limit is not None:
-            relation = relation.limit(limit + 1)  # one extra row tells us it was truncated
-        relation = relation.materialize()
         result = DuckDBResult(
             relation,
             self._lock,
@@ -317,6 +369,14 @@ class DuckDBConnectionManager(BaseConnectionManager):
             result.rowcount = int(result.scalar() or 0)  # rows affected, as in DB-API
         self._results.add(result)
         return result
+
+    def _query_thread(self) -> concurrent.futures.Executor:
+        runner = self._runner
+        if runner is None:
+            runner = self._runner = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"nbinfra-duckdb-{self.name}"
+            )
+        return runner
 
     def _require(self) -> Any:
         if self._con is None:

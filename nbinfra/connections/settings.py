@@ -123,7 +123,10 @@ def mask_text(text: str) -> str:
 
 def one_line(text: str, limit: int = 300) -> str:
     """The first non-empty line of ``text``, masked and shortened, for error messages."""
-    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
+    lines = [part.strip() for part in str(text).splitlines() if part.strip()]
+    if lines and lines[0].startswith("Traceback (most recent call last)"):
+        lines = lines[-1:]  # a Python traceback quoted in a message: its last line is the error
+    line = lines[0] if lines else ""
     line = mask_text(line)
     return line if len(line) <= limit else line[: limit - 3] + "..."
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from nbinfra import _loop
 from nbinfra.connections.base import BaseConnectionManager, ConnectionManager
 from nbinfra.connections.types import HealthStatus, QueryResult
+from nbinfra.errors import Interrupted
 
 __all__ = ["COMPONENT", "DEFAULT_CONNECTION", "SyncConnection", "conn"]
 
 COMPONENT = "connection"
 DEFAULT_CONNECTION = "duckdb"  # the embedded SQL default (DESIGN.md section 5)
+T = TypeVar("T")
 
 
 class SyncConnection:
@@ -46,7 +48,7 @@ class SyncConnection:
         manager = self.manager
         if manager.direct_sync and isinstance(manager, BaseConnectionManager):
             return manager.execute_query_sync(query, params, limit=limit)
-        return _loop.run_sync(manager.execute_query(query, params, limit=limit))
+        return _run(manager, manager.execute_query(query, params, limit=limit))
 
     def health(self) -> HealthStatus:
         """Ping the backend now."""
@@ -73,7 +75,7 @@ class SyncConnection:
             raise AttributeError(name)
         attr = getattr(self.manager, name)
         if inspect.iscoroutinefunction(attr):
-            return _sync_method(attr)
+            return _sync_method(self.manager, attr)
         if inspect.isasyncgenfunction(attr):
             return _sync_iter(attr)
         return attr
@@ -86,10 +88,20 @@ class SyncConnection:
         return f"<SyncConnection {self.manager!r}>"
 
 
-def _sync_method(method: Callable[..., Any]) -> Callable[..., Any]:
+def _run(manager: ConnectionManager, coro: Coroutine[Any, Any, T]) -> T:
+    """``run_sync``; an interrupt (the coroutine is cancelled) says what it cancelled."""
+    try:
+        return _loop.run_sync(coro)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(manager.interrupted) from None
+
+
+def _sync_method(manager: ConnectionManager, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
-        return _loop.run_sync(method(*args, **kwargs))
+        return _run(manager, method(*args, **kwargs))
 
     return call
 

@@ -641,6 +641,24 @@ class BaseLLMProvider(ABC):
         if store is not None and store.mode in ("cache", "record"):
             await store.put(request, response)
 
+    def partial_response(
+        self, prompt: MessagesLike, content: str, *, latency: float = 0.0, **options: Any
+    ) -> LLMResponse:
+        """What an interrupted stream of ``prompt`` delivered: ``content``, with estimated
+        usage and ``finish_reason="interrupted"``."""
+        messages, opts = self.prepare(prompt, options)
+        return self._finish(
+            messages,
+            opts,
+            content,
+            model=None,
+            finish_reason="interrupted",
+            usage=None,
+            latency=latency,
+            ttft=None,
+            raw=None,
+        )
+
     def _finish(
         self,
         messages: list[Message],

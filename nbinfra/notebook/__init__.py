@@ -35,6 +35,10 @@ def load_ipython_extension(ipython: Any) -> None:
     display.register(ipython, limit=lambda: magics.display_limit)
     _register_completers(ipython, magics)
     _bind_package(ipython)
+    from nbinfra import progress
+    from nbinfra.notebook.progress_display import factory
+
+    progress.set_display(factory(ipython))
     setattr(ipython, _KEY, magics)
 
 
@@ -57,6 +61,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     display.unregister(ipython)
     _unbind_package(ipython)
     _unregister_completers(ipython)
+    from nbinfra import progress
+
+    progress.set_display(None)
     delattr(ipython, _KEY)
 
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from IPython.core.error import UsageError
 
 from nbinfra import _loop
-from nbinfra.errors import LLMError
+from nbinfra.errors import Interrupted, LLMError
 from nbinfra.notebook._args import check_output_name, first_word, parse_options, tokens
 from nbinfra.notebook.interpolate import interpolate
 
@@ -83,20 +83,29 @@ def ask(magics: Any, args: Any, prompt: str) -> Any:
     if (args.strategy or args.budget) and not args.chat:
         raise UsageError("--strategy and --budget apply to a chat: add --chat NAME.")
     llm = _llm(target)
-    with _cache_bypass(llm.llm, args.no_cache):
-        if args.chat:
-            response = _ask_chat(magics, args, llm, prompt, system, options, fmt, stream)
-        elif stream:
-            response = _stream(magics, llm, _messages(prompt, system), options, fmt)
-        else:
-            response = llm.generate(_messages(prompt, system), **options)
-            _show(magics, response, fmt, None)
-    magics.state.usage.record(response, magics.cell_number())
+    try:
+        with _cache_bypass(llm.llm, args.no_cache):
+            if args.chat:
+                response = _ask_chat(magics, args, llm, prompt, system, options, fmt, stream)
+            elif stream:
+                response = _stream(magics, llm, _messages(prompt, system), options, fmt)
+            else:
+                response = llm.generate(_messages(prompt, system), **options)
+                _show(magics, response, fmt, None)
+    except Interrupted as stop:
+        if stop.partial is not None:  # an interrupted stream: keep what arrived
+            _keep(magics, args, stop.partial)
+        raise
+    _keep(magics, args, response)
     _export_recording(magics)
-    ns["_llm"] = response
-    if args.output:
-        ns[args.output] = response
     return _finish(magics, response, fmt)
+
+
+def _keep(magics: Any, args: Any, response: Any) -> None:
+    magics.state.usage.record(response, magics.cell_number())
+    magics.user_ns["_llm"] = response
+    if args.output:
+        magics.user_ns[args.output] = response
 
 
 def _options(args: Any, fmt: str) -> dict[str, Any]:
@@ -157,15 +166,31 @@ def _stream(magics: Any, llm: Any, messages: Any, options: dict[str, Any], fmt: 
     parts: list[str] = []
     response = None
     last = 0.0
-    for chunk in llm.stream_events(messages, **options):
-        if chunk.final:
-            response = chunk.response
-            continue
-        parts.append(chunk.text)
-        now = time.monotonic()
-        if handle is not None and now - last >= _UPDATE_EVERY:
-            handle.update({"text/plain": "".join(parts)}, raw=True)
-            last = now
+    start = time.monotonic()
+    try:
+        for chunk in llm.stream_events(messages, **options):
+            if chunk.final:
+                response = chunk.response
+                continue
+            parts.append(chunk.text)
+            now = time.monotonic()
+            if handle is not None and now - last >= _UPDATE_EVERY:
+                handle.update({"text/plain": "".join(parts)}, raw=True)
+                last = now
+    except KeyboardInterrupt:
+        if not parts:
+            raise Interrupted(
+                "Interrupted: the LLM call was cancelled before any text arrived"
+            ) from None
+        # The stream is closed (its HTTP connection too); what arrived is the answer.
+        partial = llm.llm.partial_response(
+            messages, "".join(parts), latency=time.monotonic() - start, **options
+        )
+        _show(magics, partial, fmt, handle)
+        raise Interrupted(
+            f"Interrupted after {len(parts)} chunks; the partial answer is in `_llm`",
+            partial=partial,
+        ) from None
     if response is None:
         raise LLMError("The stream ended without a final response; try again with --no-stream.")
     _show(magics, response, fmt, handle)

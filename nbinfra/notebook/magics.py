@@ -27,10 +27,11 @@ from IPython.core.magic import (
 from traitlets import Bool, Int, Unicode
 
 from nbinfra._secrets import redact
-from nbinfra.errors import NbinfraError
+from nbinfra.errors import Interrupted, NbinfraError
 
 __all__ = ["NbinfraMagics", "NotebookState", "magic_parser"]
 
+_WORK = {"cache_magic": "the cache call", "conn_magic": "the query", "llm_magic": "the LLM call"}
 _Deco = Callable[[Callable[..., Any]], Callable[..., Any]]
 # IPython's decorators are untyped; these aliases give them a type for mypy.
 magic_arguments: Callable[[], _Deco] = _ma.magic_arguments
@@ -97,7 +98,8 @@ class NbinfraMagics(Magics):
         """The one path from a magic to its module, and from what goes wrong to the user.
 
         ``-h``/``--help`` prints the help; an nbinfra error is one line (``_guard``);
-        ``UsageError`` is IPython's own one-line error.
+        ``UsageError`` is IPython's own one-line error; an interrupt is one line saying
+        what was cancelled (``Interrupted``), never a traceback.
         """
         from nbinfra.notebook._args import HelpRequested
 
@@ -108,6 +110,12 @@ class NbinfraMagics(Magics):
             return None
         except NbinfraError as exc:
             raise self._guard(exc) from exc.__cause__
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            # Nothing below said what it cancelled: name the magic's work.
+            work = _WORK.get(run.__module__.rsplit(".", 1)[-1], "the magic")
+            raise Interrupted(f"Interrupted: {work} was stopped") from None
 
     def _guard(self, exc: NbinfraError) -> NbinfraError:
         """Keep nbinfra errors one line, or show the traceback when short_errors is off.

@@ -84,6 +84,7 @@ class Reply:
     finish_reason: str = "stop"
     usage: tuple[int, int] | None = (10, 7)  # (input tokens, output tokens)
     model: str | None = None  # default: the model the request asked for
+    chunk_delay: float = 0.0  # seconds between stream chunks (a slow stream to interrupt)
 
     def stream_chunks(self) -> list[str]:
         return list(self.chunks) if self.chunks is not None else split_words(self.text)
@@ -165,7 +166,10 @@ class WireFormat:
         if isinstance(item, Fault):
             return self.fault(item, request, is_stream)
         if endpoint == "chat":
-            return self.chat(item, request, is_stream)
+            response = self.chat(item, request, is_stream)
+            if is_stream and item.chunk_delay:
+                response.chunk_delay = item.chunk_delay
+            return response
         return self.other(endpoint, request)
 
     def is_stream(self, request: Request) -> bool:

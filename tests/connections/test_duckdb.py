@@ -209,3 +209,24 @@ async def test_timeout_interrupts_the_query_and_keeps_the_connection() -> None:
             )
         assert (await mgr.execute_query("SELECT 1")).scalar() == 1
         assert mgr.is_healthy()
+
+
+def test_a_quoted_python_traceback_becomes_its_last_line() -> None:
+    from nbinfra.connections.settings import one_line
+
+    quoted = (
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "ValueError: the real message\n"
+    )
+    assert one_line(quoted) == "ValueError: the real message"
+    assert one_line("Catalog Error: no table t\n\nLINE 1: ...") == "Catalog Error: no table t"
+
+
+async def test_failure_message_is_the_engine_s_own_line() -> None:
+    async with DuckDBConnectionManager(name="duckdb") as mgr:
+        with pytest.raises(QueryError) as info:
+            await mgr.execute_query("SELECT * FROM no_such_table")
+    message = str(info.value)
+    assert message.startswith("duckdb 'duckdb' query failed: Catalog Error: Table with name")
+    assert "Traceback" not in message and "\n" not in message
