@@ -29,6 +29,7 @@ LLM_SUBCOMMANDS = ("chats", "history", "list", "replay", "reset", "usage", "use"
 CACHE_SUBCOMMANDS = ("clear", "delete", "get", "list", "set", "stats", "use")
 CONN_SUBCOMMANDS = ("health", "list", "use")
 REPLAY_MODES = ("load", "off", "on", "record")
+HELP_OPTIONS = ("-h", "--help")  # every magic answers them with its help text
 # Options a %cache sub-command reads after its own arguments.
 CACHE_COMMAND_OPTIONS = {"clear": ("--yes",), "set": ("--ttl",)}
 
@@ -120,9 +121,9 @@ def _option_table(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]
     return {opt: action for action in parser._actions for opt in action.option_strings}
 
 
-def _options(magics: Any, line: _Line, extra: Iterable[str] = ()) -> list[Candidate]:
+def _options(magics: Any, line: _Line) -> list[Candidate]:
     parser = getattr(magics, line.magic).parser
-    names = [*_option_table(parser), *extra]
+    names = [*_option_table(parser), *HELP_OPTIONS]
     return [(name, "option") for name in sorted(names, key=lambda n: (n.startswith("--"), n))]
 
 

@@ -100,6 +100,7 @@ def test_conn_options(ip: TestingShell, configured: Session) -> None:
     assert ("--limit", "option") in options and ("-o", "option") in options
     assert {kind for _, kind in options} == {"option"}
     assert texts(ip, "%conn --l") == ["--limit"]
+    assert texts(ip, "%conn --h") == ["--help"] and texts(ip, "%llm -h") == ["-h"]
     assert texts(ip, "%%conn duckdb --p") == ["--params"]  # %%conn: options after the name
 
 
