@@ -20,8 +20,11 @@ from nbinfra.errors import InterpolationError
 __all__ = ["InterpolationError", "interpolate", "sql_bind_names", "sql_params"]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+# (?=(X))(?P=X) matches X as an atomic group: the name and the path are never re-tried
+# shorter, so a long field that is not one fails in linear time.
 _FIELD = re.compile(
-    rf"^(?P<root>{_NAME})(?P<path>(?:\.{_NAME}|\[[^\[\]{{}}]+\])*)"
+    rf"^(?=(?P<root>{_NAME}))(?P=root)"
+    rf"(?=(?P<path>(?:\.{_NAME}|\[[^\[\]{{}}]+\])*))(?P=path)"
     r"(?:!(?P<conv>[rsa]))?(?::(?P<spec>[^{}]*))?$"
 )
 _STEP = re.compile(rf"\.({_NAME})|\[([^\[\]]+)\]")
