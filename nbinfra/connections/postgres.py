@@ -296,7 +296,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
 
     async def _refresh_monitor(self) -> None:
         """Replace a monitor connection a server restart closed (after a successful call)."""
-        if self._probed_alive():
+        if self._probe():
             return
         old, self._monitor = self._monitor, None
         try:
@@ -321,7 +321,9 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
     # -- queries ----------------------------------------------------------------------
     async def _execute(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         results = await self._run_script(query, params, limit)
-        if self._tx.get() is None and not self._probed_alive():
+        # Uncached: a query that just worked on a kept connection says nothing of the
+        # monitor, which a sever or restart may have closed within the last PROBE_REUSE.
+        if self._tx.get() is None and not self._probe():
             await self._refresh_monitor()
         return results[-1]
 
