@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from nbinfra.connections.sync import conn
     from nbinfra.notebook import widgets
     from nbinfra.registry import Registry
-    from nbinfra.session import Session, session, use_session
+    from nbinfra.session import Session, reload, session, use_session
 
 __version__ = "0.1.0"
 
@@ -59,6 +59,7 @@ _LAZY: dict[str, str] = {
     "conn": "nbinfra.connections.sync:conn",
     "llm": "nbinfra.llm",
     "load_settings": "nbinfra.config:load_settings",
+    "reload": "nbinfra.session:reload",
     "session": "nbinfra.session",
     "use_session": "nbinfra.session:use_session",
     "widgets": "nbinfra.notebook.widgets",
@@ -100,6 +101,7 @@ __all__ = [
     "llm",
     "load_ipython_extension",
     "load_settings",
+    "reload",
     "session",
     "unload_ipython_extension",
     "use_session",

@@ -39,6 +39,7 @@ import yaml
 
 from nbinfra import _yaml
 from nbinfra._bounds import Range
+from nbinfra._reads import note
 from nbinfra._secrets import Secret, is_secret_key, remember, remember_url
 from nbinfra.errors import ConfigError, MissingSettingError
 
@@ -138,14 +139,22 @@ def resource_dirs(
 
 
 class Settings:
-    """The merged, substituted configuration tree, with the origin file of every key."""
+    """The merged, substituted configuration tree, with the origin file of every key.
+
+    ``env_refs`` maps each key path whose value named ``${VAR}``s to those variable names.
+    """
 
     def __init__(
-        self, tree: dict[str, Any], origins: dict[str, str], files: list[Path] | None = None
+        self,
+        tree: dict[str, Any],
+        origins: dict[str, str],
+        files: list[Path] | None = None,
+        env_refs: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self._tree = tree
         self._origins = origins
         self.files = list(files or [])
+        self.env_refs = dict(env_refs or {})
 
     @classmethod
     def from_dict(
@@ -157,12 +166,15 @@ class Settings:
     ) -> Settings:
         """Settings from an in-memory mapping (strings are substituted like file values)."""
         origins: dict[str, str] = {}
-        tree = _walk(dict(data), file, "", origins, os.environ if environ is None else environ)
-        return cls(tree, origins)
+        refs: dict[str, tuple[str, ...]] = {}
+        env = os.environ if environ is None else environ
+        tree = _walk(dict(data), file, "", origins, env, refs)
+        return cls(tree, origins, env_refs=refs)
 
     # -- access -------------------------------------------------------------------
     def get(self, path: str, default: Any = _MISSING) -> Any:
         """The raw (substituted, unvalidated) value at dotted ``path``."""
+        note(path)
         node: Any = self._tree
         for part in filter(None, path.split(".")):
             if not isinstance(node, dict) or part not in node:
@@ -213,6 +225,7 @@ def load_settings(
     dirs = resource_dirs(resources, cwd=cwd, environ=env)
     tree: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    refs: dict[str, tuple[str, ...]] = {}
     files: list[Path] = []
     for name in FILES:
         for folder in dirs:
@@ -220,11 +233,11 @@ def load_settings(
             if path.is_file():
                 data = _read_yaml(path)
                 local: dict[str, str] = {}
-                walked = _walk(data, str(path), "", local, env)
+                walked = _walk(data, str(path), "", local, env, refs)
                 _merge(tree, walked, str(path), "", origins, local)
                 files.append(path)
                 break
-    return Settings(tree, origins, files)
+    return Settings(tree, origins, files, refs)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -256,7 +269,14 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _walk(node: Any, file: str, path: str, origins: dict[str, str], env: Mapping[str, str]) -> Any:
+def _walk(
+    node: Any,
+    file: str,
+    path: str,
+    origins: dict[str, str],
+    env: Mapping[str, str],
+    refs: dict[str, tuple[str, ...]],
+) -> Any:
     if path:
         origins[path] = file
     if isinstance(node, dict):
@@ -264,11 +284,15 @@ def _walk(node: Any, file: str, path: str, origins: dict[str, str], env: Mapping
         for key, value in node.items():
             if not isinstance(key, str):
                 key = str(key)
-            out[key] = _walk(value, file, _join(path, key), origins, env)
+            out[key] = _walk(value, file, _join(path, key), origins, env, refs)
         return out
     if isinstance(node, list):
-        return [_walk(v, file, f"{path}[{i}]", origins, env) for i, v in enumerate(node)]
+        return [_walk(v, file, f"{path}[{i}]", origins, env, refs) for i, v in enumerate(node)]
     if isinstance(node, str):
+        if "${" in node:
+            names = tuple(m.group(1) for m in _TOKEN.finditer(node) if m.group(1))
+            if names:
+                refs[path] = names
         value = substitute(node, file=file, path=path, environ=env)
         if isinstance(value, str) and value:
             last = path.rsplit(".", 1)[-1]

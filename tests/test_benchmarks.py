@@ -16,7 +16,17 @@ from benchmarks.report import plot_scaling, render
 from nbinfra.testing import service_unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
-AREAS = ["cache", "connections", "interrupt", "llm.context", "llm", "facade", "notebook", "vector"]
+AREAS = [
+    "cache",
+    "config",
+    "connections",
+    "interrupt",
+    "llm.context",
+    "llm",
+    "facade",
+    "notebook",
+    "vector",
+]
 
 
 def test_interleave_alternates_contenders_and_reports_per_op() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Literal
 
 from nbinfra._bounds import AtLeastOne
+from nbinfra._reads import note, unrecorded
 from nbinfra.cache.base import BaseCacheProvider
 from nbinfra.cache.registry import CacheRegistry
 from nbinfra.cache.settings import MemorySettings, RedisSettings, Ttl
@@ -36,13 +37,16 @@ class CacheConfig:
 
 
 def cache_config(session: Session | None = None) -> CacheConfig:
-    """The validated ``cache:`` settings of ``session`` (validated once per session)."""
+    """The validated ``cache:`` settings of ``session`` (validated again after they change)."""
     sess = session or default_session()
-    found: CacheConfig | None = sess.state.get(_STATE_KEY)
-    if found is None:
-        found = sess.settings.section("cache", CacheConfig)
-        _check_sections(found, sess.settings)
-        sess.state[_STATE_KEY] = found
+    return sess.memo(_STATE_KEY, lambda: _load_config(sess.settings))
+
+
+def _load_config(settings: Settings) -> CacheConfig:
+    with unrecorded():  # the backend sections are read by the providers that use them
+        found = settings.section("cache", CacheConfig)
+        _check_sections(found, settings)
+    note(*(f"cache.{f.name}" for f in fields(CacheConfig) if f.name != "sections"))
     return found
 
 

@@ -12,6 +12,7 @@ import difflib
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from nbinfra._reads import note, unrecorded
 from nbinfra.config import Settings, validate
 from nbinfra.connections.settings import connection_entries
 from nbinfra.errors import UnknownKindError
@@ -68,7 +69,9 @@ def get_connection_manager(
         from nbinfra.session import session
 
         settings = session().settings
-    entries = connection_entries(settings)
+    with unrecorded():  # a connection depends on its own entry, not on every entry
+        entries = connection_entries(settings)
+    note(f"connections.{key}")
     raw: dict[str, Any] = dict(entries.get(key, {}))
     kind = raw.get("kind") or key
     if not isinstance(kind, str):

@@ -26,10 +26,25 @@ T = TypeVar("T")
 
 
 class SyncConnection:
-    """Synchronous twin of a connection manager (the manager lives in the session)."""
+    """Synchronous twin of a connection manager (the manager lives in the session).
 
-    def __init__(self, manager: ConnectionManager) -> None:
-        self.manager = manager
+    Made by ``nbinfra.conn(...)``, it asks the session for its manager on every use, so a
+    manager rebuilt after its settings changed (``DATABASE_URL`` set later) is the one used.
+    """
+
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        resolve: Callable[[ConnectionManager], ConnectionManager] | None = None,
+    ) -> None:
+        self._manager = manager
+        self._resolve = resolve
+
+    @property
+    def manager(self) -> ConnectionManager:
+        if self._resolve is not None:
+            self._manager = self._resolve(self._manager)
+        return self._manager
 
     @property
     def name(self) -> str:
@@ -129,4 +144,9 @@ def conn(name: str | None = None, **overrides: Any) -> SyncConnection:
     def create() -> ConnectionManager:
         return get_connection_manager(key, settings=current.settings, **overrides)
 
-    return SyncConnection(current.get(COMPONENT, key, create))
+    def resolve(last: ConnectionManager | None = None) -> ConnectionManager:
+        if last is not None and current.closed:
+            return last
+        return current.get(COMPONENT, key, create)
+
+    return SyncConnection(resolve(), resolve)

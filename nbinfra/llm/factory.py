@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from nbinfra._reads import note, unrecorded
 from nbinfra._secrets import mask_url
 from nbinfra.config import Settings
 from nbinfra.errors import UnknownKindError
@@ -46,6 +47,11 @@ log = get_logger(__name__)
 KEY_ORDER = ("openai", "anthropic", "groq", "google", "azure", "huggingface")
 OLLAMA_URL = "http://127.0.0.1:11434"
 OLLAMA_PROBE_TIMEOUT = 0.25  # seconds; a notebook must not wait on a missing Ollama
+# The llm-level settings every provider inherits (LLMSettings.provider).
+_LLM_LEVEL = tuple(
+    f"llm.{name}"
+    for name in ("timeout", "connect_timeout", "max_retries", "retry_backoff", "retry_max_wait")
+)
 
 
 @dataclass(frozen=True)
@@ -184,12 +190,16 @@ def get_llm(
 ) -> BaseLLMProvider:
     """A new provider instance; the session supplies settings and the response store."""
     conf, current = _settings(settings, session)
-    llm = LLMSettings.load(conf)
+    with unrecorded():  # a provider depends on its own section, not on every provider's
+        llm = LLMSettings.load(conf)
     if provider_or_name is None:
+        note("llm")  # the default is chosen by looking at every provider's key
         chosen = select_default(llm)
         log.info("llm default: %s (%s)", chosen.kind, chosen.reason)
     else:
         chosen = resolve(provider_or_name, llm)
+        spec = str(getattr(provider_or_name, "value", provider_or_name)).strip()
+        note(f"llm.providers.{chosen.kind}", f"llm.instances.{spec}", *_LLM_LEVEL)
     cls = LLMRegistry.get(chosen.kind)
     merged = {**chosen.options, **options}
     return cls(

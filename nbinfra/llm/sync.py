@@ -7,7 +7,7 @@ is printed on the caller's thread (in a notebook, the running cell).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbinfra import _loop
@@ -23,10 +23,25 @@ __all__ = ["SyncLLM", "llm"]
 
 
 class SyncLLM:
-    """Blocking twin of a ``BaseLLMProvider`` (``.provider`` is the async object)."""
+    """Blocking twin of a ``BaseLLMProvider`` (``.llm`` is the async object).
 
-    def __init__(self, provider: BaseLLMProvider) -> None:
-        self.llm = provider
+    Made by ``nbinfra.llm(...)``, it asks the session for its provider on every use, so a
+    provider rebuilt after its settings changed (a key set later) is the one called.
+    """
+
+    def __init__(
+        self,
+        provider: BaseLLMProvider,
+        resolve: Callable[[BaseLLMProvider], BaseLLMProvider] | None = None,
+    ) -> None:
+        self._llm = provider
+        self._resolve = resolve
+
+    @property
+    def llm(self) -> BaseLLMProvider:
+        if self._resolve is not None:
+            self._llm = self._resolve(self._llm)
+        return self._llm
 
     @property
     def provider(self) -> str:
@@ -95,5 +110,9 @@ def llm(
     def create() -> BaseLLMProvider:
         return get_llm(provider_or_name, model, session=current, **options)
 
-    provider = current.get("llm", key or "<default>", create)
-    return SyncLLM(provider)
+    def resolve(last: BaseLLMProvider | None = None) -> BaseLLMProvider:
+        if last is not None and current.closed:
+            return last
+        return current.get("llm", key or "<default>", create)
+
+    return SyncLLM(resolve(), resolve)

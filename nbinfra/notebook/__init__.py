@@ -1,4 +1,6 @@
-"""IPython extension: ``%load_ext nbinfra`` registers ``%llm``, ``%cache`` and ``%conn``.
+"""IPython extension: ``%load_ext nbinfra`` registers ``%llm``, ``%cache``, ``%conn`` and more.
+
+The magics are ``%llm``/``%%llm``, ``%cache``, ``%conn``/``%%conn`` and ``%nbinfra reload``.
 
 It also binds ``nbinfra`` in the user namespace when that name is free, so
 ``nbinfra.widgets.results_table(_conn)`` works without an ``import nbinfra`` cell.
@@ -18,7 +20,14 @@ __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 _KEY = "_nbinfra_magics"
 _BOUND = "_nbinfra_bound_package"  # set when load_ipython_extension bound the name
 _NAME = "nbinfra"
-_MAGICS = (("line", "llm"), ("cell", "llm"), ("line", "cache"), ("line", "conn"), ("cell", "conn"))
+_MAGICS = (
+    ("line", "llm"),
+    ("cell", "llm"),
+    ("line", "cache"),
+    ("line", "conn"),
+    ("cell", "conn"),
+    ("line", "nbinfra"),
+)
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -27,9 +36,11 @@ def load_ipython_extension(ipython: Any) -> None:
         return
     from nbinfra.notebook import display
     from nbinfra.notebook.magics import NbinfraMagics
+    from nbinfra.notebook.nbinfra_magic import AdminMagics
 
     magics = NbinfraMagics(shell=ipython)
     ipython.register_magics(magics)
+    ipython.register_magics(AdminMagics(shell=ipython))
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)
     display.register(ipython, limit=lambda: magics.display_limit)
@@ -56,6 +67,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     for key, value in list(registry.items()):
         if value is magics:
             registry.pop(key)
+    registry.pop("AdminMagics", None)
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
     display.unregister(ipython)
