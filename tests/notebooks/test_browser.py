@@ -347,3 +347,52 @@ def test_tab_completes_a_connection_name(lab: str, browser: Any) -> None:
         raise
     finally:
         page.close()
+
+
+@pytest.mark.timeout(300)
+def test_interrupting_a_long_duckdb_query(lab: str, browser: Any) -> None:
+    long_query = "%conn duckdb SELECT sum(hash(range)) FROM range(10000000000)"
+    _new_notebook(
+        lab, "interrupt.ipynb", ["%load_ext nbinfra", long_query, "print('next cell ran')"]
+    )
+    page = _open(browser, lab, "interrupt.ipynb")
+    try:
+        cells = page.locator(".jp-Notebook .jp-CodeCell")
+        cells.nth(0).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")  # %load_ext, then on to the query
+        page.wait_for_function(
+            "el => /\\[1\\]/.test(el.textContent)",
+            arg=cells.nth(0).locator(".jp-InputPrompt").element_handle(),
+        )
+        page.keyboard.press("Shift+Enter")  # the long query starts
+        page.wait_for_function(
+            "el => el.textContent.includes('*')",
+            arg=cells.nth(1).locator(".jp-InputPrompt").element_handle(),
+        )
+        page.wait_for_timeout(3_000)  # minutes of work: well under way, progress shown
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Kernel$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Interrupt Kernel$")).click()
+        output = cells.nth(1).locator(".jp-OutputArea")
+        page.wait_for_function(
+            "el => el.textContent.includes('Interrupted: the query was cancelled in DuckDB')",
+            arg=output.element_handle(),
+            timeout=60_000,
+        )
+        text = output.inner_text()
+        assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+        assert text.strip().endswith("Interrupted: the query was cancelled in DuckDB"), text
+        _shot(page, "interrupt-duckdb")
+
+        cells.nth(2).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_function(
+            "el => el.textContent.includes('next cell ran')",
+            arg=cells.nth(2).locator(".jp-OutputArea").element_handle(),
+            timeout=60_000,
+        )
+        assert "IOPub message rate exceeded" not in page.locator("body").inner_text()
+    except Exception:
+        _shot(page, "interrupt-duckdb-failure")
+        raise
+    finally:
+        page.close()
