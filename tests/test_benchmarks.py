@@ -25,6 +25,7 @@ AREAS = [
     "llm",
     "facade",
     "notebook",
+    "parse",
     "vector",
 ]
 
