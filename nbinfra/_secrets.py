@@ -8,8 +8,10 @@ place that hands it to a driver or SDK.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 MASK = "********"
@@ -120,3 +122,149 @@ def mask_url(url: str) -> str:
         query = "&".join(pieces)
     masked = SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment)
     return redact(urlunsplit(masked))
+
+
+class MaskedRepr:
+    """Mixin for settings dataclasses: ``repr`` masks secret fields and URL passwords.
+
+    Subclasses get this ``__repr__`` before ``@dataclass`` runs, so the generated one
+    (which would print every field as is) never replaces it.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = MaskedRepr.__repr__  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:
+        import dataclasses
+
+        if dataclasses.is_dataclass(self):
+            names = [f.name for f in dataclasses.fields(self) if f.repr]
+        else:
+            names = list(vars(self))
+        parts = [f"{n}={masked_value(n, getattr(self, n, None))!r}" for n in names]
+        return redact(f"{type(self).__qualname__}({', '.join(parts)})")
+
+
+class _Shown(str):
+    """Text that ``repr`` shows bare (a nested settings repr inside a masked one)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def masked_value(key: str, value: Any) -> Any:
+    """``value`` as it may be shown under setting ``key``: secrets and URL passwords masked."""
+    if isinstance(value, str):
+        if value and is_secret_key(key):
+            return MASK
+        return mask_url(value) if "://" in value else redact(value)
+    if isinstance(value, dict):
+        return {k: masked_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(masked_value(key, v) for v in value)
+    if isinstance(value, (Secret, MaskedRepr)) or value is None:
+        return _Shown(repr(value)) if value is not None else None
+    if isinstance(value, (int, float, bool)):
+        return value
+    return _Shown(redact(repr(value)))
+
+
+# -- cause chains ------------------------------------------------------------------------
+_PLAIN = (str, bytes, int, float, bool, type(None))
+_OS_TEXT = ("strerror", "filename", "filename2")
+
+
+class RedactedError(Exception):
+    """Stands in a cause chain for a vendor exception whose text kept a secret after
+    scrubbing; its message names the original type and carries the redacted text."""
+
+
+def _leaks(text: str) -> bool:
+    return redact(text) != text
+
+
+def _shows_secret(value: Any) -> bool:
+    try:
+        return _leaks(value if isinstance(value, str) else repr(value))
+    except Exception:  # noqa: BLE001 - an object whose repr fails shows nothing
+        return False
+
+
+def _scrub_value(value: Any) -> Any:
+    """``value`` with known secrets redacted: strings in place, containers copied, other
+    objects showing a secret replaced by ``None`` (a dropped connection handle, say)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+        return redact(text).encode() if _leaks(text) else value
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, dict):
+        return {_scrub_value(k): _scrub_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return type(value)(_scrub_value(v) for v in value)
+    return None if _shows_secret(value) else value
+
+
+def _scrub_one(exc: BaseException) -> None:
+    if _shows_secret(exc.args):
+        with contextlib.suppress(AttributeError, TypeError):
+            exc.args = tuple(_scrub_value(a) for a in exc.args)
+    for name, value in list(getattr(exc, "__dict__", {}).items()):
+        if _shows_secret(value):
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(exc, name, _scrub_value(value))
+    if isinstance(exc, OSError):
+        for name in _OS_TEXT:
+            value = getattr(exc, name, None)
+            if isinstance(value, str) and _leaks(value):
+                setattr(exc, name, redact(value))
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        exc.__notes__ = [redact(n) if isinstance(n, str) else n for n in notes]
+
+
+def _stand_in(exc: BaseException) -> BaseException:
+    """``exc`` itself when it shows no secret now, else a ``RedactedError`` in its place."""
+    try:
+        shown = f"{exc!r}\n{exc}"
+    except Exception:  # noqa: BLE001 - unprintable: nothing can leak through its text
+        return exc
+    if not _leaks(shown):
+        return exc
+    kind = type(exc)
+    text = redact(str(exc)) if not _leaks(redact(str(exc))) else MASK
+    new = RedactedError(f"{kind.__module__}.{kind.__qualname__}: {text}")
+    new.__traceback__ = exc.__traceback__
+    new.__cause__, new.__context__ = exc.__cause__, exc.__context__
+    new.__suppress_context__ = exc.__suppress_context__
+    return new
+
+
+def scrub_chain(exc: BaseException | None) -> None:
+    """Redact every known secret from ``exc`` and its ``__cause__``/``__context__`` chain,
+    in place, so a plain ``traceback.format_exception`` shows none. A linked exception
+    whose text still shows one is replaced in the chain by a ``RedactedError``."""
+    if exc is None or _pattern is None:
+        return
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        _scrub_one(item)
+        for attr in ("__cause__", "__context__"):
+            linked = getattr(item, attr)
+            if linked is None:
+                continue
+            _scrub_one(linked)
+            replaced = _stand_in(linked)
+            if replaced is not linked:
+                setattr(item, attr, replaced)
+            stack.append(replaced)
+        stack.extend(getattr(item, "exceptions", ()))  # exception groups

@@ -522,4 +522,9 @@ def _check_dataclass(tp: type, value: Any, path: str, settings: Settings | None)
     ]
     if missing:
         raise _fail(settings, path, f"missing required setting(s): {', '.join(missing)}")
-    return tp(**kwargs)
+    built = tp(**kwargs)
+    check = getattr(built, "__check_fields__", None)  # ranges that depend on another field
+    problem = check() if check is not None else None
+    if problem is not None:
+        raise _fail(settings, _join(path, problem[0]), problem[1])
+    return built

@@ -33,16 +33,19 @@
 
 Vendor exceptions are translated at one boundary per backend with ``raise ... from exc``.
 Messages are redacted (every known secret value replaced) when the error is created, and
-render in IPython as one line (``_render_traceback_``), not as a traceback.
+so is the exception being handled then, with its whole cause chain (``scrub_chain``): a
+plain ``traceback.format_exception`` shows no secret either. Errors render in IPython as
+one line (``_render_traceback_``), not as a traceback.
 ``Interrupted`` is not an error: it stays a ``KeyboardInterrupt`` (``except Exception``
 never swallows it) and renders as one line too.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
-from nbinfra._secrets import redact
+from nbinfra._secrets import redact, scrub_chain
 
 if TYPE_CHECKING:
     from nbinfra.llm.types import LLMResponse
@@ -82,6 +85,9 @@ class NbinfraError(Exception):
 
     def __init__(self, message: str = "", *args: Any) -> None:
         super().__init__(redact(str(message)), *args)
+        # Built while handling a vendor exception, which becomes this error's cause or
+        # context: scrub that chain now, so no traceback of this error shows a secret.
+        scrub_chain(sys.exc_info()[1])
 
     @property
     def message(self) -> str:

@@ -105,6 +105,14 @@ CASES = [
     ),
     (
         DB,
+        "connections:\n  pg:\n    kind: postgres\n    min_size: 6\n",
+        "connections.pg.min_size",
+        "6",
+        "an integer from 0 to max_size",
+        _conn("pg"),
+    ),
+    (
+        DB,
         "connections:\n  duckdb:\n    connect_timeout: 0\n",
         "connections.duckdb.connect_timeout",
         "0",
@@ -165,7 +173,7 @@ def test_out_of_range_names_file_key_value_and_range(
         read(sess)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith(f"{key} in {folder / file}: {shown} is out of range")
+    assert message.startswith(f"{key} in {folder / file}: {shown} is ")
     assert message.endswith(f"allowed: {allowed}")
 
 

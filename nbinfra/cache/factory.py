@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from nbinfra._bounds import AtLeastOne
 from nbinfra._reads import note, unrecorded
+from nbinfra._secrets import MaskedRepr
 from nbinfra.cache.base import BaseCacheProvider
 from nbinfra.cache.registry import CacheRegistry
 from nbinfra.cache.settings import MemorySettings, RedisSettings, Ttl
@@ -23,7 +24,7 @@ _STATE_KEY = "cache.config"
 
 
 @dataclass
-class CacheConfig:
+class CacheConfig(MaskedRepr):
     """The top of ``cache:``; backend sections are validated only when used, so an unset
     ``${REDIS_PASSWORD}`` cannot break a notebook that only uses the memory cache."""
 

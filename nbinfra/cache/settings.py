@@ -13,7 +13,7 @@ from nbinfra._bounds import (
     PositiveFloat,
     Range,
 )
-from nbinfra._secrets import Secret
+from nbinfra._secrets import MaskedRepr, Secret
 
 __all__ = [
     "BreakerSettings",
@@ -29,19 +29,19 @@ Ttl = Annotated[float, Range(ge=0, note="0 = no expiry")]
 
 
 @dataclass
-class MemorySettings:
+class MemorySettings(MaskedRepr):
     max_size: Annotated[int, Range(ge=0, note="0 = unbounded")] = 10_000
     sweep_interval: PositiveFloat = 1.0
 
 
 @dataclass
-class BreakerSettings:
+class BreakerSettings(MaskedRepr):
     failure_threshold: AtLeastOne = 5  # consecutive failures that open the circuit
     reset_timeout: NonNegativeFloat = 1.0  # seconds open before one probe is let through
 
 
 @dataclass
-class RedisSettings:
+class RedisSettings(MaskedRepr):
     """Either ``url`` (redis://, rediss://, unix://, redis+sentinel://, redis+cluster://)
     or host/port/db/username/password/ssl."""
 
@@ -69,7 +69,7 @@ class RedisSettings:
 
 
 @dataclass
-class InstanceSettings:
+class InstanceSettings(MaskedRepr):
     """A pre-configured ``CacheService``: ``cache.instances.<name>``."""
 
     namespace: str | None = None  # defaults to the instance name
@@ -80,7 +80,7 @@ class InstanceSettings:
 
 
 @dataclass
-class CacheSettings:
+class CacheSettings(MaskedRepr):
     backend: str = "memory"
     default_ttl: Ttl = 300.0
     serializer: Literal["json", "msgpack", "pickle"] = "json"

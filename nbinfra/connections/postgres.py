@@ -78,6 +78,14 @@ class PostgresSettings(ConnectionSettings):
     embedded_start_timeout: PositiveFloat = 180.0  # seconds; the first start runs initdb
     batch_size: AtLeastOne = 10_000  # rows per round trip for server-side cursors
 
+    def __check_fields__(self) -> tuple[str, str] | None:
+        if self.min_size > self.max_size:
+            return "min_size", (
+                f"{self.min_size} is above max_size ({self.max_size}); allowed: an integer "
+                "from 0 to max_size"
+            )
+        return None
+
     @property
     def embedded(self) -> bool:
         return not self.url and not self.host

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbinfra._bounds import NonNegativeFloat, NonNegativeInt, PositiveFloat
-from nbinfra._secrets import Secret, is_secret_key, mask_url, redact
+from nbinfra._secrets import MaskedRepr, Secret, is_secret_key, mask_url, redact
 from nbinfra.config import Settings, Unset
 
 __all__ = [
@@ -54,7 +54,7 @@ class RetryPolicy:
 
 
 @dataclass
-class ConnectionSettings:
+class ConnectionSettings(MaskedRepr):
     """Settings every connection accepts; backends subclass this with their own fields."""
 
     kind: str = ""

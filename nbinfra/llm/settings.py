@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbinfra._bounds import AtLeastOne, NonNegativeFloat, NonNegativeInt, PositiveFloat
-from nbinfra._secrets import Secret
+from nbinfra._secrets import MaskedRepr, Secret
 from nbinfra.config import Settings
 
 __all__ = ["InstanceSettings", "LLMSettings", "ModelInfo", "ProviderSettings"]
@@ -28,7 +28,7 @@ class ModelInfo:
 
 
 @dataclass
-class ProviderSettings:
+class ProviderSettings(MaskedRepr):
     """Settings of one provider kind; unknown keys land in ``extra`` for the provider."""
 
     __extra_field__ = "extra"
@@ -49,7 +49,7 @@ class ProviderSettings:
 
 
 @dataclass
-class InstanceSettings:
+class InstanceSettings(MaskedRepr):
     """A named, configured LLM (``llm.instances.fast_llm``): a provider, a model, options."""
 
     __extra_field__ = "options"
@@ -60,7 +60,7 @@ class InstanceSettings:
 
 
 @dataclass
-class LLMSettings:
+class LLMSettings(MaskedRepr):
     """The whole ``llm:`` section."""
 
     default: str = ""
