@@ -34,7 +34,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics, display formatters and completers (a second load is a no-op)."""
     if getattr(ipython, _KEY, None) is not None:
         return
-    from nbinfra.notebook import display
+    from nbinfra.notebook import display, questions
     from nbinfra.notebook.magics import NbinfraMagics
     from nbinfra.notebook.nbinfra_magic import AdminMagics
 
@@ -45,6 +45,7 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.configurables.append(magics)
     display.register(ipython, limit=lambda: magics.display_limit)
     _register_completers(ipython, magics)
+    questions.register(ipython)
     _bind_package(ipython)
     from nbinfra import progress
     from nbinfra.notebook.progress_display import factory
@@ -58,7 +59,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = getattr(ipython, _KEY, None)
     if magics is None:
         return
-    from nbinfra.notebook import display
+    from nbinfra.notebook import display, questions
 
     table = ipython.magics_manager.magics
     for kind, name in _MAGICS:
@@ -73,6 +74,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     display.unregister(ipython)
     _unbind_package(ipython)
     _unregister_completers(ipython)
+    questions.unregister(ipython)
     from nbinfra import progress
 
     progress.set_display(None)

@@ -253,3 +253,21 @@ def test_config_streaming_and_default_format(
     ip.run_line_magic("config", "NbinfraMagics.default_format = 'yaml'")
     with pytest.raises(UsageError, match="Unknown format 'yaml'"):
         ip.cell("%%llm -p openai\nhi")
+
+
+def test_a_prompt_ending_in_a_question_mark_is_sent_not_read_as_help(
+    ip: TestingShell, llm_session: Session, wire: LLMWireServer
+) -> None:
+    ip.user_ns["pi"] = 3.14
+    wire.push(Reply("An in-memory store."))
+    with capture_output() as cap:
+        result = ip.run_cell("%llm -p openai --no-stream what is Redis, and pi?")
+    assert result.error_in_exec is None and result.error_before_exec is None
+    assert _chat_body(wire)["messages"][-1]["content"] == "what is Redis, and pi?"
+    assert ip.user_ns["_llm"].content == "An in-memory store."
+    assert "Type:" not in cap.stdout  # not %pinfo of pi
+    # %llm? with no text is still IPython's help on the magic, and sends nothing
+    sent = len(wire.requests)
+    with capture_output() as cap:
+        ip.run_cell("%llm?")
+    assert "Docstring" in cap.stdout and len(wire.requests) == sent
