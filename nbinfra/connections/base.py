@@ -292,9 +292,12 @@ class ConnectionManager(abc.ABC):
                 if isinstance(err, ConnectionUnavailableError):
                     self._healthy = False
                     await self._discard()
-                    # A slow operation is not retried: it would only time out again.
+                    # A slow operation is not retried: it would only time out again. One
+                    # that failed before anything was sent (``unsent``) is repeated once.
                     timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
-                    if idempotent and not timed_out and failures < self.retry.attempts:
+                    if (getattr(err, "unsent", False) and failures < 2) or (
+                        idempotent and not timed_out and failures < self.retry.attempts
+                    ):
                         delay = self.retry.delay(failures)
                         log.warning(
                             "%s '%s': %s lost the connection (%s); reconnecting, retry %d in %.2fs",

@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -38,7 +40,12 @@ from nbinfra._bounds import AtLeastOne, NonNegativeInt, Port, PositiveFloat
 from nbinfra._deadline import within
 from nbinfra._secrets import Secret, remember_url
 from nbinfra.connections.base import AsyncBaseConnectionManager, is_read_only_sql
-from nbinfra.connections.embedded import DEFAULT_PGDATA, embedded_postgres_url, embedded_running
+from nbinfra.connections.embedded import (
+    DEFAULT_PGDATA,
+    embedded_postgres_url,
+    embedded_running,
+    postmaster_pid,
+)
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.pgcopy import CopyMixin
 from nbinfra.connections.settings import ConnectionSettings, mask_text, one_line
@@ -50,6 +57,38 @@ from nbinfra.logs import get_logger
 __all__ = ["PostgresConnectionManager", "PostgresSettings", "PostgresTransaction"]
 
 log = get_logger(__name__)
+
+
+class _OwnPoolRecords(logging.Filter):
+    """Moves psycopg_pool's records about nbinfra's own pools to nbinfra's logger.
+
+    A server restart makes the pool report each dead connection and each failed refill as
+    a warning, which Python prints to stderr when nothing else handles it; nbinfra already
+    reports the restart in one line, so those go to its (silent by default) logger at info.
+    Records about other pools pass unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if any(_pool_name(arg).startswith(POOL_PREFIX) for arg in args):
+            log.info("pool: %s", record.getMessage())
+            return False
+        return True
+
+
+def _pool_name(arg: Any) -> str:
+    if isinstance(arg, str):
+        return arg
+    pool = getattr(arg, "_pool", None)  # a pooled connection
+    if pool is None:
+        ref = getattr(arg, "pool", None)  # a pool task holds a weak reference
+        pool = ref() if callable(ref) else ref
+    name = getattr(pool, "name", "")
+    return name if isinstance(name, str) else ""
+
+
+POOL_PREFIX = "nbinfra-"
+logging.getLogger("psycopg.pool").addFilter(_OwnPoolRecords())
 _LOST_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, admin shutdown
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 _IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
@@ -76,6 +115,7 @@ class PostgresSettings(ConnectionSettings):
     application_name: str = "nbinfra"
     embedded_dir: str = DEFAULT_PGDATA
     embedded_start_timeout: PositiveFloat = 180.0  # seconds; the first start runs initdb
+    embedded_keep: bool = False  # leave the embedded server running after the last user exits
     batch_size: AtLeastOne = 10_000  # rows per round trip for server-side cursors
 
     def __check_fields__(self) -> tuple[str, str] | None:
@@ -156,8 +196,9 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         if not s.embedded:
             return
         path = Path(s.embedded_dir)
+        start = functools.partial(embedded_postgres_url, path, keep=s.embedded_keep)
         try:
-            await within(asyncio.to_thread(embedded_postgres_url, path), s.embedded_start_timeout)
+            await within(asyncio.to_thread(start), s.embedded_start_timeout)
         except (TimeoutError, asyncio.TimeoutError) as exc:
             raise ConnectionUnavailableError(
                 f"The embedded PostgreSQL under {path} did not start within "
@@ -189,7 +230,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
                 "dbname": s.database,
             }
             return psycopg.conninfo.make_conninfo(**{k: v for k, v in parts.items() if v})
-        return embedded_postgres_url(Path(s.embedded_dir))
+        return embedded_postgres_url(Path(s.embedded_dir), keep=s.embedded_keep)
 
     def _connect_kwargs(self) -> dict[str, Any]:
         options = {"autocommit": True, "application_name": self.settings.application_name}
@@ -216,7 +257,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
             check=self._check_checkout,  # drops connections a restart killed
             timeout=timeout,
             reconnect_timeout=max(timeout, 1.0),
-            name=f"nbinfra-{self.name}",
+            name=f"{POOL_PREFIX}{self.name}",
         )
         self._pool = pool  # assigned first, so a failed open is still closed
         await pool.open(wait=True, timeout=timeout)
@@ -248,6 +289,11 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
             self._alive_at = now
         return alive
 
+    def _embedded_gone(self) -> bool:
+        """The embedded server this manager uses has died (its postmaster is not running)."""
+        s = self.settings
+        return s.embedded and postmaster_pid(Path(s.embedded_dir).expanduser().resolve()) is None
+
     def _abandon(self) -> None:
         # Their loop has stopped: close the sockets synchronously so the server is not left
         # with idle sessions, then drop them.
@@ -265,6 +311,9 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         monitor, self._monitor = self._monitor, None
         kept, self._kept = self._kept, None
         try:
+            if kept is not None and not _reusable(kept):
+                await kept.close()  # a dead one: putconn would log a warning
+                kept = None
             if pool is not None:
                 if kept is not None:
                     await pool.putconn(kept)  # closed with the pool's idle connections
@@ -500,6 +549,13 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         lost = state.startswith(_LOST_STATES) or (
             isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and not state
         )
+        if (lost or isinstance(exc, OSError)) and self._tx.get() is None and self._embedded_gone():
+            # The backend quit on noticing its postmaster died, before it read the query
+            # (one that was running when it died finishes first), so it is safe to repeat.
+            return EmbeddedServerGone(
+                f"postgres '{self.name}': the embedded PostgreSQL under "
+                f"{self.settings.embedded_dir} stopped ({what}: {detail}); starting it again."
+            )
         if lost or isinstance(exc, OSError):
             return ConnectionUnavailableError(
                 f"postgres '{self.name}' at {self.target} is unavailable ({what}): {detail}"
@@ -511,6 +567,13 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
                 "(%%conn) or execute_script(..., autocommit=True)"
             )
         return QueryError(f"postgres '{self.name}' {what} failed{code}: {detail}")
+
+
+class EmbeddedServerGone(ConnectionUnavailableError):
+    """Found at checkout, before anything was sent: the call restarts the server and is
+    repeated, whether or not it is idempotent."""
+
+    unsent = True
 
 
 class Checkout:
@@ -548,7 +611,16 @@ class Checkout:
             if pool is None:
                 raise ConnectionUnavailableError(f"postgres '{manager.name}' is not connected.")
             conn, manager._kept = manager._kept, None
-            if conn is not None and not (manager._probed_alive() and _reusable(conn)):
+            embedded = manager.settings.embedded
+            alive = manager._probed_alive() if conn is not None or embedded else True
+            if not alive and embedded and manager._embedded_gone():
+                if conn is not None:
+                    await conn.close()  # dead with its server; the pool would warn
+                raise EmbeddedServerGone(
+                    f"postgres '{manager.name}': the embedded PostgreSQL under "
+                    f"{manager.settings.embedded_dir} stopped; starting it again."
+                )
+            if conn is not None and not (alive and _reusable(conn)):
                 await pool.putconn(conn)  # the pool checks it, or drops a broken one
                 conn = None
             if conn is None:

@@ -220,7 +220,7 @@ async def test_embedded_start_runs_off_the_loop_within_its_own_timeout(
 
     from nbinfra.connections import postgres
 
-    def stuck_start(path: Path) -> str:  # an initdb that takes too long
+    def stuck_start(path: Path, *, keep: bool = False) -> str:  # an initdb that takes too long
         time.sleep(1.0)
         raise RuntimeError("gave up")
 

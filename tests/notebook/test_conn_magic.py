@@ -232,11 +232,11 @@ def test_health_name_waits_for_a_slow_first_start(
     real_start = postgres.embedded_postgres_url
     started: list[Path] = []
 
-    def slow_machine(path: Path) -> str:  # a first start slower than every health timeout
+    def slow_machine(path: Path, *, keep: bool = False) -> str:  # slower than every timeout
         if not started:
             time.sleep(2.5)
             started.append(path)
-        return real_start(path)  # later calls: the URL of the running server, at once
+        return real_start(path, keep=keep)  # later calls: the running server's URL, at once
 
     monkeypatch.setattr(postgres, "embedded_postgres_url", slow_machine)
     monkeypatch.setattr(conn_magic, "_HEALTH_TIMEOUT", 0.5)
