@@ -119,7 +119,8 @@ class ConnectionManager(abc.ABC):
     @property
     def pending_start(self) -> str | None:
         """What the first connect would start, slowly, before connecting (an embedded
-        server that is not running yet), or None. ``%conn list`` leaves such a one alone."""
+        server that is not running yet, an in-process engine not opened yet), or None.
+        ``%conn list`` leaves such a one alone."""
         return None
 
     @property

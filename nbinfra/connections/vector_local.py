@@ -4,7 +4,7 @@ In-process engines are called on the caller's loop (no worker-thread hop: measur
 cheaper than a small search); a server URL, or ``inline: false``, uses the worker thread.
 The one-time open (importing the engine, building the client, loading a local folder)
 takes seconds, so it always runs in the worker thread and the loop keeps serving other
-tasks meanwhile (``%conn list`` checks every connection at once).
+tasks meanwhile; ``%conn list`` reports an engine not opened yet as ``not started``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ class LocalEngineVectorStore(VectorStore, BaseConnectionManager):
     settings: LocalEngineSettings
     client: Any
     max_workers: ClassVar[int] = 1  # open, close and a retried open never overlap
+
+    @property
+    def pending_start(self) -> str | None:
+        """The in-process engine before its first open (importing it and loading its
+        folder take seconds), so ``%conn list`` leaves it for first use."""
+        if self.connected or self.settings.url:
+            return None
+        return f"the in-process {self.kind} engine ({self.target})"
 
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         return run_sync(self._execute(query, params, limit))

@@ -10,7 +10,6 @@ from typing import Any, NamedTuple
 
 from IPython.core.error import UsageError
 
-from nbinfra._deadline import within
 from nbinfra.notebook._args import (
     check_output_name,
     first_word,
@@ -23,7 +22,6 @@ from nbinfra.notebook.interpolate import sql_params
 __all__ = ["SUBCOMMANDS", "ConnLine", "connection_names", "parse", "run"]
 
 SQL_KINDS = frozenset({"duckdb", "pgvector", "postgres"})
-_HEALTH_TIMEOUT = 10.0  # seconds per connection in %conn list / health
 
 
 class ConnLine(NamedTuple):
@@ -154,31 +152,24 @@ def _list(magics: Any, argv: list[str]) -> Any:
     if argv:
         raise UsageError("Usage: %conn list")
     from nbinfra.notebook.display import Table
+    from nbinfra.notebook.health import detail
 
     specs = _specs()
     statuses = _health_all(list(specs))
     rows = []
     for name, spec in specs.items():
-        st = statuses.get(name)
+        st = statuses[name]
         rows.append(
             (
                 name,
                 spec.kind,
-                spec.target,
-                "down" if st is None else st.state,
-                "" if st is None or st.latency is None else f"{st.latency * 1000:.1f} ms",
-                _detail(name, st),
+                st.target,  # the manager's: what the connection really uses
+                st.state,
+                "" if st.latency is None else f"{st.latency * 1000:.1f} ms",
+                detail(name, st),
             )
         )
     return Table(["name", "kind", "target", "health", "latency", "error"], rows)
-
-
-def _detail(name: str, status: Any) -> str:
-    if status is None or status.ok:
-        return ""
-    if not status.started:
-        return f"starts on first use; %conn health {name} starts it now"
-    return str(status.error or "")
 
 
 def _health(magics: Any, argv: list[str]) -> Any:
@@ -222,79 +213,16 @@ def _check_name(name: str, *, kinds: bool = False) -> None:
 
 
 def _specs() -> dict[str, Any]:
-    from nbinfra.connections import configured_connections
-    from nbinfra.session import session
+    from nbinfra.notebook.health import specs
 
-    specs: dict[str, Any] = configured_connections(session().settings)
-    return specs
+    return specs()
 
 
 def _health_all(names: list[str], *, start: bool = False) -> dict[str, Any]:
-    """Health of each connection, checked concurrently, each bounded by a timeout.
+    """Health of each connection, all at once, each bounded (see ``health.check``)."""
+    from nbinfra.notebook.health import check
 
-    A connection whose check would first start an embedded server that is not running (a
-    first start initialises it: that can take a minute) is reported ``not started``,
-    unless ``start``: then it is started, with a message, and given the time that needs.
-    """
-    import asyncio
-
-    from nbinfra import _loop
-    from nbinfra.connections.types import HealthStatus
-
-    specs = _specs()
-
-    def failed(name: str, exc: BaseException) -> HealthStatus:
-        spec = specs.get(name)
-        message = str(exc) or type(exc).__name__
-        return HealthStatus(
-            ok=False,
-            kind=getattr(spec, "kind", "?"),
-            target=getattr(spec, "target", "?"),
-            error=message.splitlines()[0] if message else message,
-        )
-
-    managers: dict[str, Any] = {}
-    timeouts: dict[str, float] = {}
-    out: dict[str, Any] = {}
-    for name in names:
-        try:
-            manager = _connection(name).manager
-            pending = manager.pending_start
-        except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
-            out[name] = failed(name, exc)
-            continue
-        timeouts[name] = _HEALTH_TIMEOUT
-        if pending and not start:
-            out[name] = HealthStatus(
-                ok=False, kind=manager.kind, target=manager.target, started=False
-            )
-            continue
-        if pending:
-            extra = float(getattr(manager.settings, "embedded_start_timeout", 0.0))
-            timeouts[name] += extra
-            print(
-                f"Starting {pending} for '{name}' (a first start initialises it and can take "
-                f"a minute; up to {extra:g} s)...",
-                flush=True,
-            )
-        managers[name] = manager
-
-    async def one(name: str) -> Any:
-        try:
-            return await within(managers[name].health_check(), timeouts[name])
-        except (TimeoutError, asyncio.TimeoutError):
-            limit = timeouts[name]
-            message = f"no answer within {limit:g} s; check that the service is up and reachable"
-            return failed(name, TimeoutError(message))
-        except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
-            return failed(name, exc)
-
-    async def all_() -> list[Any]:
-        return list(await asyncio.gather(*(one(n) for n in managers)))
-
-    if managers:
-        out.update(zip(managers, _loop.run_sync(all_()), strict=True))
-    return {name: out[name] for name in names}
+    return check(names, start=start)[0]
 
 
 def connection_names() -> list[str]:

