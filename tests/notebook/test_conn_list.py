@@ -43,8 +43,15 @@ def rows_of(ip: TestingShell) -> dict[str, tuple[Any, ...]]:
 
 
 def test_targets_are_what_the_connections_use(
-    ip: TestingShell, configured: Any, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    ip: TestingShell,
+    configured: Any,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    # The embedded MongoDB's folder is relative to the working directory: an empty one here,
+    # so a server another test started under the repository's .nbinfra/mongodb is not this one.
+    monkeypatch.chdir(tmp_path)
     # The shipped redis entry: REDIS_URL wins over host/port (6379 is not this server).
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     fresh = configured(
