@@ -86,6 +86,30 @@ class ConnectionManager(abc.ABC):
     # The line shown when a notebook interrupt cancels a call (the awaiting task is
     # cancelled; a backend that also stops the work on the server says so).
     interrupted: ClassVar[str] = "Interrupted: the call was cancelled"
+    # What ``%%conn`` does with a cell, read from the class the registry gives for a kind:
+    # a kind that speaks SQL has its cell split by ``split_script`` and its named binds
+    # (``bind_style``: ``":name"``, ``"@name"``...) filled from the notebook's variables.
+    speaks_sql: ClassVar[bool] = False
+    bind_style: ClassVar[str] = ":name"
+
+    @classmethod
+    def split_script(cls, script: str) -> list[str]:
+        """The statements of ``script``, each run on its own (one unless SQL)."""
+        if not cls.speaks_sql:
+            text = script.strip()
+            return [text] if text else []
+        from nbinfra.connections.sqltext import split_statements
+
+        return split_statements(script)
+
+    @classmethod
+    def bind_names(cls, statement: str) -> list[str]:
+        """The names ``statement`` binds in this kind's ``bind_style`` (none unless SQL)."""
+        if not cls.speaks_sql:
+            return []
+        from nbinfra.connections.sqltext import placeholders
+
+        return list(dict.fromkeys(placeholders(statement, cls.bind_style)))
 
     def __init__(
         self,

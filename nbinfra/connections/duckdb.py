@@ -214,6 +214,7 @@ class DuckDBConnectionManager(BaseConnectionManager):
     """DuckDB in-process; ``execute_query`` runs every statement and returns the last result."""
 
     kind = "duckdb"
+    speaks_sql = True
     settings_class = DuckDBSettings
     direct_sync = True
     interrupted = CANCELLED

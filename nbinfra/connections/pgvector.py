@@ -59,6 +59,7 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
     """PostgreSQL + pgvector tables behind the common vector-store contract."""
 
     kind = "pgvector"
+    speaks_sql = True
     settings_class = PgVectorSettings
     settings: PgVectorSettings
 

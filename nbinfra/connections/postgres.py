@@ -157,6 +157,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
     """PostgreSQL with a pool; see the module docstring for the operations."""
 
     kind = "postgres"
+    speaks_sql = True
     # psycopg sends a cancel request when the awaiting task is cancelled
     interrupted = "Interrupted: the query was cancelled on the server"
     settings_class = PostgresSettings

@@ -9,6 +9,7 @@ literals (``'...'``, ``E'...'``, ``$tag$...$tag$``), quoted identifiers, comment
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -84,9 +85,23 @@ def _quoted_end(sql: str, i: int, quote: str, *, backslash: bool) -> int:
     return n  # unterminated: the server reports it
 
 
-def placeholders(sql: str) -> list[str]:
-    """Names of the ``:name`` placeholders in code, in order of appearance."""
-    return [m.group(1) for code, text in segments(sql) if code for m in _COLON.finditer(text)]
+def placeholders(sql: str, style: str = ":name") -> list[str]:
+    """Names of the named placeholders in code, in order of appearance.
+
+    ``style`` is a bind style: the marker before ``name`` (``":name"``, ``"@name"``,
+    ``"$name"``); a doubled marker (``x::int``) is not a placeholder.
+    """
+    pattern = _COLON if style == ":name" else _named(style)
+    return [m.group(1) for code, text in segments(sql) if code for m in pattern.finditer(text)]
+
+
+@functools.lru_cache(maxsize=16)
+def _named(style: str) -> re.Pattern[str]:
+    marker = style.removesuffix("name")
+    if len(marker) != 1 or marker.isalnum() or marker == "_" or style == marker:
+        raise ValueError(f"A bind style is one mark and 'name' (':name', '@name'), not {style!r}")
+    m = re.escape(marker)
+    return re.compile(rf"(?<![{m}\w]){m}([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _uses_pyformat(sql: str) -> bool:

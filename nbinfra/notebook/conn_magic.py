@@ -21,8 +21,6 @@ from nbinfra.notebook.interpolate import sql_params
 
 __all__ = ["SUBCOMMANDS", "ConnLine", "connection_names", "parse", "run"]
 
-SQL_KINDS = frozenset({"duckdb", "pgvector", "postgres"})
-
 
 class ConnLine(NamedTuple):
     """A parsed ``%conn``/``%%conn`` line: a sub-command, or a query for a connection."""
@@ -108,31 +106,31 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
             raise UsageError(f"--params {args.params}: no dict variable named {args.params!r}.")
         extra = dict(value)
     conn = _connection(name or default_name(magics))  # None: default_connection
-    kind = str(getattr(conn.manager, "kind", "")).lower()
-    if kind in SQL_KINDS:
-        from nbinfra.connections.sqltext import split_statements
-
-        statements = split_statements(query)
-        if not statements:
-            raise UsageError("No SQL statement to run (only comments or semicolons).")
-    else:
-        statements = [query.strip()]
+    # What the kind says of itself: whether it speaks SQL, how to split, how it binds.
+    manager = type(conn.manager)
+    sql = manager.speaks_sql
+    statements = manager.split_script(query)
+    if not statements:
+        raise UsageError("No statement to run (only comments or semicolons).")
     results = []
     script = getattr(conn.manager, "execute_script", None)
-    if args.autocommit and kind not in SQL_KINDS:
-        raise UsageError(f"--autocommit is for SQL connections; {kind or name!r} is not one.")
+    if args.autocommit and not sql:
+        raise UsageError(
+            f"--autocommit is for SQL connections; {conn.manager.kind or name!r} is not one."
+        )
+    values = ChainMap(extra, ns)
     if len(statements) > 1 and script is not None:
         # One call on one connection: the script is one transaction (all or nothing), or
         # its own BEGIN ... COMMIT/ROLLBACK spans the statements.
-        params = sql_params(query, ChainMap(extra, ns)) or None
+        params = sql_params(manager.bind_names(query), values) or None
         results = list(
             conn.execute_script(query, params, limit=args.limit, autocommit=args.autocommit)
         )
     else:
         for statement in statements:
             params = None
-            if kind in SQL_KINDS:
-                params = sql_params(statement, ChainMap(extra, ns)) or None
+            if sql:
+                params = sql_params(manager.bind_names(statement), values) or None
             elif extra:
                 params = extra
             results.append(conn.query(statement, params, limit=args.limit))

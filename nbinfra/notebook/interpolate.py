@@ -100,17 +100,18 @@ def _key(raw: str) -> Any:
     return raw
 
 
-def sql_bind_names(sql: str) -> list[str]:
-    """Names used as ``:name`` binds in ``sql`` (outside strings, comments and ``::``)."""
+def sql_bind_names(sql: str, style: str = ":name") -> list[str]:
+    """Names used as binds in ``sql`` (outside strings, comments and ``::``)."""
     from nbinfra.connections.sqltext import placeholders
 
-    return list(dict.fromkeys(placeholders(sql)))
+    return list(dict.fromkeys(placeholders(sql, style)))
 
 
-def sql_params(sql: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The values of ``sql``'s ``:name`` binds from ``namespace``; undefined names fail."""
+def sql_params(sql: str | list[str], namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``sql``'s ``:name`` binds (or of the bind ``names`` given) from
+    ``namespace``; undefined names fail."""
     params: dict[str, Any] = {}
-    for name in sql_bind_names(sql):
+    for name in sql_bind_names(sql) if isinstance(sql, str) else sql:
         if name not in namespace:
             raise InterpolationError(
                 f"The query binds :{name} but no variable {name} is defined; "

@@ -1,0 +1,127 @@
+"""A connection kind known only to the registry works like a built-in in the notebook.
+
+The kinds here are registered by the tests themselves (nothing in ``nbinfra/`` names
+them): one speaks SQL with its own bind style (``@name``, over a real SQLite database),
+one does not. ``%%conn`` splits and binds by what each class says of itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+from nbinfra.connections import BaseConnectionManager, ConnectionRegistry, QueryResult
+from nbinfra.errors import NbinfraError
+from nbinfra.session import Session, use_session
+from tests.notebook.conftest import TestingShell
+from tests.notebook.test_conn_magic import write_resources
+
+
+class AtSQLiteManager(BaseConnectionManager):
+    """SQLite, binding ``@name`` (which sqlite3 reads natively from a dict)."""
+
+    kind = "atsqlite"
+    speaks_sql = True
+    bind_style = "@name"
+    max_workers = 1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.db: sqlite3.Connection | None = None
+        self.seen: list[tuple[str, Any]] = []
+
+    def _open_sync(self) -> None:
+        self.db = sqlite3.connect(":memory:", check_same_thread=False)
+
+    def _close_sync(self) -> None:
+        db, self.db = self.db, None
+        if db is not None:
+            db.close()
+
+    def _ping_sync(self) -> str | None:
+        return f"sqlite {sqlite3.sqlite_version}"
+
+    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        assert self.db is not None
+        self.seen.append((query, params))
+        cursor = self.db.execute(query, params or {})
+        columns = [d[0] for d in cursor.description or ()]
+        rows = cursor.fetchall() if columns else []
+        return QueryResult(columns, rows)
+
+
+class EchoManager(BaseConnectionManager):
+    """Not SQL: every cell is one request, echoed back with the params it got."""
+
+    kind = "echotest"
+
+    def _open_sync(self) -> None:
+        pass
+
+    def _close_sync(self) -> None:
+        pass
+
+    def _ping_sync(self) -> str | None:
+        return "echo"
+
+    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
+        return QueryResult(["query", "params"], [(query, params)])
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    ConnectionRegistry.register("atsqlite", AtSQLiteManager)
+    ConnectionRegistry.register("echotest", EchoManager)
+    write_resources(
+        tmp_path,
+        "default_connection: lite\nconnections:\n"
+        "  lite:\n    kind: atsqlite\n  echo:\n    kind: echotest\n",
+    )
+    fresh = Session(resources=tmp_path)
+    try:
+        with use_session(fresh):
+            yield fresh
+    finally:
+        fresh.close()
+        ConnectionRegistry.unregister("atsqlite")
+        ConnectionRegistry.unregister("echotest")
+
+
+def test_sql_kind_gets_splitting_and_its_own_binds(ip: TestingShell, session: Session) -> None:
+    ip.user_ns["v"] = "x'); DROP TABLE t; --"
+    ip.user_ns["n"] = 2
+    result = ip.cell(
+        "%%conn lite -o res\n"
+        "CREATE TABLE t (s TEXT, k INT);\n"
+        "INSERT INTO t VALUES (@v, @n); -- a comment; with @n\n"
+        "SELECT s, k + 1 AS m, '@v' AS literal, ':n' AS colon FROM t WHERE k = @n"
+    )
+    assert result.rows == [("x'); DROP TABLE t; --", 3, "@v", ":n")]
+    assert len(ip.user_ns["res"]) == 3  # three statements, three calls
+    seen = ip.cell("import nbinfra\nnbinfra.conn('lite').manager.seen")
+    assert [params for _, params in seen] == [None, {"v": ip.user_ns["v"], "n": 2}, {"n": 2}]
+    with pytest.raises(NbinfraError, match="no variable missing is defined"):
+        ip.cell("%%conn lite\nSELECT @missing")
+
+
+def test_non_sql_kind_gets_the_cell_whole(ip: TestingShell, session: Session) -> None:
+    ip.user_ns["extra"] = {"k": 1}
+    result = ip.cell("%%conn echo --params extra\nfind a; then b :v @v")
+    assert result.rows == [("find a; then b :v @v", {"k": 1})]
+    with pytest.raises(UsageError, match="--autocommit is for SQL connections"):
+        ip.cell("%%conn echo --autocommit\nfind a")
+
+
+def test_bind_style_is_read_from_the_class() -> None:
+    assert AtSQLiteManager.bind_names("select @a, @@version, '@b', :c, @a") == ["a"]
+    assert AtSQLiteManager.split_script("select 1; select ';'") == ["select 1", "select ';'"]
+    assert EchoManager.split_script("a; b") == ["a; b"]
+    assert EchoManager.bind_names("select :a") == []
+    duckdb = ConnectionRegistry.get("duckdb")
+    assert duckdb.speaks_sql and duckdb.bind_names("select :a, x::int") == ["a"]
+    assert not ConnectionRegistry.get("redis").speaks_sql
