@@ -16,6 +16,7 @@ from nbinfra.connections.factory import (
     ConnectionType,
     get_connection_manager,
 )
+from nbinfra.connections.health import HealthReport, check_health
 from nbinfra.connections.settings import (
     ConnectionSettings,
     ConnectionSpec,
@@ -33,10 +34,12 @@ __all__ = [
     "ConnectionSettings",
     "ConnectionSpec",
     "ConnectionType",
+    "HealthReport",
     "HealthStatus",
     "QueryResult",
     "RetryPolicy",
     "SyncConnection",
+    "check_health",
     "configured_connections",
     "conn",
     "get_connection_manager",

@@ -2,8 +2,9 @@
 
 ``ConnectionRegistry`` is the generic ``Registry`` for group ``nbinfra.connections``;
 backends register with ``@ConnectionRegistry.register(ConnectionType.X)`` and are declared
-lazily in ``nbinfra.registry.BUILTINS``. ``ConnectionFactory.get_connection_manager``
-takes a configured *name* (from ``connections:`` in the yaml files) or a *kind*.
+lazily in ``nbinfra.registry.BUILTINS``. ``create`` (the seed's
+``ConnectionFactory.get_connection_manager``) takes a configured *name* (from
+``connections:`` in the yaml files) or a *kind*.
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ from nbinfra.registry import Registry
 
 if TYPE_CHECKING:
     from nbinfra.connections.base import ConnectionManager
+    from nbinfra.session import Session
 
-__all__ = ["ConnectionFactory", "ConnectionRegistry", "ConnectionType", "get_connection_manager"]
+__all__ = [
+    "ConnectionFactory",
+    "ConnectionRegistry",
+    "ConnectionType",
+    "create",
+    "get_connection_manager",
+]
 
 
 class ConnectionType(str, Enum):
@@ -53,22 +61,26 @@ ConnectionRegistry: Registry[ConnectionManager] = Registry(
 )
 
 
-def get_connection_manager(
+def create(
     kind_or_name: str | ConnectionType,
     *,
     settings: Settings | None = None,
+    session: Session | None = None,
     **overrides: Any,
 ) -> ConnectionManager:
     """A new, not yet connected manager for a configured name or a kind.
 
-    A configured name takes its settings from ``connections.<name>``; a bare kind uses the
-    backend's defaults. ``overrides`` replace individual settings (``url=...``).
+    A configured name takes its settings from ``connections.<name>`` (of ``settings``,
+    else of ``session``'s, else of the default session's); a bare kind uses the backend's
+    defaults. ``overrides`` replace individual settings (``url=...``).
     """
     key = kind_or_name.value if isinstance(kind_or_name, Enum) else str(kind_or_name).strip()
     if settings is None:
-        from nbinfra.session import session
+        if session is None:
+            from nbinfra.session import session as default_session
 
-        settings = session().settings
+            session = default_session()
+        settings = session.settings
     with unrecorded():  # a connection depends on its own entry, not on every entry
         entries = connection_entries(settings)
     note(f"connections.{key}")
@@ -84,6 +96,9 @@ def get_connection_manager(
     raw.update(overrides)
     config = validate(cls.settings_class, raw, f"connections.{key}", settings)
     return cls(config, name=key)
+
+
+get_connection_manager = create  # the seed's name
 
 
 def _unknown(key: str, kind: str, entries: dict[str, dict[str, Any]]) -> UnknownKindError:
@@ -108,14 +123,8 @@ class ConnectionFactory:
 
     registry = ConnectionRegistry
 
-    @staticmethod
-    def get_connection_manager(
-        kind_or_name: str | ConnectionType,
-        *,
-        settings: Settings | None = None,
-        **overrides: Any,
-    ) -> ConnectionManager:
-        return get_connection_manager(kind_or_name, settings=settings, **overrides)
+    create = staticmethod(create)
+    get_connection_manager = staticmethod(create)  # the seed's name
 
     @staticmethod
     def available() -> list[str]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbinfra import _loop
 from nbinfra.connections.base import BaseConnectionManager, ConnectionManager
 from nbinfra.connections.types import HealthStatus, QueryResult
 from nbinfra.errors import Interrupted
+
+if TYPE_CHECKING:
+    from nbinfra.session import Session
 
 __all__ = ["COMPONENT", "DEFAULT_CONNECTION", "SyncConnection", "conn"]
 
@@ -129,24 +132,29 @@ def _sync_iter(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def conn(name: str | None = None, **overrides: Any) -> SyncConnection:
+def conn(
+    name: str | None = None, *, session: Session | None = None, **overrides: Any
+) -> SyncConnection:
     """The session's connection ``name`` (a configured name or a kind; default DuckDB).
 
-    The manager is created on first use and kept in ``nbinfra.session()``; ``overrides``
-    only apply when it is created.
+    The manager is created on first use and kept in the session (``nbinfra.session()``
+    unless ``session`` is given); ``overrides`` only apply when it is created.
     """
-    from nbinfra.connections.factory import get_connection_manager
-    from nbinfra.session import session
+    from nbinfra.connections.factory import create
 
-    current = session()
+    if session is None:
+        from nbinfra.session import session as default_session
+
+        session = default_session()
+    current = session
     key = name or str(current.settings.get("default_connection", DEFAULT_CONNECTION))
 
-    def create() -> ConnectionManager:
-        return get_connection_manager(key, settings=current.settings, **overrides)
+    def make() -> ConnectionManager:
+        return create(key, session=current, **overrides)
 
     def resolve(last: ConnectionManager | None = None) -> ConnectionManager:
         if last is not None and current.closed:
             return last
-        return current.get(COMPONENT, key, create)
+        return current.get(COMPONENT, key, make)
 
     return SyncConnection(resolve(), resolve)

@@ -150,10 +150,10 @@ def _list(magics: Any, argv: list[str]) -> Any:
     if argv:
         raise UsageError("Usage: %conn list")
     from nbinfra.notebook.display import Table
-    from nbinfra.notebook.health import detail
+    from nbinfra.notebook.health import check, detail
 
     specs = _specs()
-    statuses = _health_all(list(specs))
+    statuses = check(list(specs)).connections
     rows = []
     for name, spec in specs.items():
         st = statuses[name]
@@ -174,11 +174,14 @@ def _health(magics: Any, argv: list[str]) -> Any:
     if len(argv) > 1:
         raise UsageError("Usage: %conn health [NAME]")
     if argv:
-        _check_name(argv[0])
-        return _health_all(argv, start=True)[argv[0]]
-    from nbinfra.notebook.display import Table
+        from nbinfra.notebook.health import check
 
-    statuses = _health_all(list(_specs()))
+        _check_name(argv[0])
+        return check(argv, start=True).connections[argv[0]]
+    from nbinfra.notebook.display import Table
+    from nbinfra.notebook.health import check
+
+    statuses = check(list(_specs())).connections
     return Table(
         ["name", "status"],
         [(name, str(status)) for name, status in statuses.items()],
@@ -214,13 +217,6 @@ def _specs() -> dict[str, Any]:
     from nbinfra.notebook.health import specs
 
     return specs()
-
-
-def _health_all(names: list[str], *, start: bool = False) -> dict[str, Any]:
-    """Health of each connection, all at once, each bounded (see ``health.check``)."""
-    from nbinfra.notebook.health import check
-
-    return check(names, start=start)[0]
 
 
 def connection_names() -> list[str]:

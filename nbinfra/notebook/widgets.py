@@ -355,7 +355,7 @@ def _latency(seconds: float | None) -> str:
 
 
 def _rows(connections: bool, caches: bool) -> list[tuple[str, str, str, str, str, str]]:
-    """One row per connection and cache backend, every check at once (see health.check)."""
+    """One row per connection and cache kind, all checked at once (``check_health``)."""
     from nbinfra.notebook import health
 
     specs = health.specs() if connections else {}

@@ -202,3 +202,26 @@ def test_importing_connections_loads_no_driver() -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_create_takes_a_session_and_the_seed_names_are_aliases(tmp_path: Path) -> None:
+    from nbinfra.connections import factory, get_connection_manager
+
+    (tmp_path / "application-db.yaml").write_text(
+        "connections:\n  notes:\n    kind: duckdb\n    database: ':memory:'\n    timeout: 7\n"
+    )
+    own = Session(resources=tmp_path)
+    try:
+        made = factory.create("notes", session=own, read_only=False)
+        assert isinstance(made, DuckDBConnectionManager) and made.settings.timeout == 7
+        assert ConnectionFactory.create("notes", session=own).name == "notes"
+        # the default session knows no 'notes': the name came from the session given
+        with pytest.raises(UnknownKindError, match="No connection named or of kind 'notes'"):
+            factory.create("notes")
+        assert get_connection_manager is factory.create
+        assert ConnectionFactory.get_connection_manager("notes", session=own).settings.timeout == 7
+        assert nbinfra.conn("notes", session=own).manager is own.get(
+            "connection", "notes", lambda: made
+        )
+    finally:
+        own.close()

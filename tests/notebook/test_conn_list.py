@@ -73,7 +73,7 @@ def test_targets_are_what_the_connections_use(
 def test_checks_run_at_once_each_under_its_own_bound(
     ip: TestingShell, configured: Any, silent_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbinfra.notebook import health
+    from nbinfra.connections import health
 
     refused = free_port()
     silent = "".join(

