@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import concurrent.futures
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import fields
 from typing import Any, ClassVar, TypeVar
 
+from nbinfra import _loop
 from nbinfra._deadline import within
-from nbinfra.config import validate
+from nbinfra.connections.errormap import ErrorMapping, is_read_only_sql
+from nbinfra.connections.inline import NeedsLoop, driven
 from nbinfra.connections.settings import (
     ConnectionSettings,
     RetryPolicy,
+    build_settings,
     mask_text,
     one_line,
 )
@@ -38,8 +39,7 @@ from nbinfra.connections.types import HealthStatus, QueryResult
 from nbinfra.errors import (
     ConnectionUnavailableError,
     ConnError,
-    NbinfraError,
-    QueryError,
+    LoopError,
     RegistryError,
 )
 from nbinfra.logs import get_logger
@@ -55,22 +55,8 @@ __all__ = [
 T = TypeVar("T")
 log = get_logger(__name__)
 
-_READ_ONLY = ("select", "with", "show", "explain", "values", "table", "describe", "pragma")
-_WRITES = ("insert", "update", "delete", "merge", "create", "drop", "alter", "copy", "into")
 
-
-def is_read_only_sql(query: str) -> bool:
-    """True when ``query`` looks like a pure read (safe to retry after a lost connection)."""
-    text = query.strip().lower()
-    if not text.startswith(_READ_ONLY) or ";" in text.rstrip().rstrip(";"):
-        return False
-    if text.startswith("with"):
-        words = set(text.replace("(", " ").replace(")", " ").split())
-        return not words.intersection(_WRITES)
-    return " into " not in text  # SELECT ... INTO creates a table
-
-
-class ConnectionManager(abc.ABC):
+class ConnectionManager(ErrorMapping, abc.ABC):
     """What every connection manager offers; subclass one of the two bases below."""
 
     kind: ClassVar[str] = ""
@@ -119,7 +105,7 @@ class ConnectionManager(abc.ABC):
         **overrides: Any,
     ) -> None:
         self.name = name or self.kind
-        self.settings = _build_settings(self.settings_class, settings, overrides, self.name)
+        self.settings = build_settings(self.settings_class, settings, overrides, self.name)
         if not self.settings.kind:
             self.settings.kind = self.kind
         self.retry: RetryPolicy = self.settings.retry_policy()
@@ -159,6 +145,8 @@ class ConnectionManager(abc.ABC):
     # -- lifecycle ------------------------------------------------------------------
     async def connect(self) -> None:
         """Open the connection (idempotent); retried with backoff, bounded by timeouts."""
+        if self.binds_loop and not _loop.in_loop_thread():
+            return await _loop.run_async(self.connect())  # async resources live there
         if self._connected and not self._left_home():
             return
         loop = asyncio.get_running_loop()
@@ -203,18 +191,19 @@ class ConnectionManager(abc.ABC):
 
     async def disconnect(self) -> None:
         """Close the connection; safe to call twice, never raises for a dead backend."""
+        if self.binds_loop and self._home_loop is not None and not _loop.in_loop_thread():
+            try:
+                return await _loop.run_async(self.disconnect())
+            except LoopError:  # nbinfra's loop has shut down: nothing left to close
+                pass
         was_connected = self._connected
         self._connected = False
         self._healthy = False
         if self._left_home():
             return
-        home, self._home_loop = self._home_loop, None
+        self._home_loop = None
         try:
-            if home is not None and home is not asyncio.get_running_loop():
-                future = asyncio.run_coroutine_threadsafe(self._close(), home)
-                await asyncio.wait_for(asyncio.wrap_future(future), self.settings.connect_timeout)
-            else:
-                await within(self._close(), self.settings.connect_timeout)
+            await within(self._close(), self.settings.connect_timeout)
         except Exception as exc:  # noqa: BLE001 - closing a dead connection is fine
             log.info("%s '%s': close reported %s", self.kind, self.name, one_line(str(exc)))
         if was_connected:
@@ -296,13 +285,12 @@ class ConnectionManager(abc.ABC):
         timeout: float | None = None,
     ) -> T:
         """Run ``fn`` with timeout, error translation, reconnect and bounded retries."""
-        home = self._home_loop
-        if home is not None and self._connected and home is not asyncio.get_running_loop():
-            if home.is_running():
-                # Async clients live on the loop that created them: run there and wait.
-                call = self._call(fn, what=what, idempotent=idempotent, timeout=timeout)
-                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, home))
-            self._left_home()
+        if self.binds_loop and not _loop.in_loop_thread():
+            # Async clients live on nbinfra's loop: awaited from any other, go through it.
+            call = self._call(fn, what=what, idempotent=idempotent, timeout=timeout)
+            return await _loop.run_async(call)
+        if driven():
+            return await self._call_here(fn, what)
         limit = self.settings.timeout if timeout is None else timeout
         failures = 0
         while True:
@@ -339,59 +327,46 @@ class ConnectionManager(abc.ABC):
             self._healthy = True
             return result
 
-    # -- errors ---------------------------------------------------------------------
-    def _error(self, exc: BaseException, what: str, timeout: float | None) -> ConnError:
-        if isinstance(exc, ConnError):
-            return exc
-        if isinstance(exc, NbinfraError):
-            return QueryError(exc.message)
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, concurrent.futures.TimeoutError)):
-            return ConnectionUnavailableError(
-                f"{self.kind} '{self.name}' at {self.target}: {what} did not finish within "
-                f"{timeout} s; check the service or raise the timeout setting."
-            )
-        err = self._translate(exc, what)
-        if not err.message:
-            err = type(err)(f"{self.kind} '{self.name}': {what} failed ({type(exc).__name__})")
-        return err
+    async def _call_here(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
+        """``_call`` on the caller's thread with no loop (see inline.py): no time limit,
+        no reconnect here; a lost connection goes back to the loop, which retries."""
+        if not self._connected:
+            raise NeedsLoop("not connected")
+        try:
+            result = await fn()
+        except Exception as exc:
+            if isinstance(exc, RegistryError):
+                raise
+            err = self._error(exc, what, None)
+            if isinstance(err, ConnectionUnavailableError):
+                self._healthy = False
+                raise NeedsLoop(what) from err
+            raise err from exc
+        self._healthy = True
+        return result
 
-    def _translate(self, exc: BaseException, what: str) -> ConnError:
-        """Map a driver exception to a ``ConnError``; backends refine this."""
-        detail = one_line(str(exc)) or type(exc).__name__
-        if self._is_disconnect(exc):
-            return ConnectionUnavailableError(
-                f"{self.kind} '{self.name}' at {self.target} is unavailable ({what}): {detail}"
-            )
-        return QueryError(f"{self.kind} '{self.name}' {what} failed: {detail}")
-
-    def _is_disconnect(self, exc: BaseException) -> bool:
-        """True when ``exc`` means the connection is gone (not a bad query)."""
-        return isinstance(exc, (ConnectionError, OSError))
-
-    def _is_idempotent(self, query: Any) -> bool:
-        """Whether ``execute_query(query)`` may be retried after a lost connection."""
-        return isinstance(query, str) and is_read_only_sql(query)
+    @property
+    def runs_here(self) -> bool:
+        """True when the synchronous facade may run this manager's calls on the caller's
+        thread (an open in-process engine; see inline.py)."""
+        return False
 
     def _left_home(self) -> bool:
-        """Forget a connection whose event loop has stopped (it cannot be used or closed).
+        """Forget a connection made on an earlier nbinfra loop (stopped at shutdown, or the
+        parent's after a fork): it cannot be used or closed on this one.
 
         Returns True when that happened, so the next ``connect`` opens a new one here.
         """
         home = self._home_loop
-        if home is None or (home.is_running() and not home.is_closed()):
+        if home is None or home is asyncio.get_running_loop():
             return False
-        try:
-            if home is asyncio.get_running_loop():
-                return False
-        except RuntimeError:
-            pass
         log.info("%s '%s': its event loop stopped; reconnecting on this one", self.kind, self.name)
         self._home_loop = None
         self._connected = self._healthy = False
         self._abandon()
         return True
 
-    def _abandon(self) -> None:  # noqa: B027 - optional hook, nothing to drop by default
+    def _abandon(self) -> None:
         """Drop driver objects bound to a stopped event loop, without awaiting them."""
 
     # -- hooks ----------------------------------------------------------------------
@@ -434,13 +409,6 @@ class ConnectionManager(abc.ABC):
         if reason is not None:
             raise self._refused(reason)
 
-    def _refused(self, reason: str) -> ConnError:
-        """The error for a connect whose every address refused TCP (backends refine it)."""
-        return ConnectionUnavailableError(
-            f"{self.kind} '{self.name}' at {self.target} refused the connection ({reason}); "
-            f"start the server, or fix its address under connections.{self.name}."
-        )
-
     async def _discard(self) -> None:
         """Forget a (possibly dead) connection so the next call reconnects."""
         self._connected = False
@@ -451,120 +419,14 @@ class ConnectionManager(abc.ABC):
 
 
 class AsyncBaseConnectionManager(ConnectionManager):
-    """Base for async drivers (psycopg, qdrant async client...): hooks are coroutines.
+    """Base for async drivers (psycopg, redis.asyncio...): hooks are coroutines.
 
-    The driver's objects belong to the loop that connected; a call from another loop runs
-    on that loop while it is alive (e.g. ``await`` in a notebook on a manager the facade
-    connected), and reconnects on the caller's loop once it has stopped.
+    The driver's objects live on nbinfra's loop: a call awaited from any other loop (a
+    notebook's top-level ``await``) goes there through ``nbinfra._loop.run_async``.
     """
 
     binds_loop = True
 
 
-class BaseConnectionManager(ConnectionManager):
-    """Base for blocking drivers: ``*_sync`` hooks run in the manager's worker thread.
-
-    ``max_workers`` bounds the threads per manager (1 serialises every call, for drivers
-    whose connections are not thread-safe).
-    """
-
-    max_workers: ClassVar[int] = 4
-
-    def __init__(
-        self,
-        settings: ConnectionSettings | Mapping[str, Any] | None = None,
-        *,
-        name: str | None = None,
-        **overrides: Any,
-    ) -> None:
-        super().__init__(settings, name=name, **overrides)
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-
-    async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run blocking ``fn(*args, **kwargs)`` in the worker thread and await it."""
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.max_workers, thread_name_prefix=f"nbinfra-{self.kind}"
-            )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    def execute_query_sync(
-        self, query: Any, params: Any = None, *, limit: int | None = None
-    ) -> QueryResult:
-        """``execute_query`` on the caller's thread (for ``direct_sync`` backends)."""
-        if not self._connected:
-            try:
-                self._open_sync()
-            except Exception as exc:
-                raise self._error(exc, "connect", None) from exc
-            self._connected = self._healthy = True
-            log.info("%s '%s' connected to %s", self.kind, self.name, self.target)
-        try:
-            result = self._execute_sync(query, params, limit)
-        except Exception as exc:
-            raise self._error(exc, "query", self.settings.timeout) from exc
-        self._healthy = True
-        return result
-
-    async def _open(self) -> None:
-        await self.to_thread(self._open_sync)
-
-    async def _close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            self._close_sync()
-            return
-        try:
-            await self._close_in(executor)
-        finally:
-            executor.shutdown(wait=False)
-
-    async def _close_in(self, executor: concurrent.futures.Executor) -> None:
-        """``_close_sync`` in the worker thread, after whatever runs there now.
-
-        Shielded: a close that times out while queued still happens. At interpreter exit
-        nbinfra's closers run after the worker threads stop taking work; nothing else uses
-        the client then, so it is closed right here.
-        """
-        loop = asyncio.get_running_loop()
-        try:
-            closing = loop.run_in_executor(executor, self._close_sync)
-        except RuntimeError:
-            self._close_sync()
-            return
-        await asyncio.shield(closing)
-
-    async def _ping(self) -> str | None:
-        return await self.to_thread(self._ping_sync)
-
-    async def _execute(self, query: Any, params: Any, limit: int | None) -> QueryResult:
-        return await self.to_thread(self._execute_sync, query, params, limit)
-
-    @abc.abstractmethod
-    def _open_sync(self) -> None: ...
-
-    @abc.abstractmethod
-    def _close_sync(self) -> None: ...
-
-    @abc.abstractmethod
-    def _ping_sync(self) -> str | None: ...
-
-    @abc.abstractmethod
-    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult: ...
-
-
-def _build_settings(
-    cls: type[ConnectionSettings],
-    settings: ConnectionSettings | Mapping[str, Any] | None,
-    overrides: Mapping[str, Any],
-    name: str,
-) -> ConnectionSettings:
-    if isinstance(settings, cls) and not overrides:
-        return settings
-    if isinstance(settings, ConnectionSettings):
-        raw = {f.name: getattr(settings, f.name) for f in fields(settings) if f.init}
-    else:
-        raw = dict(settings or {})
-    raw.update(overrides)
-    return validate(cls, raw, f"connections.{name}")
+# The base for blocking drivers lives in its own module; it is part of this contract.
+from nbinfra.connections.threaded import BaseConnectionManager  # noqa: E402

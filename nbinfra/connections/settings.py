@@ -14,17 +14,18 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from nbinfra._bounds import NonNegativeFloat, NonNegativeInt, PositiveFloat
 from nbinfra._secrets import MaskedRepr, Secret, is_secret_key, mask_url, redact
-from nbinfra.config import Settings, Unset
+from nbinfra.config import Settings, Unset, validate
 
 __all__ = [
     "ConnectionSettings",
     "ConnectionSpec",
     "RetryPolicy",
+    "build_settings",
     "configured_connections",
     "connection_entries",
     "describe_target",
@@ -182,3 +183,20 @@ def configured_connections(settings: Settings) -> dict[str, ConnectionSpec]:
             },
         )
     return dict(sorted(specs.items()))
+
+
+def build_settings(
+    cls: type[ConnectionSettings],
+    settings: ConnectionSettings | Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+    name: str,
+) -> ConnectionSettings:
+    """``cls`` from ``settings`` (an instance or a mapping) with ``overrides`` on top."""
+    if isinstance(settings, cls) and not overrides:
+        return settings
+    if isinstance(settings, ConnectionSettings):
+        raw = {f.name: getattr(settings, f.name) for f in fields(settings) if f.init}
+    else:
+        raw = dict(settings or {})
+    raw.update(overrides)
+    return validate(cls, raw, f"connections.{name}")

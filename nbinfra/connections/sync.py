@@ -1,9 +1,10 @@
 """``nbinfra.conn(name)``: a synchronous handle on a session's connection manager.
 
 ``SyncConnection.query(sql)`` runs on nbinfra's background loop (``_loop.run_sync``), or
-on the caller's thread for in-process backends (``direct_sync``, e.g. DuckDB), where the
-loop hop would only add latency. Every other coroutine method of the manager is available
-synchronously by attribute: ``conn.upsert(...)`` runs ``await manager.upsert(...)``.
+on the caller's thread for in-process engines (DuckDB's ``direct_sync``; an open Qdrant
+local or Chroma store, see inline.py), where the loop hop would only add latency. Every
+other coroutine method of the manager is available synchronously by attribute:
+``conn.upsert(...)`` runs ``await manager.upsert(...)``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbinfra import _loop
 from nbinfra.connections.base import BaseConnectionManager, ConnectionManager
+from nbinfra.connections.inline import NeedsLoop, run_here
 from nbinfra.connections.types import HealthStatus, QueryResult
 from nbinfra.errors import Interrupted
 
@@ -66,7 +68,7 @@ class SyncConnection:
         manager = self.manager
         if manager.direct_sync and isinstance(manager, BaseConnectionManager):
             return manager.execute_query_sync(query, params, limit=limit)
-        return _run(manager, manager.execute_query(query, params, limit=limit))
+        return _call(manager, manager.execute_query, query, params, limit=limit)
 
     def health(self) -> HealthStatus:
         """Ping the backend now."""
@@ -116,10 +118,23 @@ def _run(manager: ConnectionManager, coro: Coroutine[Any, Any, T]) -> T:
         raise Interrupted(manager.interrupted) from None
 
 
+def _call(
+    manager: ConnectionManager, method: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kw: Any
+) -> T:
+    """``await method(...)``: on the caller's thread for an open in-process engine (no
+    loop hop; see inline.py), else on nbinfra's loop."""
+    if manager.runs_here:
+        try:
+            return run_here(method(*args, **kw))
+        except NeedsLoop:
+            pass  # nothing was retried here: the loop's path reconnects and retries
+    return _run(manager, method(*args, **kw))
+
+
 def _sync_method(manager: ConnectionManager, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
-        return _run(manager, method(*args, **kwargs))
+        return _call(manager, method, *args, **kwargs)
 
     return call
 

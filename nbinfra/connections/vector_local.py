@@ -1,7 +1,8 @@
 """Vector stores whose engine can run in this process (Qdrant local mode, Chroma).
 
-In-process engines are called on the caller's loop (no worker-thread hop: measured
-cheaper than a small search); a server URL, or ``inline: false``, uses the worker thread.
+In-process engines are called where the caller is (no worker-thread hop): the facade's
+calls on the caller's own thread once the engine is open (see inline.py), an ``await``
+on the awaiting loop. A server URL, or ``inline: false``, uses the worker thread.
 The one-time open (importing the engine, building the client, loading a local folder)
 takes seconds, so it always runs in the worker thread and the loop keeps serving other
 tasks meanwhile; ``%conn list`` reports an engine not opened yet as ``not started``.
@@ -56,10 +57,20 @@ class LocalEngineVectorStore(VectorStore, BaseConnectionManager):
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
         return run_sync(self._execute(query, params, limit))
 
+    @property
+    def inline(self) -> bool:
+        """True when the engine runs in this process and is called where the caller is."""
+        inline = self.settings.inline
+        return bool(inline or (inline is None and not self.settings.url))
+
+    @property
+    def runs_here(self) -> bool:
+        """Open and in-process: the facade's calls run on the caller's thread."""
+        return self._connected and self.inline
+
     async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Blocking ``fn`` in the worker thread, or right here for in-process engines."""
-        inline = self.settings.inline
-        if inline or (inline is None and not self.settings.url):
+        if self.inline:
             return fn(*args, **kwargs)
         return await super().to_thread(fn, *args, **kwargs)
 

@@ -171,3 +171,69 @@ _loop.on_shutdown(manager.aclose)
     done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["closed"], done.stderr
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "chromadb"])
+def test_the_facade_runs_an_open_engine_on_the_callers_thread(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbinfra import _loop
+    from nbinfra.connections import SyncConnection
+
+    manager = local_manager(kind, tmp_path)
+    store = SyncConnection(manager)
+    store.add_texts("fruit", ["red apples", "green pears"])  # opens it on nbinfra's loop
+    assert manager.runs_here
+    called_on: list[int] = []
+    to_thread = manager.to_thread
+
+    async def recorded(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        called_on.append(threading.get_ident())  # every engine call of a hook comes here
+        return await to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(manager, "to_thread", recorded)
+    hits = store.search_text("fruit", "green pears", top_k=1)
+    assert hits[0].payload == {"text": "green pears"}
+    assert store.count("fruit") == 2
+    assert store.query("red apples", {"collection": "fruit", "top_k": 1}).rows[0][2] == (
+        "red apples"
+    )
+    here = threading.get_ident()
+    assert called_on and set(called_on) == {here}, "every call on the caller's thread"
+    assert _loop.get_loop()._thread_id != here  # type: ignore[attr-defined]
+    store.close()
+    assert not manager.runs_here
+
+
+def test_a_lost_engine_is_reopened_on_the_loop_and_the_call_repeated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbinfra.connections import SyncConnection
+
+    manager = local_manager("qdrant", tmp_path, retry_backoff=0.01)
+    store = SyncConnection(manager)
+    store.add_texts("fruit", ["red apples"])
+    calls: list[int] = []
+    original = manager._require
+
+    def lost_once() -> Any:
+        calls.append(threading.get_ident())
+        if len(calls) == 1:
+            raise ConnectionResetError("engine gone")
+        return original()
+
+    monkeypatch.setattr(manager, "_require", lost_once)
+    assert store.count("fruit") == 1  # failed here, repeated through nbinfra's loop
+    assert calls[0] == threading.get_ident() and len(calls) >= 2
+    store.close()
+
+
+def test_a_query_error_on_the_callers_thread_is_translated_not_retried(tmp_path: Path) -> None:
+    from nbinfra.connections import SyncConnection
+    from nbinfra.errors import QueryError
+
+    store = SyncConnection(local_manager("qdrant", tmp_path))
+    store.add_texts("fruit", ["red apples"])
+    with pytest.raises(QueryError, match="nope"):
+        store.count("nope")
+    store.close()
