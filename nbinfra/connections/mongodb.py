@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,12 +48,11 @@ from nbinfra.connections.embedded_mongo import (
     url_without_one,
 )
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
+from nbinfra.connections.mongo_docs import DocumentsMixin
 from nbinfra.connections.mongo_query import (
     Documents,
     documents_table,
     parse_query,
-    update_document,
-    update_summary,
 )
 from nbinfra.connections.settings import ConnectionSettings, one_line
 from nbinfra.connections.types import HealthStatus, QueryResult
@@ -94,7 +93,7 @@ class MongoDBSettings(ConnectionSettings):
 
 
 @ConnectionRegistry.register(ConnectionType.MONGODB)
-class MongoDBConnectionManager(ClientManager):
+class MongoDBConnectionManager(DocumentsMixin, ClientManager):
     """One pymongo (or mongomock) ``MongoClient`` (``client``, with its own pool) bound to
     a default database."""
 
@@ -279,143 +278,8 @@ class MongoDBConnectionManager(ClientManager):
             raise QueryError("A collection name is required (a non-empty string).")
         return self.database[name]
 
-    async def _on(self, collection: str, method: str, *args: Any, **kw: Any) -> Any:
-        """``collection.method(*args, **kw)``; writes are never retried."""
-        writes = ("insert", "update", "delete", "replace")
-
-        def run() -> Any:
-            return getattr(self._collection(collection), method)(*args, **kw)
-
-        return await self._op(
-            f"{method} on {collection}", run, idempotent=not method.startswith(writes)
-        )
-
     def _is_idempotent(self, query: Any) -> bool:
         return True  # execute_query only reads (find or aggregate)
-
-    # -- reads ----------------------------------------------------------------------------
-    async def find(
-        self,
-        collection: str,
-        filter: Mapping[str, Any] | None = None,
-        *,
-        projection: Mapping[str, Any] | Sequence[str] | None = None,
-        sort: Sequence[tuple[str, int]] | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Documents matching ``filter`` (all of them unless ``limit``)."""
-        return await self._op(
-            f"find on {collection}",
-            self._find_sync,
-            collection,
-            dict(filter or {}),
-            projection,
-            sort,
-            skip,
-            limit,
-        )
-
-    async def find_one(
-        self,
-        collection: str,
-        filter: Mapping[str, Any] | None = None,
-        *,
-        projection: Mapping[str, Any] | Sequence[str] | None = None,
-    ) -> dict[str, Any] | None:
-        found = await self.find(collection, filter, projection=projection, limit=1)
-        return found[0] if found else None
-
-    async def aggregate(
-        self, collection: str, pipeline: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """The documents an aggregation pipeline produces (``$out``/``$merge`` not retried)."""
-        stages = [dict(stage) for stage in pipeline]
-        writes = any("$out" in stage or "$merge" in stage for stage in stages)
-        return await self._op(
-            f"aggregate on {collection}",
-            self._aggregate_sync,
-            collection,
-            stages,
-            None,
-            idempotent=not writes,
-        )
-
-    async def count_documents(
-        self, collection: str, filter: Mapping[str, Any] | None = None
-    ) -> int:
-        return int(await self._on(collection, "count_documents", dict(filter or {})))
-
-    async def list_collections(self) -> list[str]:
-        names: list[str] = await self._op(
-            "list collections", lambda: sorted(self.database.list_collection_names())
-        )
-        return names
-
-    async def find_df(
-        self, collection: str, filter: Mapping[str, Any] | None = None, **options: Any
-    ) -> Any:
-        """``find`` as a pandas DataFrame (``_id`` as text)."""
-        return documents_table(await self.find(collection, filter, **options)).df()
-
-    # -- writes (never retried) -----------------------------------------------------------
-    async def insert_one(self, collection: str, document: Mapping[str, Any]) -> Any:
-        """Insert one document; returns its ``_id``."""
-        answer = await self._on(collection, "insert_one", dict(document))
-        return answer.inserted_id
-
-    async def insert_many(
-        self, collection: str, documents: Sequence[Mapping[str, Any]]
-    ) -> list[Any]:
-        """Insert documents in order; returns their ``_id`` values."""
-        if not documents:
-            return []
-        answer = await self._on(collection, "insert_many", [dict(d) for d in documents])
-        return list(answer.inserted_ids)
-
-    async def update_one(
-        self,
-        collection: str,
-        filter: Mapping[str, Any],
-        update: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-        *,
-        upsert: bool = False,
-    ) -> dict[str, Any]:
-        """Update the first match; returns ``matched``, ``modified``, ``upserted_id``."""
-        answer = await self._on(
-            collection, "update_one", dict(filter), update_document(update), upsert=upsert
-        )
-        return update_summary(answer)
-
-    async def update_many(
-        self,
-        collection: str,
-        filter: Mapping[str, Any],
-        update: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-        *,
-        upsert: bool = False,
-    ) -> dict[str, Any]:
-        """Update every match; returns ``matched``, ``modified``, ``upserted_id``."""
-        answer = await self._on(
-            collection, "update_many", dict(filter), update_document(update), upsert=upsert
-        )
-        return update_summary(answer)
-
-    async def delete_one(self, collection: str, filter: Mapping[str, Any]) -> int:
-        answer = await self._on(collection, "delete_one", dict(filter))
-        return int(answer.deleted_count)
-
-    async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
-        """Delete every match (``{}`` deletes all: it must be passed explicitly)."""
-        answer = await self._on(collection, "delete_many", dict(filter))
-        return int(answer.deleted_count)
-
-    async def drop_collection(self, collection: str) -> None:
-        await self._op(
-            f"drop {collection}",
-            lambda: self.database.drop_collection(collection),
-            idempotent=False,
-        )
 
     # -- the uniform query (worker thread) -------------------------------------------------
     def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from psycopg import sql as pgsql
 
+from nbinfra.connections._parts import ManagerParts
 from nbinfra.connections.base import is_read_only_sql
 from nbinfra.errors import QueryError
 
@@ -23,19 +24,10 @@ __all__ = ["CopyMixin"]
 T = TypeVar("T")
 
 
-class CopyMixin:
+class CopyMixin(ManagerParts):
     """``copy_in`` / ``copy_out`` on a PostgreSQL manager."""
 
     if TYPE_CHECKING:  # provided by the manager
-
-        async def _call(
-            self,
-            fn: Callable[[], Awaitable[T]],
-            *,
-            what: str,
-            idempotent: bool,
-            timeout: float | None = None,
-        ) -> T: ...
 
         def _connection(self) -> AbstractAsyncContextManager[Any]: ...
 

@@ -19,7 +19,8 @@ from typing import Any, Literal, TypeVar
 
 from nbinfra.connections.base import is_read_only_sql
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
-from nbinfra.connections.postgres import Checkout, PostgresConnectionManager, PostgresSettings
+from nbinfra.connections.pgpool import Checkout
+from nbinfra.connections.postgres import PostgresConnectionManager, PostgresSettings
 from nbinfra.connections.types import QueryResult
 from nbinfra.connections.vector import (
     CollectionInfo,

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -39,7 +38,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from nbinfra._bounds import AtLeastOne, NonNegativeInt, Port, PositiveFloat
 from nbinfra._deadline import within
 from nbinfra._secrets import Secret, remember_url
-from nbinfra.connections.base import AsyncBaseConnectionManager, is_read_only_sql
+from nbinfra.connections.base import AsyncBaseConnectionManager
 from nbinfra.connections.embedded import (
     DEFAULT_PGDATA,
     embedded_postgres_url,
@@ -48,8 +47,9 @@ from nbinfra.connections.embedded import (
 )
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.pgcopy import CopyMixin
+from nbinfra.connections.pgpool import POOL_PREFIX, Checkout, EmbeddedServerGone, reusable
+from nbinfra.connections.pgscript import ScriptMixin
 from nbinfra.connections.settings import ConnectionSettings, mask_text, one_line
-from nbinfra.connections.sqltext import controls_transaction, split_statements, to_pyformat
 from nbinfra.connections.types import QueryResult
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.logs import get_logger
@@ -59,41 +59,8 @@ __all__ = ["PostgresConnectionManager", "PostgresSettings", "PostgresTransaction
 log = get_logger(__name__)
 
 
-class _OwnPoolRecords(logging.Filter):
-    """Moves psycopg_pool's records about nbinfra's own pools to nbinfra's logger.
-
-    A server restart makes the pool report each dead connection and each failed refill as
-    a warning, which Python prints to stderr when nothing else handles it; nbinfra already
-    reports the restart in one line, so those go to its (silent by default) logger at info.
-    Records about other pools pass unchanged.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        if any(_pool_name(arg).startswith(POOL_PREFIX) for arg in args):
-            log.info("pool: %s", record.getMessage())
-            return False
-        return True
-
-
-def _pool_name(arg: Any) -> str:
-    if isinstance(arg, str):
-        return arg
-    pool = getattr(arg, "_pool", None)  # a pooled connection
-    if pool is None:
-        ref = getattr(arg, "pool", None)  # a pool task holds a weak reference
-        pool = ref() if callable(ref) else ref
-    name = getattr(pool, "name", "")
-    return name if isinstance(name, str) else ""
-
-
-POOL_PREFIX = "nbinfra-"
-logging.getLogger("psycopg.pool").addFilter(_OwnPoolRecords())
 _LOST_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, admin shutdown
-_IDLE = psycopg.pq.TransactionStatus.IDLE
-_IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 PROBE_REUSE = 0.05  # seconds a successful probe is trusted on the per-query path
-KEEP_IDLE = 30.0  # seconds one connection may skip the pool between queries (see Checkout)
 
 
 @dataclass
@@ -153,7 +120,7 @@ class PostgresTransaction:
 
 
 @ConnectionRegistry.register(ConnectionType.POSTGRES)
-class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
+class PostgresConnectionManager(ScriptMixin, CopyMixin, AsyncBaseConnectionManager):
     """PostgreSQL with a pool; see the module docstring for the operations."""
 
     kind = "postgres"
@@ -312,7 +279,7 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
         monitor, self._monitor = self._monitor, None
         kept, self._kept = self._kept, None
         try:
-            if kept is not None and not _reusable(kept):
+            if kept is not None and not reusable(kept):
                 await kept.close()  # a dead one: putconn would log a warning
                 kept = None
             if pool is not None:
@@ -385,135 +352,6 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
             await self._refresh_monitor()
         return results[-1]
 
-    async def execute_script(
-        self,
-        query: str,
-        params: Any = None,
-        *,
-        limit: int | None = None,
-        autocommit: bool = False,
-    ) -> list[QueryResult]:
-        """Run every statement of ``query``; one result per statement.
-
-        All or nothing: a script without its own ``BEGIN``/``COMMIT`` runs as one
-        transaction, so a failing statement leaves no rows from the others.
-        ``autocommit=True`` commits each statement as it runs instead.
-        """
-        return await self._call(
-            lambda: self._run_script(query, params, limit, autocommit=autocommit),
-            what="script",
-            idempotent=self._is_idempotent(query),
-        )
-
-    async def _run_script(
-        self, query: Any, params: Any, limit: int | None, *, autocommit: bool = False
-    ) -> list[QueryResult]:
-        if not isinstance(query, str):
-            raise QueryError(f"postgres queries are SQL text, not {type(query).__name__}.")
-        statements = split_statements(query) or [query]
-        results: list[QueryResult] = []
-        async with self._connection() as conn:
-            if self._tx.get() is not None:  # inside transaction(): that block decides
-                for statement in statements:
-                    results.append(await self._run_one(conn, statement, params, limit))
-                return results
-            if len(statements) > 1 and not autocommit and not controls_transaction(statements):
-                async with conn.transaction():
-                    for statement in statements:
-                        results.append(await self._run_one(conn, statement, params, limit))
-                return results
-            try:
-                for statement in statements:
-                    results.append(await self._run_one(conn, statement, params, limit))
-            except BaseException:
-                await _end_open_transaction(conn)  # the script's own BEGIN, now failed
-                raise
-            if await _end_open_transaction(conn):
-                raise QueryError(
-                    f"postgres '{self.name}': the script left its transaction open (BEGIN "
-                    "without COMMIT) and it was rolled back; end it with COMMIT."
-                )
-        return results
-
-    async def _run_one(
-        self, conn: Any, statement: str, params: Any, limit: int | None
-    ) -> QueryResult:
-        sql, bound = to_pyformat(statement, params)
-        start = time.perf_counter()
-        if limit is not None and is_read_only_sql(statement):
-            return await self._run_limited(conn, statement, sql, bound, limit, start)
-        async with conn.cursor() as cur:
-            await cur.execute(sql, bound)
-            if cur.description is None:
-                return QueryResult(
-                    [],
-                    [],
-                    elapsed=time.perf_counter() - start,
-                    rowcount=cur.rowcount,
-                    statement=statement,
-                )
-            rows = await cur.fetchall() if limit is None else await cur.fetchmany(limit + 1)
-            columns = [d.name for d in cur.description]
-        truncated = limit is not None and len(rows) > limit
-        return QueryResult(
-            columns,
-            rows[:limit] if truncated else rows,
-            elapsed=time.perf_counter() - start,
-            statement=statement,
-            truncated=truncated,
-        )
-
-    async def _run_limited(
-        self, conn: Any, statement: str, sql: str, bound: Any, limit: int, start: float
-    ) -> QueryResult:
-        # A server-side cursor, so only limit + 1 rows cross the network.
-        async with self._server_cursor(conn) as cur:
-            await cur.execute(sql, bound)
-            rows = await cur.fetchmany(limit + 1)
-            columns = [d.name for d in cur.description or []]
-        truncated = len(rows) > limit
-        return QueryResult(
-            columns,
-            rows[:limit],
-            elapsed=time.perf_counter() - start,
-            statement=statement,
-            truncated=truncated,
-        )
-
-    @asynccontextmanager
-    async def _server_cursor(self, conn: Any) -> AsyncIterator[Any]:
-        name = f"nbinfra_{id(self):x}_{time.monotonic_ns():x}"
-        if self._tx.get() is not None:
-            async with conn.cursor(name=name) as cur:
-                yield cur
-        else:
-            async with conn.transaction(), conn.cursor(name=name) as cur:
-                yield cur
-
-    async def stream(
-        self, query: str, params: Any = None, *, batch_size: int | None = None
-    ) -> AsyncIterator[QueryResult]:
-        """Yield the result in batches of ``batch_size`` rows (a server-side cursor)."""
-        size = batch_size or self.settings.batch_size
-        sql, bound = to_pyformat(query, params)
-        await self.connect()
-        try:
-            async with self._connection() as conn, self._server_cursor(conn) as cur:
-                await cur.execute(sql, bound)
-                columns = [d.name for d in cur.description or []]
-                while True:
-                    start = time.perf_counter()
-                    rows = await within(cur.fetchmany(size), self.settings.timeout)
-                    if not rows:
-                        return
-                    yield QueryResult(
-                        columns, rows, elapsed=time.perf_counter() - start, statement=query
-                    )
-        except ConnError:
-            raise
-        except Exception as exc:
-            raise self._error(exc, "stream", None) from exc
-
     # -- transactions -----------------------------------------------------------------
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
@@ -568,108 +406,3 @@ class PostgresConnectionManager(CopyMixin, AsyncBaseConnectionManager):
                 "(%%conn) or execute_script(..., autocommit=True)"
             )
         return QueryError(f"postgres '{self.name}' {what} failed{code}: {detail}")
-
-
-class EmbeddedServerGone(ConnectionUnavailableError):
-    """Found at checkout, before anything was sent: the call restarts the server and is
-    repeated, whether or not it is idempotent."""
-
-    unsent = True
-
-
-class Checkout:
-    """``async with manager._connection() as conn``: one pooled connection per block.
-
-    A plain class, not an ``asynccontextmanager``: the per-query path then creates no
-    async generator (each one is registered with the loop and finalised), and calls the
-    pool's ``getconn``/``putconn`` directly.
-
-    Back-to-back queries skip the pool: a connection that ends a block cleanly (no error,
-    no open transaction) is kept by the manager for the next block, for up to
-    ``KEEP_IDLE`` seconds, instead of going through ``putconn`` and ``getconn`` again
-    (their locks, checks and bookkeeping cost about a tenth of a small query's client
-    time). A block that finds it kept takes it after the same health check the pool
-    applies; a concurrent block, or one that finds the server gone, uses the pool, and a
-    connection is never kept while another block waits for one.
-    """
-
-    __slots__ = ("_conn", "_manager", "_owned", "_setup", "_until")
-
-    def __init__(
-        self, manager: PostgresConnectionManager, setup: Callable[[Any], None] | None
-    ) -> None:
-        self._manager = manager
-        self._setup = setup
-        self._conn: Any = None
-        self._owned = False
-        self._until = 0.0  # how long this block's connection may still skip the pool
-
-    async def __aenter__(self) -> Any:
-        manager = self._manager
-        conn = manager._tx.get()
-        if conn is None:
-            pool = manager._pool
-            if pool is None:
-                raise ConnectionUnavailableError(f"postgres '{manager.name}' is not connected.")
-            conn, manager._kept = manager._kept, None
-            embedded = manager.settings.embedded
-            alive = manager._probed_alive() if conn is not None or embedded else True
-            if not alive and embedded and manager._embedded_gone():
-                if conn is not None:
-                    await conn.close()  # dead with its server; the pool would warn
-                raise EmbeddedServerGone(
-                    f"postgres '{manager.name}': the embedded PostgreSQL under "
-                    f"{manager.settings.embedded_dir} stopped; starting it again."
-                )
-            if conn is not None and not (alive and _reusable(conn)):
-                await pool.putconn(conn)  # the pool checks it, or drops a broken one
-                conn = None
-            if conn is None:
-                conn = await pool.getconn(timeout=manager.settings.connect_timeout)
-                self._until = time.monotonic() + KEEP_IDLE
-            else:
-                self._until = manager._kept_until
-            self._owned = True
-        self._conn = conn
-        if self._setup is not None:
-            try:
-                self._setup(conn)
-            except BaseException:
-                await self.__aexit__(None, None, None)
-                raise
-        return conn
-
-    async def __aexit__(self, exc_type: object, *exc: object) -> None:
-        if self._owned:
-            self._owned = False
-            manager = self._manager
-            pool = manager._pool
-            conn, self._conn = self._conn, None
-            if pool is None:  # the manager closed meanwhile: no pool to go back to
-                await conn.close()
-            elif (
-                exc_type is None
-                and manager._kept is None
-                and _reusable(conn)
-                and time.monotonic() < self._until
-                # nobody is queued for a connection (a pool without the attribute: unknown)
-                and not getattr(pool, "_waiting", True)
-            ):
-                manager._kept, manager._kept_until = conn, self._until
-            else:
-                # putconn rolls back a transaction left open and drops a broken connection.
-                await pool.putconn(conn)
-
-
-async def _end_open_transaction(conn: Any) -> bool:
-    """Roll back a transaction a script opened and left open; True when there was one."""
-    if conn.closed or conn.pgconn.transaction_status not in _IN_TRANSACTION:
-        return False
-    with contextlib.suppress(psycopg.Error):
-        await conn.rollback()
-    return True
-
-
-def _reusable(conn: Any) -> bool:
-    """Open, and between transactions (nothing to roll back)."""
-    return not conn.closed and conn.pgconn.transaction_status == _IDLE

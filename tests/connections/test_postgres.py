@@ -406,10 +406,10 @@ async def test_kept_connection_is_never_held_back_from_a_waiting_query(
 async def test_kept_connection_goes_back_to_the_pool_after_keep_idle(
     postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbinfra.connections import postgres
+    from nbinfra.connections import pgpool
 
     pid = "SELECT pg_backend_pid()"
-    monkeypatch.setattr(postgres, "KEEP_IDLE", 0.3)
+    monkeypatch.setattr(pgpool, "KEEP_IDLE", 0.3)
     async with PostgresConnectionManager(url=postgres_server.url, min_size=3) as pg:
         first = (await pg.execute_query(pid)).scalar()  # checked out: 0.3 s to skip the pool
         await asyncio.sleep(0.35)
