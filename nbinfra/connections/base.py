@@ -69,6 +69,7 @@ class ConnectionManager(ErrorMapping, abc.ABC):
     # Set for drivers that dial ``url`` or ``host``/``port`` over plain TCP: each connect
     # probes those first, so a refused port fails at once (see probe.py).
     default_port: ClassVar[int | None] = None
+    tcp_schemes: ClassVar[tuple[str, ...]] = ()  # URL schemes its driver dials directly
     # The line shown when a notebook interrupt cancels a call (the awaiting task is
     # cancelled; a backend that also stops the work on the server says so).
     interrupted: ClassVar[str] = "Interrupted: the call was cancelled"
@@ -396,7 +397,7 @@ class ConnectionManager(ErrorMapping, abc.ABC):
             return []
         from nbinfra.connections.probe import tcp_addresses
 
-        return tcp_addresses(self.settings, self.default_port)
+        return tcp_addresses(self.settings, self.default_port, self.tcp_schemes)
 
     async def _probe_tcp(self) -> None:
         """Raise at once when every address refuses TCP (the driver might wait it out)."""

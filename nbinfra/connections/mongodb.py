@@ -99,6 +99,7 @@ class MongoDBConnectionManager(DocumentsMixin, ClientManager):
 
     kind = "mongodb"
     default_port = 27017  # a refused port fails at once, not after server selection
+    tcp_schemes = ("mongodb",)
     label = "MongoDB"
     settings_class = MongoDBSettings
     settings: MongoDBSettings

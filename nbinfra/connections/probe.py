@@ -2,8 +2,8 @@
 
 Some drivers wait out a whole selection or connect timeout for a port where nothing
 listens (pymongo keeps trying for ``serverSelectionTimeoutMS``). One plain TCP connect
-per address tells "refused" or "no such host" in a millisecond. Only the schemes whose
-driver connects straight to the host are probed (an HTTP client may go through a proxy).
+per address tells "refused" or "no such host" in a millisecond. Only the schemes a manager
+names as dialled straight to the host are probed (an HTTP client may go through a proxy).
 """
 
 from __future__ import annotations
@@ -20,19 +20,23 @@ from nbinfra._secrets import Secret
 __all__ = ["refused", "tcp_addresses"]
 
 PROBE_TIMEOUT = 1.0  # seconds; a probe that takes longer proves nothing, the driver decides
-_DIRECT_SCHEMES = ("mongodb", "redis", "rediss", "postgres", "postgresql")
 
 
-def tcp_addresses(settings: Any, default_port: int) -> list[tuple[str, int]]:
+def tcp_addresses(
+    settings: Any, default_port: int, schemes: tuple[str, ...]
+) -> list[tuple[str, int]]:
     """``(host, port)`` pairs the driver will dial for ``settings`` (``url``, else
-    ``host``/``port``); empty when it is not plain TCP (Unix socket, DNS seed list, proxy)."""
+    ``host``/``port``); empty when it is not plain TCP (Unix socket, DNS seed list, proxy).
+
+    ``schemes``: the URL schemes the manager's driver dials directly (its ``tcp_schemes``).
+    """
     url = getattr(settings, "url", "")
     if isinstance(url, Secret):
         url = url.reveal()
     if url:
         parts = urlsplit(str(url))
         scheme = parts.scheme.lower().split("+")[0]
-        if scheme not in _DIRECT_SCHEMES or "+srv" in parts.scheme or "host=" in parts.query:
+        if scheme not in schemes or "+srv" in parts.scheme or "host=" in parts.query:
             return []
         hosts = parts.netloc.rpartition("@")[2]
         return [pair for item in hosts.split(",") if (pair := _split(item, default_port))]
