@@ -238,9 +238,10 @@ _WRAPPER = (
 _LIMITS = {
     ("qdrant", "search"): (
         "not nbinfra's work: the local engine allocates and normalises a copy of the whole "
-        "collection per search, and on any thread but the main one glibc serves those "
-        "15 MB temporaries from another malloc arena, which costs 20-50% here; compare "
-        "the row 'raw client on nbinfra's loop thread'. Callgrind counts no more "
+        "collection per search; on any thread but the main one glibc serves those 15 MB "
+        "temporaries from another malloc arena (20-50% here, the row 'raw client on "
+        "nbinfra's loop thread'), which is why nbinfra runs in-process engines on the "
+        "caller's thread. Callgrind counts no more "
         "instructions per search for nbinfra than for the raw client (1.34-1.72 G vs "
         "1.42-1.77 G over four phases)"
     ),
