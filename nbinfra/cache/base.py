@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from nbinfra.errors import CacheError, InvalidOptionError, SerializationError
 
@@ -66,9 +66,21 @@ def _size(n: int) -> str:
 
 
 class BaseCacheProvider(abc.ABC):
-    """Async key/value store with TTLs, batches, prefix clear, scans and locks."""
+    """Async key/value store with TTLs, batches, prefix clear, scans and locks.
+
+    What differs by kind is a class attribute, read through ``CacheRegistry``:
+
+    - ``settings_class``: the dataclass ``cache.<kind>`` in ``application-cache.yaml`` is
+      validated into; the factory then builds ``cls(settings, **overrides)``. Left ``None``,
+      the raw section is passed as keywords: ``cls(**section, **overrides)``.
+    - ``in_process``: True for a pure in-process store that any thread or event loop may
+      call directly (no sockets). False (the default): the provider's connections live on
+      nbinfra's loop, and calls awaited from another loop are bridged there.
+    """
 
     kind: str = ""
+    settings_class: ClassVar[type[Any] | None] = None
+    in_process: ClassVar[bool] = False
 
     # -- single keys --------------------------------------------------------------------
     @abc.abstractmethod

@@ -12,13 +12,13 @@ from nbinfra._reads import note, unrecorded
 from nbinfra._secrets import MaskedRepr
 from nbinfra.cache.base import BaseCacheProvider
 from nbinfra.cache.registry import CacheRegistry
-from nbinfra.cache.settings import MemorySettings, RedisSettings, Ttl
+from nbinfra.cache.settings import InstanceSettings, Ttl
 from nbinfra.config import Settings
 from nbinfra.errors import ConfigError
 from nbinfra.session import Session
 from nbinfra.session import session as default_session
 
-__all__ = ["CacheConfig", "CacheFactory", "cache_config"]
+__all__ = ["CacheConfig", "CacheFactory", "build_provider", "cache_config", "create"]
 
 _STATE_KEY = "cache.config"
 
@@ -51,7 +51,7 @@ def _load_config(settings: Settings) -> CacheConfig:
     return found
 
 
-_SECTIONS = frozenset({"instances", "memory", "pickle_hmac_key", "redis"})
+_SECTIONS = frozenset({"instances", "pickle_hmac_key"})  # besides one section per kind
 
 
 def _check_sections(config: CacheConfig, settings: Settings) -> None:
@@ -68,51 +68,74 @@ def _check_sections(config: CacheConfig, settings: Settings) -> None:
             )
 
 
-def _kind(cache_type: str | Enum | None, config: CacheConfig) -> str:
-    value = cache_type if cache_type is not None else config.backend
-    raw = value.value if isinstance(value, Enum) else str(value)
-    return CacheRegistry._resolve(raw.strip().lower())
+def _kind(kind_or_name: str | Enum | None, sess: Session, settings: Settings) -> str:
+    """The registered kind for a kind, a configured instance name or ``None`` (the default)."""
+    if kind_or_name is None:
+        value: str = (
+            cache_config(sess).backend
+            if settings is sess.settings
+            else _load_config(settings).backend
+        )
+    else:
+        value = kind_or_name.value if isinstance(kind_or_name, Enum) else str(kind_or_name)
+    key = value.strip().lower()
+    if key not in CacheRegistry and kind_or_name is not None:
+        spec = settings.section("cache.instances", dict[str, InstanceSettings]).get(value)
+        if spec is not None:  # a configured name: its backend
+            return _kind(None if spec.backend == "default" else spec.backend, sess, settings)
+    return CacheRegistry._resolve(key)
 
 
 def build_provider(kind: str, settings: Settings, **overrides: Any) -> BaseCacheProvider:
-    """A new provider of ``kind`` configured from ``settings`` (plus ``overrides``)."""
+    """A new provider of ``kind`` configured from ``cache.<kind>`` in ``settings``.
+
+    The section is validated into the class's ``settings_class`` (then
+    ``cls(settings, **overrides)``), or passed as keywords when it has none.
+    """
     cls: type[Any] = CacheRegistry.get(kind)
-    provider: BaseCacheProvider
-    if kind == "memory":
-        mem = settings.section("cache.memory", MemorySettings)
-        opts: dict[str, Any] = {"max_size": mem.max_size, "sweep_interval": mem.sweep_interval}
-        opts.update(overrides)
-        provider = cls(**opts)
-    elif kind == "redis":
-        provider = cls(settings.section("cache.redis", RedisSettings), **overrides)
-    else:
-        raw = settings.get(f"cache.{kind}", {}) or {}
-        provider = cls(**{**raw, **overrides})
+    path = f"cache.{kind}"
+    schema = getattr(cls, "settings_class", None)
+    if schema is not None:
+        provider: BaseCacheProvider = cls(settings.section(path, schema), **overrides)
+        return provider
+    raw = settings.get(path, {}) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} in {settings.origin(path)}: expected a mapping of settings.")
+    provider = cls(**{**raw, **overrides})
     return provider
 
 
+def create(
+    kind_or_name: str | Enum | None = None,
+    *,
+    settings: Settings | None = None,
+    session: Session | None = None,
+    **overrides: Any,
+) -> BaseCacheProvider:
+    """The cache provider for a kind (``redis``), a configured instance name
+    (``session_cache``: its backend) or ``None`` (``cache.backend``).
+
+    Without ``settings`` or ``overrides`` the provider is shared by everything in the
+    session (so two ``CacheService`` objects of one namespace see the same data) and closed
+    with it. With ``settings`` (a ``Settings`` read instead of the session's) or
+    ``overrides`` (``url=...``, ``max_size=...``) a new private provider is returned; the
+    caller closes it.
+    """
+    sess = session or default_session()
+    source = settings if settings is not None else sess.settings
+    kind = _kind(kind_or_name, sess, source)
+    if overrides or settings is not None:
+        return build_provider(kind, source, **overrides)
+    return sess.get("cache", kind, lambda: build_provider(kind, sess.settings))
+
+
 class CacheFactory:
-    """Creates cache providers (the seed's name; tests patch ``create_cache``)."""
+    """Creates cache providers: ``create`` (one shape with the other factories) and the
+    seed's ``create_cache`` (tests patch that name; ``CacheService`` creates through it)."""
 
-    @staticmethod
-    def create_cache(
-        cache_type: str | Enum | None = None,
-        *,
-        session: Session | None = None,
-        **overrides: Any,
-    ) -> BaseCacheProvider:
-        """The provider for ``cache_type`` (default: ``cache.backend`` in config).
-
-        Without ``overrides`` the provider is shared by everything in the session (so two
-        ``CacheService`` objects of one namespace see the same data) and closed with it.
-        With ``overrides`` (``url=...``, ``max_size=...``) a new private provider is
-        returned; the caller closes it.
-        """
-        sess = session or default_session()
-        kind = _kind(cache_type, cache_config(sess))
-        if overrides:
-            return build_provider(kind, sess.settings, **overrides)
-        return sess.get("cache", kind, lambda: build_provider(kind, sess.settings))
+    registry = CacheRegistry
+    create = staticmethod(create)
+    create_cache = staticmethod(create)
 
     @staticmethod
     def available() -> list[str]:

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from nbinfra.cache.base import BaseCacheProvider, ttl_ms
-from nbinfra.cache.registry import CacheRegistry, CacheType
+from nbinfra.cache.registry import CacheRegistry
+from nbinfra.cache.settings import MemorySettings
 from nbinfra.errors import CacheError
 
 __all__ = ["InMemoryCacheProvider", "glob_to_regex"]
@@ -58,7 +59,7 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-@CacheRegistry.register(CacheType.IN_MEMORY)
+@CacheRegistry.register("memory")
 class InMemoryCacheProvider(BaseCacheProvider):
     """A dict with expiry times, LRU order and a size bound, safe across threads.
 
@@ -67,8 +68,22 @@ class InMemoryCacheProvider(BaseCacheProvider):
     """
 
     kind = "memory"
+    settings_class = MemorySettings
+    in_process = True
 
-    def __init__(self, *, max_size: int = 0, sweep_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: MemorySettings | None = None,
+        *,
+        max_size: int | None = None,
+        sweep_interval: float | None = None,
+    ) -> None:
+        """``settings`` (``cache.memory``) with ``max_size``/``sweep_interval`` over it;
+        without settings, unbounded with a 1 s sweep."""
+        if max_size is None:
+            max_size = settings.max_size if settings is not None else 0
+        if sweep_interval is None:
+            sweep_interval = settings.sweep_interval if settings is not None else 1.0
         if max_size < 0:
             raise ValueError(f"max_size must be >= 0 (0 = unbounded), got {max_size}")
         self.max_size = max_size

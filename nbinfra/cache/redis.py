@@ -28,7 +28,7 @@ from nbinfra.cache.base import BaseCacheProvider, escape_glob, too_large, ttl_ms
 from nbinfra.cache.breaker import CLOSED, CircuitBreaker
 from nbinfra.cache.memory import InMemoryCacheProvider
 from nbinfra.cache.redis_connect import close_client, describe, make_client
-from nbinfra.cache.registry import CacheRegistry, CacheType
+from nbinfra.cache.registry import CacheRegistry
 from nbinfra.cache.settings import RedisSettings
 from nbinfra.errors import CacheError, CacheUnavailableError, ConfigError
 from nbinfra.logs import get_logger
@@ -53,11 +53,12 @@ return value
 _BATCH = 500  # keys per UNLINK during a namespace clear
 
 
-@CacheRegistry.register(CacheType.REDIS)
+@CacheRegistry.register("redis")
 class RedisCacheProvider(BaseCacheProvider):
     """Redis-backed provider; see the module docstring for behaviour under failure."""
 
     kind = "redis"
+    settings_class = RedisSettings
 
     def __init__(self, settings: RedisSettings | None = None, **overrides: Any) -> None:
         base = settings or RedisSettings()

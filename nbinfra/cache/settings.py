@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from nbinfra._bounds import (
     AtLeastOne,
@@ -74,18 +75,39 @@ class InstanceSettings(MaskedRepr):
 
     namespace: str | None = None  # defaults to the instance name
     ttl: Ttl | None = None  # defaults to cache.default_ttl
-    backend: Literal["memory", "redis", "default"] = "default"
+    backend: str = "default"  # a registered cache kind, or the default backend
     serializer: Literal["json", "msgpack", "pickle", "default"] = "default"
     description: str = ""
+
+    def __check_fields__(self) -> tuple[str, str] | None:
+        return check_kind("backend", self.backend)
+
+
+def check_kind(name: str, kind: str) -> tuple[str, str] | None:
+    """``(field, problem)`` when ``kind`` is neither ``default`` nor a registered cache kind."""
+    from nbinfra.cache.registry import CacheRegistry
+
+    if kind == "default" or kind in CacheRegistry:
+        return None
+    known = CacheRegistry.kinds()
+    close = difflib.get_close_matches(kind.strip().lower(), known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return name, (
+        f"unknown cache kind {kind!r}; registered kinds: {', '.join(known)} (or default){hint}"
+    )
 
 
 @dataclass
 class CacheSettings(MaskedRepr):
+    """The whole ``cache:`` section; each kind's own section (``cache.redis``) is kept raw in
+    ``kinds`` and validated into that provider's ``settings_class`` when it is built."""
+
+    __extra_field__ = "kinds"
+
     backend: str = "memory"
     default_ttl: Ttl = 300.0
     serializer: Literal["json", "msgpack", "pickle"] = "json"
     pickle_hmac_key: Secret = field(default_factory=lambda: Secret(""))
     stats_window: AtLeastOne = 2048  # latency samples kept per namespace for percentiles
-    memory: MemorySettings = field(default_factory=MemorySettings)
-    redis: RedisSettings = field(default_factory=RedisSettings)
     instances: dict[str, InstanceSettings] = field(default_factory=dict)
+    kinds: dict[str, Any] = field(default_factory=dict)

@@ -27,7 +27,7 @@ __all__ = [
 DEFAULT_NAMESPACE = "notebook"
 _USAGE = (
     "Usage: %cache [-n NAMESPACE] get KEY | set KEY VALUE [--ttl S] | delete KEY | "
-    "list [PATTERN] | stats | clear [--yes] | use memory|redis|NAME"
+    "list [PATTERN] | stats | clear [--yes] | use KIND|NAME (%cache use lists them)"
 )
 
 
@@ -206,10 +206,13 @@ def _clear(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> 
 
 def _use(magics: Any, namespace: str | None, line: str, argv: list[Token]) -> Any:
     if len(argv) != 1:
-        raise UsageError("Usage: %cache use memory|redis|NAME")
+        known = ", ".join([*backend_names(), *instance_names()])
+        raise UsageError(f"Usage: %cache use KIND|NAME, one of {known}")
     choice = _word(magics, argv[0])
     state = magics.state
-    if choice in backend_names():
+    from nbinfra.cache.registry import CacheRegistry
+
+    if choice in CacheRegistry:
         state.cache_backend = choice
     else:
         instances = _instances()
@@ -232,9 +235,10 @@ def _instances() -> dict[str, Any]:
 
 
 def backend_names() -> list[str]:
-    from nbinfra.cache import CacheType
+    """Every registered cache kind (built-in, decorated or from an entry point)."""
+    from nbinfra.cache.registry import CacheRegistry
 
-    return sorted(str(t.value) for t in CacheType)
+    return CacheRegistry.kinds()
 
 
 def instance_names() -> list[str]:

@@ -186,7 +186,7 @@ class NbinfraMagics(Magics):
         "command",
         nargs="*",
         help="get KEY | set KEY VALUE [--ttl S] | delete KEY | list [PATTERN] | stats | "
-        "clear [--yes] | use memory|redis|NAME. VALUE is a Python literal or $var; $name in "
+        "clear [--yes] | use KIND|NAME. VALUE is a Python literal or $var; $name in "
         "KEY, PATTERN, NAME and -n is the variable's text ($$ is a $).",
     )
     @no_var_expand

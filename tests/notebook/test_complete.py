@@ -145,9 +145,11 @@ def test_cache_subcommands_namespaces_and_backends(ip: TestingShell, configured:
         ("sessions", "namespace"),
     ]
     assert tab(ip, "%cache -n rates g") == [("get", "command")]
+    from nbinfra.cache.registry import CacheRegistry
+
+    # Every registered kind is offered (an installed plugin's too), then the instances.
     assert tab(ip, "%cache use ") == [
-        ("memory", "backend"),
-        ("redis", "backend"),
+        *((kind, "backend") for kind in CacheRegistry.kinds()),
         ("rate_cache", "cache"),
         ("session_cache", "cache"),
     ]
