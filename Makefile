@@ -5,14 +5,17 @@ EXTRAS ?= all,test,bench,demo,embeddings
 # The embeddings extra needs torch; pin the CPU build first, or pip pulls a multi-GB CUDA one.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# Backends shipped as separate packages, each installed on top of nbinfra and tested by `make test`.
+PLUGINS := plugins/nbinfra-memcached
 
 .PHONY: install test lint typecheck clean bench bench-smoke demo lab nbval
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(PLUGINS:%=%/pyproject.toml)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(if $(findstring embeddings,$(EXTRAS)),$(PY) -m pip install --quiet "$(TORCH)")
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet $(PLUGINS:%=-e %)
 	touch $@
 
 install: $(STAMP)
@@ -39,11 +42,12 @@ lab: $(STAMP)
 	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyter lab --notebook-dir=notebooks
 
 lint: $(STAMP)
-	$(PY) -m ruff check nbinfra tests benchmarks
-	$(PY) -m ruff format --check nbinfra tests benchmarks
+	$(PY) -m ruff check nbinfra tests benchmarks plugins
+	$(PY) -m ruff format --check nbinfra tests benchmarks plugins
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
+	$(PY) -m mypy $(PLUGINS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .nbinfra

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from enum import Enum
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar, cast, overload
 
 from nbinfra.cache.base import BaseCacheProvider, escape_glob
 from nbinfra.cache.factory import CacheFactory, cache_config
@@ -338,6 +338,24 @@ class CacheService:
             raise
 
     # -- compute-once ---------------------------------------------------------------------
+    @overload
+    async def get_or_set(
+        self,
+        key: str | int,
+        loader: Callable[[], Awaitable[T]],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = 30.0,
+    ) -> T: ...
+    @overload
+    async def get_or_set(
+        self,
+        key: str | int,
+        loader: Callable[[], T],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = 30.0,
+    ) -> T: ...
     async def get_or_set(
         self,
         key: str | int,

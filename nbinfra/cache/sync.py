@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from nbinfra._loop import run_sync
 from nbinfra.cache.base import escape_glob
@@ -102,6 +102,24 @@ class SyncCache:
     def clear(self) -> int:
         return self._run(self.service.clear())
 
+    @overload
+    def get_or_set(
+        self,
+        key: str | int,
+        loader: Callable[[], Awaitable[T]],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = 30.0,
+    ) -> T: ...
+    @overload
+    def get_or_set(
+        self,
+        key: str | int,
+        loader: Callable[[], T],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = 30.0,
+    ) -> T: ...
     def get_or_set(
         self,
         key: str | int,
@@ -116,7 +134,8 @@ class SyncCache:
         """
         mem = self._mem
         if mem is None or inspect.iscoroutinefunction(loader):
-            return run_sync(self.service.get_or_set(key, loader, ttl, lock_timeout=lock_timeout))
+            got = run_sync(self.service.get_or_set(key, loader, ttl, lock_timeout=lock_timeout))
+            return cast(T, got)
         return cast(T, self._get_or_set_local(mem, key, loader, ttl, lock_timeout))
 
     def _get_or_set_local(

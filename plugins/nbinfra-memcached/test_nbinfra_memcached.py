@@ -3,25 +3,20 @@ started on a free port for the test session and killed at the end."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from nbinfra_memcached import MemcachedCacheProvider, decode_key, encode_key
 
-from nbinfra.cache import CacheRegistry, CacheService
-from nbinfra.config import Settings
-from nbinfra.session import Session, use_session
+from nbinfra.cache import CacheRegistry
+from nbinfra.session import Session
 from nbinfra.testing import free_port, service_unavailable
-from tests.cache.test_contract import *  # noqa: F403 - the contract's tests run here
-
-_counter = itertools.count()
+from nbinfra.testing.cache_contract import CacheContract
 
 
 @pytest.fixture(scope="session")
@@ -49,33 +44,14 @@ def memcached_port() -> Iterator[int]:
         process.wait(5)
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    fresh = Session(Settings.from_dict({"cache": {"backend": "memory", "default_ttl": 300}}))
-    with use_session(fresh):
-        yield fresh
-    fresh.close()
-
-
-@pytest.fixture
-async def provider(memcached_port: int, session: Session) -> AsyncIterator[MemcachedCacheProvider]:
-    found = MemcachedCacheProvider(host="127.0.0.1", port=memcached_port, timeout=5)
-    yield found
-    await found.close()
-
-
-@pytest.fixture
-def make_service(provider: MemcachedCacheProvider, session: Session) -> Callable[..., CacheService]:
-    def make(namespace: str | None = None, **kwargs: Any) -> CacheService:
-        ns = namespace or f"t{next(_counter)}-{id(provider):x}"
-        return CacheService(ns, provider=provider, session=session, **kwargs)
-
-    return make
-
-
-@pytest.fixture
-def service(make_service: Callable[..., CacheService]) -> CacheService:
-    return make_service()
+class TestMemcached(CacheContract):
+    @pytest.fixture
+    async def provider(
+        self, memcached_port: int, session: Session
+    ) -> AsyncIterator[MemcachedCacheProvider]:
+        found = MemcachedCacheProvider(host="127.0.0.1", port=memcached_port, timeout=5)
+        yield found
+        await found.close()
 
 
 def test_registered_through_the_entry_point() -> None:
