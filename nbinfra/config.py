@@ -30,7 +30,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -62,6 +62,7 @@ FILES = (
 )
 PACKAGE_RESOURCES = Path(__file__).parent / "resources"
 ENV_RESOURCES = "NBINFRA_RESOURCES"
+ENV_PATH = "env:"  # the pseudo-path prefix under which Settings.env records a variable read
 
 D = TypeVar("D")
 
@@ -150,11 +151,15 @@ class Settings:
         origins: dict[str, str],
         files: list[Path] | None = None,
         env_refs: dict[str, tuple[str, ...]] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._tree = tree
         self._origins = origins
         self.files = list(files or [])
         self.env_refs = dict(env_refs or {})
+        self._environ = os.environ if environ is None else environ
+        # Told of every variable ``env`` reads (live settings follow it from then on).
+        self.on_env_read: Callable[[str], None] | None = None
 
     @classmethod
     def from_dict(
@@ -169,7 +174,7 @@ class Settings:
         refs: dict[str, tuple[str, ...]] = {}
         env = os.environ if environ is None else environ
         tree = _walk(dict(data), file, "", origins, env, refs)
-        return cls(tree, origins, env_refs=refs)
+        return cls(tree, origins, env_refs=refs, environ=env)
 
     # -- access -------------------------------------------------------------------
     def get(self, path: str, default: Any = _MISSING) -> Any:
@@ -186,6 +191,17 @@ class Settings:
                 return default
             node = node[part]
         return node
+
+    def env(self, name: str) -> str | None:
+        """A variable of the environment these settings were built over (``.env`` included).
+
+        Recorded as the pseudo-path ``env:NAME``, so an instance that read it is rebuilt
+        when the variable changes, as for a ``${NAME}`` in a file.
+        """
+        note(f"{ENV_PATH}{name}")
+        if self.on_env_read is not None:
+            self.on_env_read(name)
+        return self._environ.get(name)
 
     def has(self, path: str) -> bool:
         return self.get(path, None) is not None
@@ -237,7 +253,7 @@ def load_settings(
                 _merge(tree, walked, str(path), "", origins, local)
                 files.append(path)
                 break
-    return Settings(tree, origins, files, refs)
+    return Settings(tree, origins, files, refs, env)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

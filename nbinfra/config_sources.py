@@ -25,6 +25,7 @@ from typing import Any
 from nbinfra._reads import unrecorded
 from nbinfra._secrets import is_secret_key, remember, remember_url
 from nbinfra.config import (
+    ENV_PATH,
     ENV_RESOURCES,
     FILES,
     PACKAGE_RESOURCES,
@@ -158,9 +159,16 @@ class Sources:
     dotenv: dict[str, str] = field(default_factory=dict)
     checked: float = field(default_factory=time.monotonic)
     raw: RawEnv = ((), ())
+    real: Mapping[str, str] = field(default_factory=dict, repr=False)  # os.environ at load
 
     def __post_init__(self) -> None:
         self.raw = raw_snapshot(self.env.items())
+
+    def watch(self, name: str) -> None:
+        """Follow ``name`` too (read by ``Settings.env`` rather than named in a file)."""
+        if name not in self.env:
+            self.env = {**self.env, name: self.real.get(name)}
+            self.raw = raw_snapshot(self.env.items())
 
     def recent(self) -> bool:
         """True while the last ``changed()`` check is under ``CHECK_INTERVAL`` old."""
@@ -194,7 +202,9 @@ def load_live(resources: str | os.PathLike[str] | None = None) -> tuple[Settings
     for refs in settings.env_refs.values():
         names.update(refs)
     env = {name: real.get(name) for name in sorted(names)}
-    return settings, Sources(resources, stamp, env, dotenv)
+    sources = Sources(resources, stamp, env, dotenv, real=real)
+    settings.on_env_read = sources.watch
+    return settings, sources
 
 
 def _under(path: str, prefixes: Iterable[str]) -> bool:
@@ -229,7 +239,12 @@ class Deps:
         for path, refs in settings.env_refs.items():
             if _under(path, self.paths):
                 names.update(refs)
-        self.env = tuple((name, sources.env.get(name)) for name in sorted(names))
+        read = {p.removeprefix(ENV_PATH) for p in self.paths if p.startswith(ENV_PATH)}
+        seen = sources.env
+        self.env = tuple(
+            (name, seen[name] if name in seen else os.environ.get(name))
+            for name in sorted(names | read)
+        )
         self.raw = raw_snapshot(self.env)
 
     def env_changed(self) -> bool:
@@ -246,4 +261,6 @@ def changed_at(old: Settings, new: Settings, paths: Iterable[str]) -> bool:
 
 
 def _value(settings: Settings, path: str) -> Any:
+    if path.startswith(ENV_PATH):
+        return settings.env(path.removeprefix(ENV_PATH))
     return settings.get(path, _ABSENT)

@@ -46,7 +46,7 @@ def make_client(cfg: RedisSettings, mode: str) -> Any:
         from redis.asyncio.sentinel import Sentinel
 
         hosts, service, db, user, pw, use_tls = parse_sentinel(cfg)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             hosts,
             sentinel_kwargs={"socket_timeout": cfg.socket_timeout},
             **common,

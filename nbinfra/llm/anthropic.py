@@ -62,6 +62,7 @@ class AnthropicProvider(BaseLLMProvider):
 
     kind = "anthropic"
     env_key = "ANTHROPIC_API_KEY"
+    default_rank = 20
     default_model = "claude-3-5-haiku-latest"
 
     def _sdk_timeout(self, seconds: float | None = None) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 from nbinfra.errors import ConfigError
 from nbinfra.llm import LLMProvider, LLMRegistry
 from nbinfra.llm._openai_compat import OpenAICompatibleProvider
+from nbinfra.llm.settings import ProviderSettings
 
 __all__ = ["AzureOpenAIProvider"]
 
@@ -23,9 +24,14 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
 
     kind = "azure"
     env_key = "AZURE_OPENAI_API_KEY"
+    default_rank = 50
     default_model = ""
     extra_settings = frozenset({"api_version", "endpoint"})
     default_embedding_model = ""
+
+    @classmethod
+    def has_credentials(cls, settings: ProviderSettings) -> bool:
+        return bool(settings.api_key and (settings.extra.get("endpoint") or settings.base_url))
 
     @property
     def endpoint(self) -> str:

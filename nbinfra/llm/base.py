@@ -59,7 +59,13 @@ from nbinfra.llm.calls import (
     estimate_text,
 )
 from nbinfra.llm.http_errors import generic_error
-from nbinfra.llm.settings import LLMSettings, ModelInfo, ProviderSettings
+from nbinfra.llm.settings import (
+    LLMSettings,
+    ModelInfo,
+    ProviderSettings,
+    key_variable,
+    with_env_key,
+)
 from nbinfra.llm.types import (
     LLMResponse,
     Message,
@@ -100,8 +106,13 @@ class BaseLLMProvider(ABC):
     """
 
     kind: ClassVar[str] = ""
-    env_key: ClassVar[str | None] = None  # the API-key variable named in messages
+    env_key: ClassVar[str | None] = None  # the API-key variable read when none is configured
     needs_key: ClassVar[bool] = True
+    # Place in the default choice (DESIGN.md section 5), lowest first; None: never chosen by
+    # itself. A keyed kind is chosen when its key is set; a keyless one when it answers at
+    # ``default_base_url`` (or its configured base URL).
+    default_rank: ClassVar[int | None] = None
+    default_base_url: ClassVar[str] = ""
     default_model: ClassVar[str] = ""
     default_embedding_model: ClassVar[str] = ""
     stand_in: ClassVar[bool] = False  # True for the offline fake
@@ -155,6 +166,11 @@ class BaseLLMProvider(ABC):
             max_wait=s.retry_max_wait if s.retry_max_wait is not None else 30.0,
         )
 
+    @classmethod
+    def has_credentials(cls, settings: ProviderSettings) -> bool:
+        """True when ``settings`` hold what this kind needs to make a call (its key)."""
+        return bool(settings.api_key) or not cls.needs_key
+
     # -- public properties ---------------------------------------------------------
     @property
     def provider(self) -> str:
@@ -179,7 +195,7 @@ class BaseLLMProvider(ABC):
 
     @property
     def api_key_env(self) -> str:
-        return self.settings.api_key_env or self.env_key or f"{self.kind.upper()}_API_KEY"
+        return key_variable(self.settings, type(self))
 
     @property
     def context_window(self) -> int | None:
@@ -713,10 +729,12 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _settings_for(kind: str, session: Session | None) -> ProviderSettings:
+    from nbinfra.llm import LLMRegistry
     from nbinfra.session import session as default_session
 
     current = session if session is not None else default_session()
-    return LLMSettings.load(current.settings).provider(kind)
+    conf = current.settings
+    return with_env_key(LLMSettings.load(conf).provider(kind), LLMRegistry.get(kind), conf)
 
 
 async def _aclose(stream: AsyncIterator[Any]) -> None:

@@ -2,9 +2,10 @@
 
 ``get_llm(x)`` accepts, in this order of interpretation:
 
-- ``None``: the default (DESIGN.md section 5): ``llm.default`` when configured, else the
-  first provider whose API key is set, else Ollama if it answers on localhost, else the
-  offline ``fake`` stand-in (which announces itself);
+- ``None``: the default (DESIGN.md section 5): ``llm.default`` when configured, else, in
+  the order of the kinds' ``default_rank``, the first whose API key is set, else a keyless
+  kind (Ollama) that answers on its ``default_base_url``, else the offline stand-in
+  (``fake``, which announces itself);
 - a configured instance name (``llm.instances.fast_llm``: provider, model, options);
 - ``"provider:model"`` (``"groq:llama-3.1-8b-instant"``; Ollama tags keep their colon:
   ``"ollama:llama3.1:8b"``);
@@ -21,9 +22,9 @@ from urllib.parse import urlsplit
 from nbinfra._reads import note, unrecorded
 from nbinfra._secrets import mask_url
 from nbinfra.config import Settings
-from nbinfra.errors import UnknownKindError
+from nbinfra.errors import RegistryError, UnknownKindError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm.settings import LLMSettings
+from nbinfra.llm.settings import LLMSettings, ProviderSettings, with_env_key
 from nbinfra.logs import get_logger
 
 if TYPE_CHECKING:
@@ -31,10 +32,11 @@ if TYPE_CHECKING:
     from nbinfra.session import Session
 
 __all__ = [
-    "KEY_ORDER",
     "LLMFactory",
     "ProviderStatus",
     "Selection",
+    "create",
+    "default_order",
     "get_llm",
     "provider_statuses",
     "resolve",
@@ -43,10 +45,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-# Providers tried for "first whose key is set", in this order.
-KEY_ORDER = ("openai", "anthropic", "groq", "google", "azure", "huggingface")
-OLLAMA_URL = "http://127.0.0.1:11434"
-OLLAMA_PROBE_TIMEOUT = 0.25  # seconds; a notebook must not wait on a missing Ollama
+LOCAL_PROBE_TIMEOUT = 0.25  # seconds; a notebook must not wait on a missing local server
 # The llm-level settings every provider inherits (LLMSettings.provider).
 _LLM_LEVEL = tuple(
     f"llm.{name}"
@@ -86,21 +85,33 @@ def _settings(settings: Settings | None, session: Session | None) -> tuple[Setti
     return (settings if settings is not None else current.settings), current
 
 
-def _key_set(llm: LLMSettings, kind: str) -> bool:
-    conf = llm.providers.get(kind)
-    if conf is None or not conf.api_key:
-        return False
-    if kind == "azure":
-        return bool(conf.extra.get("endpoint") or conf.base_url)
-    return True
+def _class(kind: str) -> type[BaseLLMProvider] | None:
+    """The class of ``kind``, or None when its module (or its SDK) does not import."""
+    try:
+        return LLMRegistry.get(kind)
+    except RegistryError as exc:
+        log.debug("llm kind %s is not available: %s", kind, exc)
+        return None
 
 
-def ollama_url(llm: LLMSettings) -> str:
-    conf = llm.providers.get("ollama")
-    return (conf.base_url if conf is not None and conf.base_url else "") or OLLAMA_URL
+def _provider_settings(
+    llm: LLMSettings, cls: type[BaseLLMProvider], conf: Settings | None
+) -> ProviderSettings:
+    found = llm.provider(cls.kind)
+    return with_env_key(found, cls, conf) if conf is not None else found
 
 
-def probe(url: str, timeout: float = OLLAMA_PROBE_TIMEOUT) -> bool:
+def default_order() -> list[type[BaseLLMProvider]]:
+    """The kinds the default is chosen from, by their ``default_rank`` (then kind)."""
+    ranked = [c for c in map(_class, LLMRegistry.kinds()) if c and c.default_rank is not None]
+    return sorted(ranked, key=lambda c: (c.default_rank or 0, c.kind))
+
+
+def _base_url(cls: type[BaseLLMProvider], conf: ProviderSettings) -> str:
+    return conf.base_url or str(conf.extra.get("endpoint") or "") or cls.default_base_url
+
+
+def probe(url: str, timeout: float = LOCAL_PROBE_TIMEOUT) -> bool:
     """True when something accepts TCP connections at ``url``'s host and port."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
     host = parts.hostname or "127.0.0.1"
@@ -112,17 +123,31 @@ def probe(url: str, timeout: float = OLLAMA_PROBE_TIMEOUT) -> bool:
         return False
 
 
-def select_default(llm: LLMSettings, *, probe_ollama: bool = True) -> Selection:
-    """DESIGN.md section 5: configured default, first key set, local Ollama, else fake."""
+def select_default(
+    llm: LLMSettings, *, probe_local: bool = True, settings: Settings | None = None
+) -> Selection:
+    """DESIGN.md section 5: the configured default, else by ``default_rank`` the first kind
+    whose key is set (from the settings or its ``env_key`` in ``settings``' environment),
+    else the first keyless kind that answers on its ``default_base_url``, else the stand-in.
+    """
     if llm.default.strip():
         chosen = resolve(llm.default.strip(), llm)
         return Selection(chosen.kind, chosen.model, chosen.name, chosen.options, "llm.default")
-    for kind in KEY_ORDER:
-        if _key_set(llm, kind) and kind in LLMRegistry:
-            return Selection(kind, reason=f"its API key is set ({kind})")
-    if probe_ollama and "ollama" in LLMRegistry and probe(ollama_url(llm)):
-        return Selection("ollama", reason="Ollama answers on localhost")
-    return Selection("fake", reason="no key set and no local Ollama: offline stand-in")
+    order = default_order()
+    for cls in order:
+        if cls.needs_key and cls.has_credentials(_provider_settings(llm, cls, settings)):
+            return Selection(cls.kind, reason=f"its API key is set ({cls.kind})")
+    for cls in order:
+        url = _base_url(cls, llm.provider(cls.kind))
+        if not cls.needs_key and probe_local and url and probe(url):
+            return Selection(cls.kind, reason=f"{cls.kind} answers at {mask_url(url)}")
+    stand_in = next((c for c in map(_class, LLMRegistry.kinds()) if c and c.stand_in), None)
+    if stand_in is None:
+        raise UnknownKindError(
+            "No LLM is configured, no API key is set and no local server answers; "
+            "set llm.default in resources/application-llm.yaml."
+        )
+    return Selection(stand_in.kind, reason="no key set and no local server: offline stand-in")
 
 
 def resolve(spec: str | LLMProvider, llm: LLMSettings) -> Selection:
@@ -162,22 +187,38 @@ def resolve(spec: str | LLMProvider, llm: LLMSettings) -> Selection:
     raise UnknownKindError(f"Cannot read LLM spec '{text}'; use 'provider' or 'provider:model'.")
 
 
-class LLMFactory:
-    """The seed's factory: ``LLMFactory.get_llm(LLMProvider.GROQ)``."""
+def create(
+    kind_or_name: str | LLMProvider | None = None,
+    *,
+    settings: Settings | None = None,
+    session: Session | None = None,
+    **overrides: Any,
+) -> BaseLLMProvider:
+    """A new provider instance; the session supplies settings and the response store.
 
-    @staticmethod
-    def get_llm(
-        provider_or_name: str | LLMProvider | None = None,
-        model: str | None = None,
-        *,
-        settings: Settings | None = None,
-        session: Session | None = None,
-        **options: Any,
-    ) -> BaseLLMProvider:
-        """A new provider instance (see the module docstring for what is accepted)."""
-        return get_llm(provider_or_name, model, settings=settings, session=session, **options)
-
-    create = get_llm
+    ``overrides`` are the provider's constructor arguments (``model``, ``api_key``,
+    ``base_url``, ``timeout``...) and default call options (``temperature``...).
+    """
+    conf, current = _settings(settings, session)
+    with unrecorded():  # a provider depends on its own section, not on every provider's
+        llm = LLMSettings.load(conf)
+    if kind_or_name is None:
+        note("llm")  # the default is chosen by looking at every provider's key
+        chosen = select_default(llm, settings=conf)
+        log.info("llm default: %s (%s)", chosen.kind, chosen.reason)
+    else:
+        chosen = resolve(kind_or_name, llm)
+        spec = str(getattr(kind_or_name, "value", kind_or_name)).strip()
+        note(f"llm.providers.{chosen.kind}", f"llm.instances.{spec}", *_LLM_LEVEL)
+    cls = LLMRegistry.get(chosen.kind)
+    model = overrides.pop("model", None)
+    return cls(
+        model or chosen.model,
+        settings=_provider_settings(llm, cls, conf),
+        name=chosen.name,
+        session=current,
+        **{**chosen.options, **overrides},
+    )
 
 
 def get_llm(
@@ -188,27 +229,15 @@ def get_llm(
     session: Session | None = None,
     **options: Any,
 ) -> BaseLLMProvider:
-    """A new provider instance; the session supplies settings and the response store."""
-    conf, current = _settings(settings, session)
-    with unrecorded():  # a provider depends on its own section, not on every provider's
-        llm = LLMSettings.load(conf)
-    if provider_or_name is None:
-        note("llm")  # the default is chosen by looking at every provider's key
-        chosen = select_default(llm)
-        log.info("llm default: %s (%s)", chosen.kind, chosen.reason)
-    else:
-        chosen = resolve(provider_or_name, llm)
-        spec = str(getattr(provider_or_name, "value", provider_or_name)).strip()
-        note(f"llm.providers.{chosen.kind}", f"llm.instances.{spec}", *_LLM_LEVEL)
-    cls = LLMRegistry.get(chosen.kind)
-    merged = {**chosen.options, **options}
-    return cls(
-        model or chosen.model,
-        settings=llm.provider(chosen.kind),
-        name=chosen.name,
-        session=current,
-        **merged,
-    )
+    """The seed's name for ``create``, with the model as second positional argument."""
+    return create(provider_or_name, settings=settings, session=session, model=model, **options)
+
+
+class LLMFactory:
+    """The seed's factory: ``LLMFactory.get_llm(LLMProvider.GROQ)``, and ``create``."""
+
+    create = staticmethod(create)
+    get_llm = staticmethod(get_llm)
 
 
 def provider_statuses(
@@ -216,34 +245,27 @@ def provider_statuses(
 ) -> list[ProviderStatus]:
     """Every known provider with its default model, models, key state and base URL.
 
-    ``probe_reachability=True`` tries a TCP connection to each configured base URL (and
-    to Ollama on localhost); otherwise ``reachable`` is ``None``.
+    ``probe_reachability=True`` tries a TCP connection to each base URL (a keyless kind's
+    ``default_base_url`` included); otherwise ``reachable`` is ``None``.
     """
     conf, _current = _settings(settings, None)
     llm = LLMSettings.load(conf)
-    kinds = sorted(set(LLMRegistry.kinds()) | set(llm.providers))
     out: list[ProviderStatus] = []
-    for kind in kinds:
-        p = llm.provider(kind)
-        available = LLMRegistry.is_available(kind) if kind in LLMRegistry else False
-        cls = LLMRegistry.get(kind) if available else None
+    for kind in sorted(set(LLMRegistry.kinds()) | set(llm.providers)):
+        cls = _class(kind) if kind in LLMRegistry else None
+        p = _provider_settings(llm, cls, conf) if cls is not None else llm.provider(kind)
         default_model = p.model or (cls.default_model if cls is not None else "")
-        needs_key = cls.needs_key if cls is not None else True
-        base_url = p.base_url or str(p.extra.get("endpoint") or "")
-        if kind == "ollama" and not base_url:
-            base_url = OLLAMA_URL
-        reachable: bool | None = None
-        if probe_reachability and base_url:
-            reachable = probe(base_url)
+        base_url = _base_url(cls, p) if cls is not None else p.base_url
+        reachable = probe(base_url) if probe_reachability and base_url else None
         out.append(
             ProviderStatus(
                 provider=kind,
                 default_model=default_model,
                 models=sorted(set(p.models) | ({default_model} if default_model else set())),
-                key_set=_key_set(llm, kind) if needs_key else True,
+                key_set=cls.has_credentials(p) if cls is not None else bool(p.api_key),
                 base_url=mask_url(base_url) if base_url else "",
                 reachable=reachable,
-                available=available,
+                available=cls is not None,
                 stand_in=bool(cls is not None and cls.stand_in),
             )
         )

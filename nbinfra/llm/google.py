@@ -58,6 +58,7 @@ class GoogleProvider(BaseLLMProvider):
 
     kind = "google"
     env_key = "GOOGLE_API_KEY"
+    default_rank = 40
     default_model = "gemini-2.0-flash"
     default_embedding_model = "gemini-embedding-001"
     extra_settings = frozenset({"api_version"})

@@ -18,6 +18,7 @@ class GroqProvider(OpenAICompatibleProvider):
     kind = "groq"
     sdk_name = "groq"
     env_key = "GROQ_API_KEY"
+    default_rank = 30
     default_model = "llama-3.1-8b-instant"
     # The groq SDK has no stream_options parameter; Groq reports stream usage in
     # ``x_groq.usage`` on the last chunk anyway.

@@ -34,6 +34,7 @@ class HuggingFaceProvider(FixedTimeoutProvider):
 
     kind = "huggingface"
     env_key = "HF_TOKEN"
+    default_rank = 60
     default_model = "meta-llama/Llama-3.1-8B-Instruct"
     extra_settings = frozenset({"provider"})
 

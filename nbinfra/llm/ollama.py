@@ -36,6 +36,8 @@ class OllamaProvider(FixedTimeoutProvider):
     kind = "ollama"
     env_key = "OLLAMA_API_KEY"  # only for hosted Ollama; a local server needs none
     needs_key = False
+    default_rank = 100  # after every keyed kind: chosen when a local server answers
+    default_base_url = DEFAULT_HOST
     default_model = "llama3.2"
     default_embedding_model = "nomic-embed-text"
     extra_settings = frozenset({"keep_alive", "num_ctx"})

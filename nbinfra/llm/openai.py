@@ -16,6 +16,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
 
     kind = "openai"
     env_key = "OPENAI_API_KEY"
+    default_rank = 10
     default_model = "gpt-4o-mini"
     extra_settings = frozenset({"organization", "project"})
     default_embedding_model = "text-embedding-3-small"

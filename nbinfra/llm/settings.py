@@ -7,14 +7,17 @@ provider), and per-model facts (context window, prices) live under ``models:``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from nbinfra._bounds import AtLeastOne, NonNegativeFloat, NonNegativeInt, PositiveFloat
-from nbinfra._secrets import MaskedRepr, Secret
+from nbinfra._secrets import MaskedRepr, Secret, remember
 from nbinfra.config import Settings
 
-__all__ = ["InstanceSettings", "LLMSettings", "ModelInfo", "ProviderSettings"]
+if TYPE_CHECKING:
+    from nbinfra.llm.base import BaseLLMProvider
+
+__all__ = ["InstanceSettings", "LLMSettings", "ModelInfo", "ProviderSettings", "with_env_key"]
 
 
 @dataclass
@@ -102,3 +105,26 @@ class LLMSettings(MaskedRepr):
             extra=dict(found.extra),
         )
         return merged
+
+
+def key_variable(conf: ProviderSettings, cls: type[BaseLLMProvider]) -> str:
+    """The variable that holds ``cls``'s API key: ``api_key_env``, else the class's."""
+    return conf.api_key_env or cls.env_key or f"{cls.kind.upper()}_API_KEY"
+
+
+def with_env_key(
+    conf: ProviderSettings, cls: type[BaseLLMProvider], settings: Settings
+) -> ProviderSettings:
+    """``conf`` with its API key read from the environment when none is configured.
+
+    The variable is ``llm.providers.<kind>.api_key_env``, else the class's ``env_key``: a
+    kind registered by a plugin finds ``COHERE_API_KEY`` with no line in any file. The
+    read is recorded, so an instance is rebuilt when the variable changes.
+    """
+    if conf.api_key or not (conf.api_key_env or cls.env_key):
+        return conf
+    value = settings.env(key_variable(conf, cls))
+    if not value:
+        return conf
+    remember(value)
+    return replace(conf, api_key=Secret(value))

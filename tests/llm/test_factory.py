@@ -94,7 +94,7 @@ def test_default_is_the_first_provider_whose_key_is_set() -> None:
     conf = settings(
         providers={"groq": {"api_key": "gsk-test-123456"}, "azure": {"api_key": "az-123456"}}
     )
-    chosen = factory.select_default(LLMSettings.load(conf), probe_ollama=False)
+    chosen = factory.select_default(LLMSettings.load(conf), probe_local=False)
     assert chosen.kind == "groq"  # azure's key alone is not enough: it needs an endpoint
 
 
