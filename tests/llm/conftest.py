@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 
-from nbinfra._secrets import Secret
-from nbinfra.llm import LLMRegistry
 from nbinfra.llm.base import BaseLLMProvider
-from nbinfra.llm.settings import ModelInfo, ProviderSettings
+from nbinfra.llm.settings import ModelInfo
+from nbinfra.testing.llm_wire_contract import TEST_KEY
+from nbinfra.testing.llm_wire_contract import provider_for as wire_provider
 from nbinfra.testing_llm import LLMWireServer
 
-TEST_KEY = "sk-test-wire-0123456789"
+__all__ = ["MODELS", "TEST_KEY", "Wire", "provider_for"]
+
+Wire = Callable[..., LLMWireServer]
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +28,7 @@ def _wire_servers() -> Iterator[dict[tuple[str, ...], LLMWireServer]]:
 
 
 @pytest.fixture
-def wire_factory(
-    _wire_servers: dict[tuple[str, ...], LLMWireServer],
-) -> Callable[..., LLMWireServer]:
+def wire_factory(_wire_servers: dict[tuple[str, ...], LLMWireServer]) -> Wire:
     """An ``LLMWireServer`` for the given formats, with an empty script and history."""
 
     def make(*formats: str) -> LLMWireServer:
@@ -41,6 +41,10 @@ def wire_factory(
     return make
 
 
+PRICES = {
+    "gpt-4o-mini": ModelInfo(128000, None, 0.15, 0.60),
+    "llama-3.1-8b-instant": ModelInfo(131072, None, 0.05, 0.08),
+}
 MODELS = {"azure": "my-deployment", "groq": "llama-3.1-8b-instant", "openai": "gpt-4o-mini"}
 
 
@@ -53,30 +57,21 @@ def provider_for(
     extra: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> BaseLLMProvider:
-    """A provider of ``kind`` aimed at ``server`` with short timeouts and fast retries.
-
-    The base URL is ``server.base_url(kind)`` (Azure takes it as ``endpoint``); other
-    kinds pass their model and provider-specific settings through ``model``/``extra``.
-    """
+    """``nbinfra.testing.llm_wire_contract.provider_for`` with this suite's models and
+    prices; Azure takes the server's URL as ``endpoint``."""
     more: dict[str, Any] = dict(extra or {})
-    base_url = server.base_url(kind)
+    base_url: str | None = None
     if kind == "azure":
-        more.setdefault("endpoint", base_url)
+        more.setdefault("endpoint", server.base_url(kind))
         more.setdefault("api_version", "2024-10-21")
         base_url = ""
-    settings = ProviderSettings(
-        api_key=Secret(key),
-        base_url=base_url,
+    return wire_provider(
+        kind,
+        server,
+        key=key,
         model=model or MODELS.get(kind, "test-model"),
-        timeout=overrides.pop("timeout", 2.0),
-        connect_timeout=1.0,
-        max_retries=overrides.pop("max_retries", 2),
-        retry_backoff=0.01,
-        retry_max_wait=overrides.pop("retry_max_wait", 1.0),
-        models={
-            "gpt-4o-mini": ModelInfo(128000, None, 0.15, 0.60),
-            "llama-3.1-8b-instant": ModelInfo(131072, None, 0.05, 0.08),
-        },
+        base_url=base_url,
         extra=more,
+        models=PRICES,
+        **overrides,
     )
-    return LLMRegistry.get(kind)(settings=settings, **overrides)

@@ -7,16 +7,16 @@ from typing import Any
 import pytest
 
 from nbinfra.llm.anthropic import JSON_INSTRUCTION
+from nbinfra.testing.llm_wire_contract import LLMWireContract
 from nbinfra.testing_llm import Reply, header
-from tests.llm.conftest import TEST_KEY
-from tests.llm.wire_contract import Wire, WireContract
+from tests.llm.conftest import TEST_KEY, Wire
 
 pytest.importorskip("anthropic")
 
 MODEL = "claude-3-5-haiku-latest"
 
 
-class TestAnthropicWire(WireContract):
+class TestAnthropicWire(LLMWireContract):
     kind = "anthropic"
     model = MODEL
     sdk = "anthropic"

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.llm.wire_contract import Wire, WireContract
+from nbinfra.testing.llm_wire_contract import LLMWireContract
+from tests.llm.conftest import Wire
 
 pytest.importorskip("huggingface_hub")
 pytest.importorskip("ollama")
 
 
-def contract(kind: str) -> WireContract:
+def contract(kind: str) -> LLMWireContract:
     # Through the modules, so their Test* classes are not collected here a second time.
     if kind == "huggingface":
         from tests.llm import test_huggingface

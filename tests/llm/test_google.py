@@ -7,16 +7,16 @@ from typing import Any
 import pytest
 
 from nbinfra.errors import AuthenticationError
+from nbinfra.testing.llm_wire_contract import LLMWireContract
 from nbinfra.testing_llm import Fault, Reply, header
-from tests.llm.conftest import TEST_KEY
-from tests.llm.wire_contract import Wire, WireContract
+from tests.llm.conftest import TEST_KEY, Wire
 
 pytest.importorskip("google.genai")
 
 MODEL = "gemini-2.0-flash"
 
 
-class TestGoogleWire(WireContract):
+class TestGoogleWire(LLMWireContract):
     kind = "google"
     model = MODEL
     sdk = "google.genai"

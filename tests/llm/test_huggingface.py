@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
+from nbinfra.testing.llm_wire_contract import LLMWireContract
 from nbinfra.testing_llm import Reply, header
-from tests.llm.conftest import TEST_KEY
-from tests.llm.wire_contract import Wire, WireContract
+from tests.llm.conftest import TEST_KEY, Wire
 
 pytest.importorskip("huggingface_hub")
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
-class TestHuggingFaceWire(WireContract):
+class TestHuggingFaceWire(LLMWireContract):
     kind = "huggingface"
     model = MODEL
     sdk = "huggingface_hub"

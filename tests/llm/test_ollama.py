@@ -10,16 +10,16 @@ import pytest
 
 from nbinfra.errors import BadRequestError, ProviderServerError
 from nbinfra.llm.truncation import TRUNCATION_WARNING, reset_truncation_warnings
+from nbinfra.testing.llm_wire_contract import LLMWireContract
 from nbinfra.testing_llm import Reply, header
-from tests.llm.conftest import provider_for
-from tests.llm.wire_contract import Wire, WireContract
+from tests.llm.conftest import Wire, provider_for
 
 pytest.importorskip("ollama")
 
 MODEL = "llama3.2"
 
 
-class TestOllamaWire(WireContract):
+class TestOllamaWire(LLMWireContract):
     kind = "ollama"
     model = MODEL
     sdk = "ollama"
