@@ -6,7 +6,7 @@ EXTRAS ?= all,test,bench,demo,embeddings
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 # Backends shipped as separate packages, each installed on top of nbinfra and tested by `make test`.
-PLUGINS := plugins/nbinfra-memcached plugins/nbinfra-milvus
+PLUGINS := plugins/nbinfra-memcached plugins/nbinfra-milvus plugins/nbinfra-cohere
 
 .PHONY: install test lint typecheck clean bench bench-smoke demo lab nbval
 
