@@ -4,9 +4,10 @@
   them), so the notebook's loop, nbinfra's background loop and a script's ``asyncio.run``
   each talk to Redis directly, without hopping between threads.
 - Low socket timeouts and no driver retries: a cache that cannot answer quickly is down.
-  After ``failure_threshold`` consecutive failures the circuit opens; calls then fail at
-  once (or, with ``fallback: memory``, are served by an in-process tier) until one probe
-  per ``reset_timeout`` succeeds. The in-process tier is dropped when Redis is back.
+  Every command goes through ``_call``: the error boundary of ``RedisGuard`` (see
+  redis_guard.py) translates driver errors by type and feeds the circuit breaker; while
+  the circuit is open, or after a failure, the fallback tier (``fallback: memory``)
+  answers instead, or the call fails at once.
 - Batches are one round trip (``MGET``, pipelined ``SET PX``); a namespace is cleared with
   ``SCAN MATCH <escaped prefix>*`` + ``UNLINK``, never ``KEYS`` or ``FLUSHDB``.
 - URLs: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+sentinel://h1:p1,h2:p2/
@@ -18,16 +19,15 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
-
-from redis import exceptions as rexc
+from typing import Any, TypeVar
 
 from nbinfra.cache.base import BaseCacheProvider, escape_glob, too_large, ttl_ms
-from nbinfra.cache.breaker import CLOSED, CircuitBreaker
+from nbinfra.cache.breaker import CircuitBreaker
 from nbinfra.cache.memory import InMemoryCacheProvider
 from nbinfra.cache.redis_connect import close_client, describe, make_client
+from nbinfra.cache.redis_guard import RedisGuard
 from nbinfra.cache.registry import CacheRegistry
 from nbinfra.cache.settings import RedisSettings
 from nbinfra.errors import CacheError, CacheUnavailableError, ConfigError
@@ -35,10 +35,8 @@ from nbinfra.logs import get_logger
 
 __all__ = ["RedisCacheProvider"]
 
+T = TypeVar("T")
 log = get_logger(__name__)
-
-# Failures that mean "Redis is not answering" (they trip the breaker).
-_DOWN = (rexc.ConnectionError, rexc.TimeoutError, OSError, asyncio.TimeoutError)
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -51,6 +49,9 @@ if existed == 0 then redis.call('pexpire', KEYS[1], ARGV[2]) end
 return value
 """
 _BATCH = 500  # keys per UNLINK during a namespace clear
+
+Command = Callable[[Any], Awaitable[T]]  # runs against the client
+Spare = Callable[[InMemoryCacheProvider], Awaitable[T]]  # the same, on the fallback tier
 
 
 @CacheRegistry.register("redis")
@@ -72,21 +73,18 @@ class RedisCacheProvider(BaseCacheProvider):
         if breaker_opts:
             cfg.breaker = replace(cfg.breaker, **breaker_opts)
         self.settings = cfg
-        self._mode, self._address, self._target = describe(cfg)
-        self.breaker = CircuitBreaker(
+        self._mode, address, self._target = describe(cfg)
+        self.guard = RedisGuard(
+            address,
             self._target,
             failure_threshold=cfg.breaker.failure_threshold,
             reset_timeout=cfg.breaker.reset_timeout,
-            on_change=self._breaker_changed,
-        )
-        self.fallback: InMemoryCacheProvider | None = (
-            InMemoryCacheProvider(max_size=10_000) if cfg.fallback == "memory" else None
+            fallback=cfg.fallback == "memory",
         )
         self._clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]
         ] = weakref.WeakKeyDictionary()
         self._last: tuple[Any, Any, Any] = (None, None, None)
-        self.fallback_ops = 0
         self._closed = False
 
     # -- plumbing -------------------------------------------------------------------------
@@ -97,6 +95,20 @@ class RedisCacheProvider(BaseCacheProvider):
     @property
     def is_cluster(self) -> bool:
         return self._mode == "cluster"
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.guard.breaker
+
+    @property
+    def fallback(self) -> InMemoryCacheProvider | None:
+        """The in-process tier serving calls while Redis is down (``fallback: memory``)."""
+        return self.guard.fallback
+
+    @property
+    def fallback_ops(self) -> int:
+        """How many calls the fallback tier served."""
+        return self.guard.fallback_ops
 
     def _slot(self) -> tuple[Any, asyncio.Semaphore]:
         """This loop's client and the gate bounding its concurrent commands."""
@@ -116,59 +128,35 @@ class RedisCacheProvider(BaseCacheProvider):
         self._last = (loop, *found)
         return found
 
-    def _client(self) -> Any:
-        return self._slot()[0]
-
     def _make_client(self) -> Any:
         return make_client(self.settings, self._mode)
 
-    def _refuse(self) -> InMemoryCacheProvider:
-        """The breaker is open: the fallback tier, or an immediate error."""
-        if self.fallback is not None:
-            self.fallback_ops += 1
-            return self.fallback
-        raise CacheUnavailableError(
-            f"Redis cache at {self._address} is unavailable (circuit open after "
-            f"{self.breaker.failure_threshold} consecutive failures; next try in "
-            f"{self.breaker.retry_in():.1f} s). Start Redis, fix cache.redis in "
-            "application-cache.yaml, or set cache.redis.fallback: memory."
-        )
+    async def _command(self, what: str, key: str, command: Command[T]) -> T:
+        """``command(client)`` under the connection gate, inside the error boundary."""
+        with self.guard.boundary(what, key):
+            client, gate = self._slot()
+            async with gate:
+                return await command(client)
 
-    def _failed(self, exc: BaseException) -> InMemoryCacheProvider:
-        """Record a failure; the fallback tier, or the translated error."""
-        self.breaker.failure()
-        if self.fallback is not None:
-            self.fallback_ops += 1
-            log.debug("redis cache %s failed (%r); served from memory", self._target, exc)
-            return self.fallback
-        raise CacheUnavailableError(
-            f"Redis cache at {self._address} did not answer ({type(exc).__name__}: {exc}). "
-            "Start Redis, fix cache.redis in application-cache.yaml, or set "
-            "cache.redis.fallback: memory."
-        ) from exc
-
-    def _ok(self) -> None:
-        breaker = self.breaker
-        if breaker._state is not CLOSED or breaker._failures:
-            breaker.success()
-
-    def _breaker_changed(self, old: str, new: str) -> None:
-        if new == CLOSED and self.fallback is not None:
-            # Data written to memory during the outage would go stale next to Redis.
-            self.fallback.clear_sync("")
+    async def _call(self, what: str, key: str, command: Command[T], spare: Spare[T]) -> T:
+        """``_command``, or ``spare(fallback tier)`` while Redis is down (or an error)."""
+        guard = self.guard
+        if not guard.allow():
+            return await spare(guard.refuse())
+        try:
+            return await self._command(what, key, command)
+        except CacheUnavailableError as exc:
+            tier = guard.failover(exc)
+            if tier is None:
+                raise
+        return await spare(tier)
 
     # -- single keys ----------------------------------------------------------------------
     async def get(self, key: str) -> bytes | None:
-        if self.breaker._state is not CLOSED and not self.breaker.allow():
-            return await self._refuse().get(key)
-        try:
-            client, gate = self._slot()
-            async with gate:
-                data = await client.get(key)
-        except _DOWN as exc:
-            return await self._failed(exc).get(key)
-        self._ok()
-        return data  # type: ignore[no-any-return]
+        found: bytes | None = await self._call(
+            "read", key, lambda c: c.get(key), lambda m: m.get(key)
+        )
+        return found
 
     async def set(
         self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False
@@ -176,115 +164,64 @@ class RedisCacheProvider(BaseCacheProvider):
         if len(value) > self.settings.max_value_size:
             raise too_large(key, len(value), self.settings.max_value_size)
         ms = ttl_ms(ttl)
-        if self.breaker._state is not CLOSED and not self.breaker.allow():
-            return await self._refuse().set(key, value, ttl, nx=nx)
-        try:
-            client, gate = self._slot()
-            async with gate:
-                done = await client.set(key, value, px=ms, nx=nx)
-        except _DOWN as exc:
-            return await self._failed(exc).set(key, value, ttl, nx=nx)
-        self._ok()
+        done = await self._call(
+            "write",
+            key,
+            lambda c: c.set(key, value, px=ms, nx=nx),
+            lambda m: m.set(key, value, ttl, nx=nx),
+        )
         return bool(done)
 
     async def delete(self, key: str) -> bool:
-        if not self.breaker.allow():
-            return await self._refuse().delete(key)
-        try:
-            client, gate = self._slot()
-            async with gate:
-                n = await client.unlink(key)
-        except _DOWN as exc:
-            return await self._failed(exc).delete(key)
-        self._ok()
+        n = await self._call("delete", key, lambda c: c.unlink(key), lambda m: m.delete(key))
         return bool(n)
 
     async def exists(self, key: str) -> bool:
-        if not self.breaker.allow():
-            return await self._refuse().exists(key)
-        try:
-            client, gate = self._slot()
-            async with gate:
-                n = await client.exists(key)
-        except _DOWN as exc:
-            return await self._failed(exc).exists(key)
-        self._ok()
+        n = await self._call("look up", key, lambda c: c.exists(key), lambda m: m.exists(key))
         return bool(n)
 
     async def ttl(self, key: str) -> float | None:
-        if not self.breaker.allow():
-            return await self._refuse().ttl(key)
-        try:
-            client, gate = self._slot()
-            async with gate:
-                ms = await client.pttl(key)
-        except _DOWN as exc:
-            return await self._failed(exc).ttl(key)
-        self._ok()
-        if ms == -2:
-            return None
-        if ms == -1:
-            return math.inf
-        return float(ms) / 1000
+        async def on_redis(client: Any) -> float | None:
+            ms = await client.pttl(key)
+            if ms == -2:
+                return None
+            return math.inf if ms == -1 else float(ms) / 1000
+
+        return await self._call("read the TTL of", key, on_redis, lambda m: m.ttl(key))
 
     async def expire(self, key: str, ttl: float | None) -> bool:
         ms = ttl_ms(ttl)
-        if not self.breaker.allow():
-            return await self._refuse().expire(key, ttl)
-        client, gate = self._slot()
-        try:
-            async with gate:
-                if ms is None:
-                    async with client.pipeline(transaction=False) as pipe:
-                        pipe.exists(key)
-                        pipe.persist(key)
-                        existed, _ = await pipe.execute()
-                    done = bool(existed)
-                else:
-                    done = bool(await client.pexpire(key, ms))
-        except _DOWN as exc:
-            return await self._failed(exc).expire(key, ttl)
-        self._ok()
-        return done
+
+        async def on_redis(client: Any) -> bool:
+            if ms is not None:
+                return bool(await client.pexpire(key, ms))
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.exists(key)
+                pipe.persist(key)
+                existed, _ = await pipe.execute()
+            return bool(existed)
+
+        return await self._call("set the TTL of", key, on_redis, lambda m: m.expire(key, ttl))
 
     async def incr(self, key: str, delta: int = 1, ttl: float | None = None) -> int:
         ms = ttl_ms(ttl)
-        if not self.breaker.allow():
-            return await self._refuse().incr(key, delta, ttl)
-        client, gate = self._slot()
-        try:
-            async with gate:
-                if ms is None:
-                    value = await client.incrby(key, delta)
-                else:
-                    value = await client.eval(_INCR_TTL, 1, key, delta, ms)
-        except _DOWN as exc:
-            return await self._failed(exc).incr(key, delta, ttl)
-        except rexc.ResponseError as exc:
-            self._ok()
-            raise CacheError(
-                f"Cannot increment {key!r}: its value is not an integer ({exc})."
-            ) from exc
-        self._ok()
-        return int(value)
+
+        async def on_redis(client: Any) -> int:
+            if ms is None:
+                return int(await client.incrby(key, delta))
+            return int(await client.eval(_INCR_TTL, 1, key, delta, ms))
+
+        return await self._call("increment", key, on_redis, lambda m: m.incr(key, delta, ttl))
 
     # -- batches --------------------------------------------------------------------------
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        if not self.breaker.allow():
-            return await self._refuse().get_many(keys)
-        client, gate = self._slot()
-        try:
-            async with gate:
-                if self._mode == "cluster":
-                    values = await client.mget_nonatomic(keys)
-                else:
-                    values = await client.mget(keys)
-        except _DOWN as exc:
-            return await self._failed(exc).get_many(keys)
-        self._ok()
-        return values  # type: ignore[no-any-return]
+        many = "mget_nonatomic" if self._mode == "cluster" else "mget"
+        found: list[bytes | None] = await self._call(
+            "read", keys[0], lambda c: getattr(c, many)(keys), lambda m: m.get_many(keys)
+        )
+        return found
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         if not items:
@@ -294,150 +231,111 @@ class RedisCacheProvider(BaseCacheProvider):
             if len(value) > limit:
                 raise too_large(key, len(value), limit)
         ms = ttl_ms(ttl)
-        if not self.breaker.allow():
-            return await self._refuse().set_many(items, ttl)
-        client, gate = self._slot()
-        try:
-            async with gate:
-                if ms is None:
-                    if self._mode == "cluster":
-                        await client.mset_nonatomic(items)
-                    else:
-                        await client.mset(items)
+
+        async def on_redis(client: Any) -> None:
+            if ms is None:
+                if self._mode == "cluster":
+                    await client.mset_nonatomic(items)
                 else:
-                    async with client.pipeline(transaction=False) as pipe:
-                        for key, value in items.items():
-                            pipe.set(key, value, px=ms)
-                        await pipe.execute()
-        except _DOWN as exc:
-            return await self._failed(exc).set_many(items, ttl)
-        self._ok()
+                    await client.mset(items)
+                return
+            async with client.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    pipe.set(key, value, px=ms)
+                await pipe.execute()
+
+        await self._call("write", next(iter(items)), on_redis, lambda m: m.set_many(items, ttl))
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         if not keys:
             return 0
-        if not self.breaker.allow():
-            return await self._refuse().delete_many(keys)
-        try:
-            client, gate = self._slot()
-            async with gate:
-                n = await client.unlink(*keys)
-        except _DOWN as exc:
-            return await self._failed(exc).delete_many(keys)
-        self._ok()
+        n = await self._call(
+            "delete", keys[0], lambda c: c.unlink(*keys), lambda m: m.delete_many(keys)
+        )
         return int(n)
 
     # -- namespaces -----------------------------------------------------------------------
     async def clear(self, prefix: str) -> int:
-        if not self.breaker.allow():
-            return await self._refuse().clear(prefix)
-        client, gate = self._slot()
         raw = prefix.encode()
         pattern = escape_glob(prefix) + "*"
-        count = 0
-        batch: list[bytes] = []
-        try:
-            async with gate:
-                async for key in client.scan_iter(match=pattern, count=1000):
-                    if not key.startswith(raw):  # belt and braces: never delete outside prefix
-                        continue
-                    batch.append(key)
-                    if len(batch) >= _BATCH:
-                        count += await client.unlink(*batch)
-                        batch = []
-                if batch:
+
+        async def on_redis(client: Any) -> int:
+            count = 0
+            batch: list[bytes] = []
+            async for key in client.scan_iter(match=pattern, count=1000):
+                if not key.startswith(raw):  # belt and braces: never delete outside prefix
+                    continue
+                batch.append(key)
+                if len(batch) >= _BATCH:
                     count += await client.unlink(*batch)
-        except _DOWN as exc:
-            return await self._failed(exc).clear(prefix)
-        self._ok()
-        if self.fallback is not None:
-            self.fallback.clear_sync(prefix)
-        return count
+                    batch = []
+            if batch:
+                count += await client.unlink(*batch)
+            if self.fallback is not None:
+                self.fallback.clear_sync(prefix)
+            return count
+
+        return await self._call("clear", prefix, on_redis, lambda m: m.clear(prefix))
 
     async def scan(self, match: str = "*", *, count: int = 1000) -> AsyncIterator[str]:
-        if not self.breaker.allow():
-            async for key in self._refuse().scan(match):
+        guard = self.guard
+        if not guard.allow():
+            async for key in guard.refuse().scan(match):
                 yield key
             return
-        client = self._client()
         seen: set[bytes] = set()  # SCAN may return a key twice across rehashes
         try:
-            async for key in client.scan_iter(match=match, count=count):
-                if key in seen:
-                    continue
-                seen.add(key)
-                yield key.decode()
-        except _DOWN as exc:
-            self._failed(exc)  # raises without a fallback; partial scans are not mixed
-            return
-        self._ok()
+            with guard.boundary("list keys matching", match):
+                client = self._slot()[0]  # no gate: the caller works between keys
+                async for key in client.scan_iter(match=match, count=count):
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    yield key.decode()
+        except CacheUnavailableError as exc:
+            if guard.failover(exc) is None:
+                raise
+            # With a fallback the listing ends here: a partial scan is not mixed with it.
 
     # -- locks ----------------------------------------------------------------------------
     async def acquire_lock(self, name: str, ttl: float) -> str | None:
-        if not self.breaker.allow():
-            return await self._refuse().acquire_lock(name, ttl)
         token = self.new_token()
-        try:
-            client, gate = self._slot()
-            async with gate:
-                ok = await client.set(name, token.encode(), nx=True, px=ttl_ms(ttl))
-        except _DOWN as exc:
-            return await self._failed(exc).acquire_lock(name, ttl)
-        self._ok()
-        return token if ok else None
+
+        async def on_redis(client: Any) -> str | None:
+            taken = await client.set(name, token.encode(), nx=True, px=ttl_ms(ttl))
+            return token if taken else None
+
+        return await self._call("lock", name, on_redis, lambda m: m.acquire_lock(name, ttl))
 
     async def release_lock(self, name: str, token: str) -> bool:
-        if self.fallback is not None and self.fallback.release_lock_sync(name, token):
+        fallback = self.fallback
+        if fallback is not None and fallback.release_lock_sync(name, token):
             return True
-        if not self.breaker.allow():
+        if not self.guard.allow():
             return False
         try:
-            client, gate = self._slot()
-            async with gate:
-                n = await client.eval(_RELEASE, 1, name, token)
-        except _DOWN as exc:
-            self.breaker.failure()
-            log.debug("releasing lock %s failed: %r (it expires by itself)", name, exc)
+            n = await self._command("unlock", name, lambda c: c.eval(_RELEASE, 1, name, token))
+        except CacheUnavailableError as exc:
+            log.debug("releasing lock %s failed: %s (it expires by itself)", name, exc)
             return False
-        self._ok()
         return bool(n)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def ping(self) -> bool:
-        try:
-            client, gate = self._slot()
-            async with gate:
-                ok = await client.ping()
-        except _DOWN as exc:
-            self.breaker.failure()
-            raise CacheUnavailableError(
-                f"Redis cache at {self._address} did not answer ({type(exc).__name__}: {exc})."
-            ) from exc
-        self._ok()
-        return bool(ok)
+        return bool(await self._command("ping", "", lambda c: c.ping()))
 
     async def health(self) -> Any:
         status = await super().health()
         if status.ok:
             try:
-                client, gate = self._slot()
-                async with gate:
-                    info = await client.info("server")
-                version = f"redis {info.get('redis_version', '?')}"
-                status = replace(status, server_version=version)
-            except (*_DOWN, rexc.ResponseError):
-                pass
+                info = await self._command("read server info", "", lambda c: c.info("server"))
+            except CacheError:
+                return status
+            status = replace(status, server_version=f"redis {info.get('redis_version', '?')}")
         return status
 
     def info(self) -> dict[str, Any]:
-        return {
-            "target": self._target,
-            "breaker": self.breaker.state,
-            "breaker_opened": self.breaker.opened_count,
-            "failures": self.breaker.failures_total,
-            "fallback": "memory" if self.fallback is not None else "none",
-            "fallback_ops": self.fallback_ops,
-        }
+        return {"target": self._target, **self.guard.info()}
 
     async def close(self) -> None:
         self._closed = True

@@ -8,7 +8,6 @@ default), so what comes back is always a fresh copy and both backends behave the
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 import time
@@ -18,10 +17,11 @@ from typing import Any, Final, TypeVar, cast, overload
 
 from nbinfra.cache.base import BaseCacheProvider, escape_glob
 from nbinfra.cache.factory import CacheFactory, cache_config
+from nbinfra.cache.flight import Flights, Outcome, under_lock
 from nbinfra.cache.serializers import Serializer, get_serializer
-from nbinfra.cache.stats import CacheStats, StatsRecorder
+from nbinfra.cache.stats import CacheStats, ErrorCount, StatsRecorder
 from nbinfra.config import validate
-from nbinfra.errors import CacheError, SerializationError
+from nbinfra.errors import SerializationError
 from nbinfra.session import Session
 from nbinfra.session import session as default_session
 
@@ -59,7 +59,7 @@ class _Shared:
     def __init__(self, window: int, backend: str) -> None:
         self.stats = StatsRecorder(window)
         self.backend = backend
-        self.flights: dict[tuple[int, str], asyncio.Future[bytes]] = {}
+        self.flights = Flights()
 
 
 _NAMESPACES = "cache.namespaces"
@@ -126,6 +126,7 @@ class CacheService:
         shared = _shared(sess, namespace, config.stats_window, backend)
         self._stats = shared.stats
         self._flights = shared.flights
+        self._counted = ErrorCount(shared.stats)  # the error boundary of every call
 
     # -- helpers --------------------------------------------------------------------------
     def _key(self, key: str | int) -> str:
@@ -144,14 +145,11 @@ class CacheService:
         if data is None:
             stats.misses += 1
             return default
-        try:
-            value = self._loads(data)
-        except SerializationError as exc:
-            stats.errors += 1
-            raise self._unreadable(k, exc) from exc.__cause__
-        except CacheError:
-            stats.errors += 1
-            raise
+        with self._counted:
+            try:
+                value = self._loads(data)
+            except SerializationError as exc:
+                raise self._unreadable(k, exc) from exc.__cause__
         stats.hits += 1
         return value
 
@@ -160,38 +158,22 @@ class CacheService:
         key = k[len(self.prefix) :] if k.startswith(self.prefix) else k
         return SerializationError(f"Key {key!r} in cache namespace {self.namespace!r}: {exc}")
 
-    def _encode(self, value: Any) -> bytes:
-        try:
-            return self._dumps(value)
-        except CacheError:
-            self._stats.errors += 1
-            raise
-
-    def _error(self) -> None:
-        self._stats.errors += 1
-
     # -- single keys ----------------------------------------------------------------------
     async def get(self, key: str | int, default: Any = None) -> Any:
         """The cached value, or ``default`` on a miss (``MISS`` tells a cached ``None``)."""
         k = self._key(key)
         t0 = _perf()
-        try:
+        with self._counted:
             data = await self.provider.get(k)
-        except CacheError:
-            self._error()
-            raise
         return self._hit(data, t0, default, k)
 
     async def set(self, key: str | int, value: Any, ttl: float | None = None) -> bool:
         """Store ``value`` for ``ttl`` seconds (default ``default_ttl``; ``0`` = forever)."""
         k = self._key(key)
-        data = self._encode(value)
-        t0 = _perf()
-        try:
+        with self._counted:
+            data = self._dumps(value)
+            t0 = _perf()
             await self.provider.set(k, data, self._ttl(ttl))
-        except CacheError:
-            self._error()
-            raise
         self._stats.latency(_perf() - t0)
         self._stats.sets += 1
         return True
@@ -199,56 +181,42 @@ class CacheService:
     async def add(self, key: str | int, value: Any, ttl: float | None = None) -> bool:
         """Store only if ``key`` is absent; True when stored."""
         k = self._key(key)
-        data = self._encode(value)
-        try:
-            done = await self.provider.set(k, data, self._ttl(ttl), nx=True)
-        except CacheError:
-            self._error()
-            raise
+        with self._counted:
+            done = await self.provider.set(k, self._dumps(value), self._ttl(ttl), nx=True)
         if done:
             self._stats.sets += 1
         return bool(done)
 
     async def delete(self, key: str | int) -> bool:
         """True when the key existed."""
-        try:
-            done = await self.provider.delete(self._key(key))
-        except CacheError:
-            self._error()
-            raise
+        k = self._key(key)
+        with self._counted:
+            done = await self.provider.delete(k)
         self._stats.deletes += 1
         return bool(done)
 
     async def exists(self, key: str | int) -> bool:
-        try:
-            return bool(await self.provider.exists(self._key(key)))
-        except CacheError:
-            self._error()
-            raise
+        k = self._key(key)
+        with self._counted:
+            return bool(await self.provider.exists(k))
 
     async def ttl(self, key: str | int) -> float | None:
         """Seconds left; ``math.inf`` when it never expires; ``None`` when absent."""
-        try:
-            return await self.provider.ttl(self._key(key))
-        except CacheError:
-            self._error()
-            raise
+        k = self._key(key)
+        with self._counted:
+            return await self.provider.ttl(k)
 
     async def expire(self, key: str | int, ttl: float | None) -> bool:
         """New TTL for an existing key (``0``/``None`` = never expire)."""
-        try:
-            return bool(await self.provider.expire(self._key(key), ttl))
-        except CacheError:
-            self._error()
-            raise
+        k = self._key(key)
+        with self._counted:
+            return bool(await self.provider.expire(k, ttl))
 
     async def incr(self, key: str | int, delta: int = 1, ttl: float | None = None) -> int:
         """Atomically add ``delta``; a new key starts at 0 and gets ``ttl`` (or the default)."""
-        try:
-            return await self.provider.incr(self._key(key), delta, self._ttl(ttl))
-        except CacheError:
-            self._error()
-            raise
+        k = self._key(key)
+        with self._counted:
+            return await self.provider.incr(k, delta, self._ttl(ttl))
 
     async def decr(self, key: str | int, delta: int = 1, ttl: float | None = None) -> int:
         return await self.incr(key, -delta, ttl)
@@ -261,26 +229,20 @@ class CacheService:
             return {}
         full = [self._key(k) for k in wanted]
         t0 = _perf()
-        try:
+        with self._counted:
             values = await self.provider.get_many(full)
-        except CacheError:
-            self._error()
-            raise
         stats = self._stats
         stats.latency(_perf() - t0)
         loads = self._loads
         out: dict[str | int, Any] = {}
         key: str | int = ""
-        try:
-            for key, data in zip(wanted, values, strict=True):
-                if data is not None:
-                    out[key] = loads(data)
-        except SerializationError as exc:
-            stats.errors += 1
-            raise self._unreadable(self._key(key), exc) from exc.__cause__
-        except CacheError:
-            stats.errors += 1
-            raise
+        with self._counted:
+            try:
+                for key, data in zip(wanted, values, strict=True):
+                    if data is not None:
+                        out[key] = loads(data)
+            except SerializationError as exc:
+                raise self._unreadable(self._key(key), exc) from exc.__cause__
         stats.hits += len(out)
         stats.misses += len(wanted) - len(out)
         return out
@@ -291,30 +253,20 @@ class CacheService:
             return
         dumps = self._dumps
         prefix = self.prefix
-        try:
+        with self._counted:
             payload = {
                 (prefix + k if type(k) is str else self._key(k)): dumps(v) for k, v in items.items()
             }
-        except CacheError:
-            self._error()
-            raise
-        t0 = _perf()
-        try:
+            t0 = _perf()
             await self.provider.set_many(payload, self._ttl(ttl))
-        except CacheError:
-            self._error()
-            raise
         self._stats.latency(_perf() - t0)
         self._stats.sets += len(payload)
 
     async def delete_many(self, keys: Iterable[str | int]) -> int:
         """How many of ``keys`` existed."""
         full = [self._key(k) for k in keys]
-        try:
+        with self._counted:
             n = await self.provider.delete_many(full)
-        except CacheError:
-            self._error()
-            raise
         self._stats.deletes += len(full)
         return int(n)
 
@@ -331,11 +283,8 @@ class CacheService:
 
     async def clear(self) -> int:
         """Delete every key of this namespace (and of nested ``namespace:sub`` ones)."""
-        try:
+        with self._counted:
             return await self.provider.clear(self.prefix)
-        except CacheError:
-            self._error()
-            raise
 
     # -- compute-once ---------------------------------------------------------------------
     @overload
@@ -372,77 +321,33 @@ class CacheService:
         """
         k = self._key(key)
         t0 = _perf()
-        loop = asyncio.get_running_loop()
-        flight = (id(loop), k)
-        running = self._flights.get(flight)
-        while running is not None:  # someone here is already reading or loading this key
-            try:
-                shared = await asyncio.shield(running)
-            except asyncio.CancelledError:
-                if not running.cancelled():
-                    raise  # this caller was cancelled
-                running = self._flights.get(flight)  # the leader was: take over
-                continue
-            return self._hit(shared, t0, None, k)  # type: ignore[no-any-return]
-        future: asyncio.Future[bytes] = loop.create_future()
-        future.add_done_callback(_consume)
-        self._flights[flight] = future
-        value: Any = None
-        try:
-            cached = await self.provider.get(k)
-            found = cached is not None
-            if cached is not None:
-                data = cached
-            else:
-                found, value, data = await self._load(k, loader, ttl, lock_timeout)
-        except BaseException as exc:
-            if isinstance(exc, CacheError):
-                self._error()
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-            raise
-        finally:
-            self._flights.pop(flight, None)
-        future.set_result(data)
+        found, value, data = await self._flights.share(
+            k, lambda: self._lead(k, loader, ttl, lock_timeout)
+        )
         if found:
             return self._hit(data, t0, None, k)  # type: ignore[no-any-return]
         self._stats.misses += 1
         return cast(T, value)
 
-    async def _load(
+    async def _lead(
         self, k: str, loader: Callable[[], Any], ttl: float | None, lock_timeout: float
-    ) -> tuple[bool, Any, bytes]:
-        """(found in cache meanwhile, value, stored bytes), holding the backend lock."""
-        provider = self.provider
-        lock = f"nbinfra:lock:{k}"
-        deadline = time.monotonic() + lock_timeout
-        delay = 0.001
-        token = await provider.acquire_lock(lock, lock_timeout)
-        while token is None:  # another process is loading: wait for its value
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
-            data = await provider.get(k)
-            if data is not None:
-                return True, None, data
-            if time.monotonic() >= deadline:
-                break  # the holder died or is too slow; load without the lock
-            token = await provider.acquire_lock(lock, lock_timeout)
-        try:
-            data = await provider.get(k)
-            if data is not None:
-                return True, None, data
+    ) -> Outcome:
+        """What the first caller of a key does: read it, else load it under the lock."""
+
+        async def load() -> tuple[Any, bytes]:
             value = loader()
             if inspect.isawaitable(value):
                 value = await value
-            data = self._encode(value)
-            await provider.set(k, data, self._ttl(ttl))
+            data = self._dumps(value)
+            await self.provider.set(k, data, self._ttl(ttl))
             self._stats.sets += 1
-            return False, value, data
-        finally:
-            if token is not None:
-                await provider.release_lock(lock, token)
+            return value, data
+
+        with self._counted:
+            data = await self.provider.get(k)
+            if data is not None:
+                return True, None, data
+            return await under_lock(self.provider, k, lock_timeout, load)
 
     # -- introspection --------------------------------------------------------------------
     def stats(self) -> CacheStats:
@@ -478,9 +383,3 @@ class CacheService:
     def __repr__(self) -> str:
         kind = getattr(self.provider, "kind", "?")
         return f"<CacheService {self.namespace!r} on {kind}, default_ttl={self.default_ttl}>"
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    # Mark a failed flight's exception as retrieved even when nobody else was waiting.
-    if not future.cancelled():
-        future.exception()

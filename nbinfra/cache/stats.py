@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CacheStats", "StatsRecorder"]
+from nbinfra.errors import CacheError
+
+__all__ = ["CacheStats", "ErrorCount", "StatsRecorder"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +124,20 @@ class StatsRecorder:
         self._lat = []
         self._i = 0
         self.hits = self.misses = self.sets = self.deletes = self.errors = 0
+
+
+class ErrorCount:
+    """The service's error boundary: ``with count:`` adds one to ``errors`` when a
+    ``CacheError`` leaves the block (and lets it go on)."""
+
+    __slots__ = ("_stats",)
+
+    def __init__(self, stats: StatsRecorder) -> None:
+        self._stats = stats
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        if kind is not None and issubclass(kind, CacheError):
+            self._stats.errors += 1

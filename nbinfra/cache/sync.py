@@ -53,7 +53,8 @@ class SyncCache:
             return run_sync(self.service.set(key, value, ttl))
         svc = self.service
         k = svc.prefix + key if type(key) is str else svc._key(key)
-        data = svc._encode(value)
+        with svc._counted:
+            data = svc._dumps(value)
         t0 = _perf()
         mem.set_sync(k, data, svc.default_ttl if ttl is None else ttl)
         stats = svc._stats
@@ -172,7 +173,9 @@ class SyncCache:
             value = loader()
             if inspect.isawaitable(value):
                 value = run_sync(_await(value))
-            mem.set_sync(k, svc._encode(value), svc._ttl(ttl))
+            with svc._counted:
+                data = svc._dumps(value)
+            mem.set_sync(k, data, svc._ttl(ttl))
             svc._stats.misses += 1
             svc._stats.sets += 1
             return value

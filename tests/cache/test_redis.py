@@ -15,7 +15,7 @@ from nbinfra.cache import CacheService
 from nbinfra.cache.redis import RedisCacheProvider
 from nbinfra.cache.redis_connect import describe, parse_sentinel
 from nbinfra.cache.settings import RedisSettings
-from nbinfra.errors import ConfigError
+from nbinfra.errors import CacheError, CacheUnavailableError, ConfigError
 from nbinfra.session import Session
 from nbinfra.testing import RedisServer
 
@@ -72,6 +72,28 @@ async def test_password_never_in_errors(session: Session) -> None:
         assert "127.0.0.1:1" in str(info.value)
         assert "hunter2-secret" not in repr(provider)
     finally:
+        await provider.close()
+
+
+async def test_a_refused_command_is_a_cache_error_not_an_outage(
+    redis_server: RedisServer, session: Session
+) -> None:
+    provider = RedisCacheProvider(url=redis_server.url, socket_timeout=5, failure_threshold=1)
+    svc = CacheService("wrongtype", provider=provider, session=session)
+    raw = _raw(redis_server)
+    try:
+        raw.rpush("wrongtype:list", "a")  # a value the cache cannot read as bytes
+        with pytest.raises(CacheError, match=r"Cannot read 'wrongtype:list': WRONGTYPE") as info:
+            await svc.get("list")
+        assert not isinstance(info.value, CacheUnavailableError)
+        assert isinstance(info.value.__cause__, redis.ResponseError)
+        # Redis answered: with a threshold of 1 an outage would have opened the circuit.
+        assert provider.breaker.state == "closed" and provider.breaker.failures_total == 0
+        assert svc.stats().errors == 1
+        await svc.set("ok", 1)
+        assert await svc.get("ok") == 1
+    finally:
+        raw.close()
         await provider.close()
 
 
