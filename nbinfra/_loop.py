@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, Generic, TypeVar, cast
 
 from nbinfra.errors import LoopError
 from nbinfra.logs import get_logger
@@ -25,6 +26,7 @@ from nbinfra.logs import get_logger
 __all__ = [
     "get_loop",
     "in_loop_thread",
+    "iterate_async",
     "iterate_sync",
     "on_shutdown",
     "run_async",
@@ -237,6 +239,33 @@ async def run_async(coro: Coroutine[Any, Any, T]) -> T:
     if asyncio.get_running_loop() is loop:
         return await coro
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+
+async def iterate_async(agen: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """Iterate ``agen`` on the background loop from any other running loop.
+
+    Each item is one round trip; leaving early (``break``, an error, a cancellation)
+    closes ``agen`` on the loop.
+    """
+    loop = get_loop()
+    if asyncio.get_running_loop() is loop:
+        async for item in agen:
+            yield item
+        return
+    anext_ = type(agen).__anext__
+    try:
+        while True:
+            try:
+                step = cast("Coroutine[Any, Any, T]", anext_(agen))
+                item = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(step, loop))
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None and not _stopped:
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(aclose(), loop))
 
 
 def on_shutdown(closer: Callable[[], Awaitable[None]]) -> None:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any, ClassVar
 
-from nbinfra.errors import LLMError
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
-from nbinfra.llm.http_errors import map_stainless_error
+from nbinfra.llm.boundary import ErrorMap
+from nbinfra.llm.http_errors import stainless_map
 from nbinfra.llm.types import Message, Usage
 
 __all__ = ["OpenAICompatibleProvider"]
@@ -121,8 +121,8 @@ class OpenAICompatibleProvider(BaseLLMProvider):
         return Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
 
     # -- the error boundary --------------------------------------------------------
-    def _map_error(self, exc: BaseException) -> LLMError | None:
-        return map_stainless_error(self, exc, self._sdk())
+    def error_map(self) -> ErrorMap:
+        return stainless_map(self._sdk())
 
 
 def _window_of(info: Any) -> int | None:

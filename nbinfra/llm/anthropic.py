@@ -13,8 +13,10 @@ from typing import Any
 
 from nbinfra.errors import BadRequestError, LLMError
 from nbinfra.llm import LLMProvider, LLMRegistry
+from nbinfra.llm._core import ProviderCore
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
-from nbinfra.llm.http_errors import error_detail, map_stainless_error, map_status_error
+from nbinfra.llm.boundary import ErrorMap
+from nbinfra.llm.http_errors import error_detail, map_status_error, stainless_map
 from nbinfra.llm.types import Message, Usage
 from nbinfra.logs import get_logger
 
@@ -177,13 +179,17 @@ class AnthropicProvider(BaseLLMProvider):
             await stream.close()
 
     # -- the error boundary --------------------------------------------------------
-    def _map_error(self, exc: BaseException) -> LLMError | None:
+    def error_map(self) -> ErrorMap:
         import anthropic
 
-        if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:
+        def in_stream(provider: ProviderCore, exc: Any) -> LLMError | None:
+            if exc.status_code >= 400:
+                return None  # a real HTTP status: the SDK's own table below
             # ``event: error`` inside a 200 stream: map its type to the status it has
             # outside a stream.
             message, code = error_detail(exc)
-            status = _STREAM_ERROR_STATUS.get(code, 500)
-            return map_status_error(self, status, message, code, {})
-        return map_stainless_error(self, exc, anthropic)
+            return map_status_error(
+                provider, _STREAM_ERROR_STATUS.get(code, 500), message, code, {}
+            )
+
+        return ErrorMap({anthropic.APIStatusError: in_stream}) | stainless_map(anthropic)

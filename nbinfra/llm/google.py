@@ -17,10 +17,11 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from nbinfra._secrets import mask_url
-from nbinfra.errors import LLMError, ProviderServerError
+from nbinfra.errors import LLMError
 from nbinfra.llm import LLMProvider, LLMRegistry
+from nbinfra.llm._core import ProviderCore
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.boundary import ErrorMap
 from nbinfra.llm.http_errors import map_status_error, parse_retry_after
 from nbinfra.llm.types import Message, Usage
 
@@ -59,6 +60,7 @@ class GoogleProvider(BaseLLMProvider):
     kind = "google"
     env_key = "GOOGLE_API_KEY"
     default_rank = 40
+    public_endpoint = "generativelanguage.googleapis.com"
     default_model = "gemini-2.0-flash"
     default_embedding_model = "gemini-embedding-001"
     extra_settings = frozenset({"api_version"})
@@ -165,41 +167,26 @@ class GoogleProvider(BaseLLMProvider):
         return [list(e.values or []) for e in resp.embeddings or []]
 
     # -- the error boundary --------------------------------------------------------
-    def _map_error(self, exc: BaseException) -> LLMError | None:
+    def error_map(self) -> ErrorMap:
         from google.genai import errors
 
-        if isinstance(exc, errors.APIError):
-            message = " ".join(str(exc.message or exc.status or exc).split())[:300]
-            details = exc.details if isinstance(exc.details, Mapping) else {}
-            reasons, retry_delay = _error_info(details)
-            status = int(exc.code or 500)
-            if "API_KEY_INVALID" in reasons or "api key not valid" in message.lower():
-                return self.auth_error(f"HTTP {status} API_KEY_INVALID")
-            headers = _headers_of(exc.response)
-            if status == 429 and parse_retry_after(headers) is None and retry_delay is not None:
-                headers["retry-after"] = f"{retry_delay:g}"
-            code = str(exc.status or "")
-            if _CONTEXT.search(message):
-                code = "context_length_exceeded"
-            return map_status_error(self, status, message, code, headers)
-        name = type(exc).__name__
-        if type(exc).__module__.startswith(("httpx", "httpcore")):
-            where = (
-                mask_url(self.base_url) if self.base_url else "generativelanguage.googleapis.com"
-            )
-            if "Timeout" in name:
-                return self.timeout_error()
-            if "Protocol" in name or "Read" in name:
-                return ProviderServerError(
-                    f"The connection to google at {where} broke mid-response ({name}).",
-                    provider=self.kind,
-                )
-            return ProviderServerError(
-                f"Cannot reach google at {where} ({name}); check the network and "
-                "llm.providers.google.base_url.",
-                provider=self.kind,
-            )
-        return None
+        return ErrorMap({errors.APIError: _api_error})
+
+
+def _api_error(provider: ProviderCore, exc: Any) -> LLMError:
+    message = " ".join(str(exc.message or exc.status or exc).split())[:300]
+    details = exc.details if isinstance(exc.details, Mapping) else {}
+    reasons, retry_delay = _error_info(details)
+    status = int(exc.code or 500)
+    if "API_KEY_INVALID" in reasons or "api key not valid" in message.lower():
+        return provider.auth_error(f"HTTP {status} API_KEY_INVALID")
+    headers = _headers_of(exc.response)
+    if status == 429 and parse_retry_after(headers) is None and retry_delay is not None:
+        headers["retry-after"] = f"{retry_delay:g}"
+    code = str(exc.status or "")
+    if _CONTEXT.search(message):
+        code = "context_length_exceeded"
+    return map_status_error(provider, status, message, code, headers)
 
 
 def _ms(seconds: float) -> int:

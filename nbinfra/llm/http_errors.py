@@ -3,10 +3,11 @@
 - ``map_status_error``: an HTTP status + message -> our error (401/403 -> authentication
   naming the variable to set, 429 -> rate limit with ``Retry-After``, context-length
   markers or 413 -> context length, 5xx -> server error, other 4xx -> bad request).
-- ``map_stainless_error``: the exceptions of the Stainless-generated SDKs (``openai``,
-  ``groq``, ``anthropic``) -> the above.
+- ``stainless_map``: the ``ErrorMap`` of the Stainless-generated SDKs (``openai``,
+  ``groq``, ``anthropic``).
 - ``parse_retry_after``: seconds from ``retry-after-ms`` / ``retry-after`` headers.
-- ``generic_error``: transport failures any SDK shares (timeouts, sockets, bad JSON).
+
+Transport failures any SDK shares are in ``nbinfra.llm.boundary.transport_map``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from nbinfra._secrets import mask_url
 from nbinfra.errors import (
     BadRequestError,
     ContextLengthError,
@@ -25,16 +25,16 @@ from nbinfra.errors import (
     ProviderServerError,
     RateLimitError,
 )
+from nbinfra.llm.boundary import ErrorMap, timed_out, transport_map, unreachable
 
 if TYPE_CHECKING:
-    from nbinfra.llm.base import BaseLLMProvider
+    from nbinfra.llm._core import ProviderCore
 
 __all__ = [
     "error_detail",
-    "generic_error",
-    "map_stainless_error",
     "map_status_error",
     "parse_retry_after",
+    "stainless_map",
 ]
 
 _CONTEXT_MARKERS = (
@@ -90,7 +90,7 @@ def error_detail(exc: Any) -> tuple[str, str]:
 
 
 def map_status_error(
-    provider: BaseLLMProvider, status: int, message: str, code: str, headers: Mapping[str, str]
+    provider: ProviderCore, status: int, message: str, code: str, headers: Mapping[str, str]
 ) -> LLMError:
     """An HTTP error status from a provider -> our error (shared by every provider)."""
     kind = provider.kind
@@ -124,60 +124,31 @@ def map_status_error(
     return BadRequestError(f"{kind} rejected the request (HTTP {status}): {message}", provider=kind)
 
 
-def map_stainless_error(
-    provider: BaseLLMProvider, exc: BaseException, sdk: ModuleType
-) -> LLMError | None:
-    """Map an exception of a Stainless-generated SDK (``openai``, ``groq``, ``anthropic``:
-    same exception names) to our tree; ``None`` when it is not one of the SDK's."""
-    if isinstance(exc, sdk.APITimeoutError):
-        return provider.timeout_error()
-    if isinstance(exc, sdk.APIStatusError):
+def stainless_map(sdk: ModuleType) -> ErrorMap:
+    """The table of a Stainless-generated SDK (``openai``, ``groq``, ``anthropic``: the same
+    exception classes), keyed by type; the most specific class wins."""
+
+    def status(provider: ProviderCore, exc: Any) -> LLMError:
         message, code = error_detail(exc)
         headers = dict(exc.response.headers) if exc.response is not None else {}
         return map_status_error(provider, exc.status_code, message, code, headers)
-    if isinstance(exc, sdk.APIResponseValidationError):
+
+    def shape(provider: ProviderCore, exc: Any) -> LLMError:
         return ProviderServerError(
             f"{provider.kind} sent a response in an unexpected shape: {exc}", provider=provider.kind
         )
-    if isinstance(exc, sdk.APIConnectionError):
+
+    def connection(provider: ProviderCore, exc: Any) -> LLMError:
+        # The SDK wraps the transport's exception: its type tells broken from unreachable.
         cause = exc.__cause__ or exc.__context__
-        name = type(cause).__name__ if cause is not None else "connection error"
-        where = mask_url(provider.base_url) if provider.base_url else "the default endpoint"
-        if cause is not None and ("Protocol" in name or "Read" in name):
-            return ProviderServerError(
-                f"The connection to {provider.kind} at {where} broke mid-response ({name}).",
-                provider=provider.kind,
-            )
-        return ProviderServerError(
-            f"Cannot reach {provider.kind} at {where} ({name}); check that it runs and "
-            f"llm.providers.{provider.kind}.base_url.",
-            provider=provider.kind,
-        )
-    return None
+        found = transport_map().translate(provider, cause) if cause is not None else None
+        return found or unreachable(provider, cause if cause is not None else exc)
 
-
-def generic_error(provider: BaseLLMProvider, exc: BaseException) -> LLMError:
-    """Transport-level failures every SDK shares (httpx, sockets, bad JSON)."""
-    name = type(exc).__name__
-    if isinstance(exc, TimeoutError) or "Timeout" in name:
-        return provider.timeout_error()
-    where = f" at {mask_url(provider.base_url)}" if provider.base_url else ""
-    if isinstance(exc, ValueError) and ("JSON" in name or "json" in str(exc).lower()):
-        return ProviderServerError(
-            f"{provider.kind}{where} sent a response that is not valid JSON ({name}).",
-            provider=provider.kind,
-        )
-    if "Protocol" in name or "ReadError" in name or "Incomplete" in name:
-        return ProviderServerError(
-            f"The connection to {provider.kind}{where} broke mid-response ({name}).",
-            provider=provider.kind,
-        )
-    if isinstance(exc, OSError) or "Connect" in name:
-        return ProviderServerError(
-            f"Cannot reach {provider.kind}{where} ({name}); check that it runs and the "
-            f"base_url in llm.providers.{provider.kind}.",
-            provider=provider.kind,
-        )
-    return ProviderServerError(
-        f"{provider.kind} call failed: {name}: {exc}", provider=provider.kind
+    return ErrorMap(
+        {
+            sdk.APITimeoutError: timed_out,
+            sdk.APIStatusError: status,
+            sdk.APIResponseValidationError: shape,
+            sdk.APIConnectionError: connection,
+        }
     )

@@ -12,11 +12,12 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from nbinfra._secrets import mask_url
 from nbinfra.errors import LLMError, ProviderServerError
 from nbinfra.llm import LLMProvider, LLMRegistry
+from nbinfra.llm._core import ProviderCore
 from nbinfra.llm._fixed_timeout import FixedTimeoutProvider
 from nbinfra.llm.base import CallOptions, Completion, Delta
+from nbinfra.llm.boundary import ErrorMap, timed_out
 from nbinfra.llm.http_errors import map_status_error
 from nbinfra.llm.types import Message, Usage
 
@@ -35,6 +36,7 @@ class HuggingFaceProvider(FixedTimeoutProvider):
     kind = "huggingface"
     env_key = "HF_TOKEN"
     default_rank = 60
+    public_endpoint = "Hugging Face Inference Providers"
     default_model = "meta-llama/Llama-3.1-8B-Instruct"
     extra_settings = frozenset({"provider"})
 
@@ -114,43 +116,39 @@ class HuggingFaceProvider(FixedTimeoutProvider):
                     yield Delta(text, finish, usage, chunk.model or None, chunk)
 
     # -- the error boundary --------------------------------------------------------
-    def _map_error(self, exc: BaseException) -> LLMError | None:
+    def error_map(self) -> ErrorMap:
         from huggingface_hub import errors
 
-        where = mask_url(self.base_url) if self.base_url else "Hugging Face Inference Providers"
-        if isinstance(exc, errors.InferenceTimeoutError):
-            return self.timeout_error()
-        if isinstance(exc, errors.HfHubHTTPError):
-            response = exc.response
-            status = response.status_code
-            message = _server_message(exc)
-            code = "context_length_exceeded" if _CONTEXT.search(message) else ""
-            return map_status_error(self, status, message, code, dict(response.headers))
-        if isinstance(exc, errors.TextGenerationError):  # an error event inside a stream
-            message = " ".join(str(exc).split())[:300]
-            if isinstance(exc, errors.OverloadedError):
-                return map_status_error(self, 503, message, "", {})
-            if isinstance(exc, errors.ValidationError):
-                code = "context_length_exceeded" if _CONTEXT.search(message) else ""
-                return map_status_error(self, 422, message, code, {})
-            return ProviderServerError(
-                f"huggingface failed mid-stream: {message}", provider=self.kind
-            )
-        name = type(exc).__name__
-        if type(exc).__module__.startswith(("httpx", "httpcore")):
-            if "Timeout" in name:
-                return self.timeout_error()
-            if "Protocol" in name or "Read" in name:
-                return ProviderServerError(
-                    f"The connection to huggingface at {where} broke mid-response ({name}).",
-                    provider=self.kind,
-                )
-            return ProviderServerError(
-                f"Cannot reach huggingface at {where} ({name}); check that it runs and "
-                "llm.providers.huggingface.base_url.",
-                provider=self.kind,
-            )
-        return None
+        return ErrorMap(
+            {
+                errors.InferenceTimeoutError: timed_out,
+                errors.HfHubHTTPError: _http_error,
+                # error events inside a stream
+                errors.OverloadedError: lambda p, e: map_status_error(p, 503, _short(e), "", {}),
+                errors.ValidationError: lambda p, e: map_status_error(
+                    p, 422, _short(e), _context_code(_short(e)), {}
+                ),
+                errors.TextGenerationError: lambda p, e: ProviderServerError(
+                    f"huggingface failed mid-stream: {_short(e)}", provider=p.kind
+                ),
+            }
+        )
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _context_code(message: str) -> str:
+    return "context_length_exceeded" if _CONTEXT.search(message) else ""
+
+
+def _http_error(provider: ProviderCore, exc: Any) -> LLMError:
+    response = exc.response
+    message = _server_message(exc)
+    return map_status_error(
+        provider, response.status_code, message, _context_code(message), dict(response.headers)
+    )
 
 
 def _finish_reason(value: str | None) -> str | None:

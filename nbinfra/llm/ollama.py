@@ -14,11 +14,12 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from nbinfra._secrets import mask_url
 from nbinfra.errors import BadRequestError, LLMError, ProviderServerError
 from nbinfra.llm import LLMProvider, LLMRegistry
+from nbinfra.llm._core import ProviderCore
 from nbinfra.llm._fixed_timeout import FixedTimeoutProvider
 from nbinfra.llm.base import CallOptions, Completion, Delta
+from nbinfra.llm.boundary import ErrorMap
 from nbinfra.llm.http_errors import map_status_error
 from nbinfra.llm.types import LLMResponse, Message, Usage
 
@@ -164,47 +165,48 @@ class OllamaProvider(FixedTimeoutProvider):
         return response
 
     # -- the error boundary --------------------------------------------------------
-    def _map_error(self, exc: BaseException) -> LLMError | None:
+    def error_map(self) -> ErrorMap:
         import ollama
 
-        where = mask_url(self.host)
-        if isinstance(exc, ollama.ResponseError):
-            message = " ".join(str(exc.error).split())[:300]
-            if exc.status_code == 404 and "not found" in message:
-                named = _QUOTED.search(message)
-                model = named.group(1) if named else "<model>"
-                return BadRequestError(
-                    f"Model '{model}' is not pulled in Ollama at {where}: run "
-                    f"`ollama pull {model}`, or pick a pulled one (`ollama list`).",
-                    provider=self.kind,
-                )
-            if exc.status_code < 0:  # an error line inside a stream
-                return ProviderServerError(
-                    f"ollama failed mid-stream: {message}", provider=self.kind
-                )
-            # The SDK raises ``from None``; the httpx error (with headers) is the context.
-            response = getattr(exc.__context__, "response", None)
-            headers = dict(response.headers) if response is not None else {}
-            return map_status_error(self, exc.status_code, message, "", headers)
-        if isinstance(exc, ollama.RequestError):
-            return BadRequestError(f"ollama refused the request: {exc.error}", provider=self.kind)
-        name = type(exc).__name__
-        if isinstance(exc, ConnectionError) and type(exc).__module__ == "builtins":
-            # the SDK's own ConnectionError for a refused connection
-            return ProviderServerError(
-                f"Cannot reach Ollama at {where}: start it (`ollama serve`) or set "
-                "OLLAMA_HOST / llm.providers.ollama.base_url.",
-                provider=self.kind,
-            )
-        if type(exc).__module__.startswith(("httpx", "httpcore")):
-            if "Timeout" in name:
-                return self.timeout_error()
-            if "Protocol" in name or "Read" in name:
-                return ProviderServerError(
-                    f"The connection to Ollama at {where} broke mid-response ({name}).",
-                    provider=self.kind,
-                )
-        return None
+        return ErrorMap(
+            {
+                ollama.ResponseError: _response_error,
+                ollama.RequestError: lambda p, e: BadRequestError(
+                    f"ollama refused the request: {e.error}", provider=p.kind
+                ),
+                # the SDK raises the builtin ConnectionError for a refused connection
+                ConnectionRefusedError: _not_running,
+                ConnectionError: _not_running,
+            }
+        )
+
+
+def _not_running(provider: ProviderCore, exc: BaseException) -> LLMError | None:
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return None  # a connection that broke: the shared table
+    return ProviderServerError(
+        f"Cannot reach Ollama at {provider.where}: start it (`ollama serve`) or set "
+        "OLLAMA_HOST / llm.providers.ollama.base_url.",
+        provider=provider.kind,
+    )
+
+
+def _response_error(provider: ProviderCore, exc: Any) -> LLMError:
+    message = " ".join(str(exc.error).split())[:300]
+    if exc.status_code == 404 and "not found" in message:
+        named = _QUOTED.search(message)
+        model = named.group(1) if named else "<model>"
+        return BadRequestError(
+            f"Model '{model}' is not pulled in Ollama at {provider.where}: run "
+            f"`ollama pull {model}`, or pick a pulled one (`ollama list`).",
+            provider=provider.kind,
+        )
+    if exc.status_code < 0:  # an error line inside a stream
+        return ProviderServerError(f"ollama failed mid-stream: {message}", provider=provider.kind)
+    # The SDK raises ``from None``; the httpx error (with headers) is the context.
+    response = getattr(exc.__context__, "response", None)
+    headers = dict(response.headers) if response is not None else {}
+    return map_status_error(provider, exc.status_code, message, "", headers)
 
 
 def _finish_reason(reason: str | None) -> str | None:

@@ -15,7 +15,7 @@ from nbinfra._secrets import MaskedRepr, Secret, remember
 from nbinfra.config import Settings
 
 if TYPE_CHECKING:
-    from nbinfra.llm.base import BaseLLMProvider
+    from nbinfra.llm._core import ProviderCore
 
 __all__ = ["InstanceSettings", "LLMSettings", "ModelInfo", "ProviderSettings", "with_env_key"]
 
@@ -107,13 +107,13 @@ class LLMSettings(MaskedRepr):
         return merged
 
 
-def key_variable(conf: ProviderSettings, cls: type[BaseLLMProvider]) -> str:
+def key_variable(conf: ProviderSettings, cls: type[ProviderCore]) -> str:
     """The variable that holds ``cls``'s API key: ``api_key_env``, else the class's."""
     return conf.api_key_env or cls.env_key or f"{cls.kind.upper()}_API_KEY"
 
 
 def with_env_key(
-    conf: ProviderSettings, cls: type[BaseLLMProvider], settings: Settings
+    conf: ProviderSettings, cls: type[ProviderCore], settings: Settings
 ) -> ProviderSettings:
     """``conf`` with its API key read from the environment when none is configured.
 

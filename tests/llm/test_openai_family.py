@@ -224,7 +224,7 @@ def test_provider_used_from_two_event_loops(wire_factory: Callable[..., LLMWireS
         return text
 
     assert asyncio.run(here()) == on_background == server.default.text
-    assert llm._clients == {}
+    assert llm._client is None
 
 
 async def test_initialize_without_key_names_the_variable(

@@ -1,0 +1,155 @@
+"""``ResponseProvider``: one call becomes an ``LLMResponse``.
+
+``generate`` and ``embed``; the response-store hooks (cache, record, replay: the request
+as a store sees it, ``_lookup``, ``_remember``); and ``_finish``, which adds timing,
+usage (estimated when the provider reports none) and cost from configured prices.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from nbinfra import _loop
+from nbinfra.errors import LLMError, ReplayMissError
+from nbinfra.llm._client import ClientProvider
+from nbinfra.llm.calls import CallOptions, count_messages, count_text
+from nbinfra.llm.types import LLMResponse, Message, MessagesLike, Usage
+
+__all__ = ["ResponseProvider"]
+
+
+class ResponseProvider(ClientProvider):
+    """A provider that answers with ``LLMResponse``\\ s and uses the response store."""
+
+    async def generate(self, prompt: MessagesLike, **options: Any) -> LLMResponse:
+        """One completion for a prompt or a list of messages."""
+        if not _loop.in_loop_thread():
+            return await _loop.run_async(self.generate(prompt, **options))
+        messages, opts = self.prepare(prompt, options)
+        request = self.request_key(messages, opts)
+        hit = await self._lookup(request)
+        if hit is not None:
+            return hit
+        await self._ensure_client()
+        start = time.perf_counter()
+        done = await self._with_retries(
+            lambda: self._complete(messages, opts), self._call_timeout(opts)
+        )
+        response = self._finish(
+            messages,
+            opts,
+            done.content,
+            model=done.model,
+            finish_reason=done.finish_reason,
+            usage=done.usage,
+            latency=time.perf_counter() - start,
+            ttft=None,
+            raw=done.raw,
+        )
+        await self._remember(request, response)
+        return response
+
+    async def embed(
+        self, texts: str | Sequence[str], *, model: str | None = None
+    ) -> list[list[float]]:
+        """Embedding vectors, one per text (providers that offer embeddings)."""
+        if not _loop.in_loop_thread():
+            return await _loop.run_async(self.embed(texts, model=model))
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            return []
+        chosen = model or self.settings.embedding_model or self.default_embedding_model
+        if not chosen:
+            raise LLMError(
+                f"{self.kind} offers no embeddings here; set llm.providers.{self.kind}."
+                "embedding_model or use a provider that has them (openai, ollama).",
+                provider=self.kind,
+            )
+        await self._ensure_client()
+        return await self._with_retries(lambda: self._embed(items, chosen), self.timeout)
+
+    def request_key(self, messages: Sequence[Message], opts: CallOptions) -> dict[str, Any]:
+        """The request as a response store sees it (interfaces.md)."""
+        return {
+            "provider": self.kind,
+            "model": opts.model,
+            "messages": [m.to_dict() for m in messages],
+            "options": opts.to_dict(),
+        }
+
+    async def _lookup(self, request: dict[str, Any]) -> LLMResponse | None:
+        store = self.response_store
+        if store is None or store.mode not in ("cache", "replay"):
+            return None
+        hit = await store.get(request)
+        if hit is None and store.mode == "replay":
+            raise ReplayMissError(
+                f"Replay mode: no recorded response for this {self.kind}:{request['model']} "
+                "request; record it first (mode 'record') or turn replay off.",
+                provider=self.kind,
+            )
+        if hit is not None:
+            hit.cached = True
+        return hit
+
+    async def _remember(self, request: dict[str, Any], response: LLMResponse) -> None:
+        store = self.response_store
+        if store is not None and store.mode in ("cache", "record"):
+            await store.put(request, response)
+
+    def partial_response(
+        self, prompt: MessagesLike, content: str, *, latency: float = 0.0, **options: Any
+    ) -> LLMResponse:
+        """What an interrupted stream of ``prompt`` delivered: ``content``, with estimated
+        usage and ``finish_reason="interrupted"``."""
+        messages, opts = self.prepare(prompt, options)
+        return self._finish(
+            messages,
+            opts,
+            content,
+            model=None,
+            finish_reason="interrupted",
+            usage=None,
+            latency=latency,
+            ttft=None,
+            raw=None,
+        )
+
+    def _finish(
+        self,
+        messages: list[Message],
+        opts: CallOptions,
+        content: str,
+        *,
+        model: str | None,
+        finish_reason: str | None,
+        usage: Usage | None,
+        latency: float,
+        ttft: float | None,
+        raw: Any,
+    ) -> LLMResponse:
+        if usage is None:
+            used_model = model or opts.model
+            prompt_count = count_messages(messages, used_model)
+            output_count = count_text(content, used_model)
+            usage = Usage(prompt_count.tokens, output_count.tokens, exact=False)
+        info = self.model_info(model or opts.model)
+        cost: float | None = None
+        if info.input_price is not None and info.output_price is not None:
+            cost = (
+                usage.input_tokens * info.input_price + usage.output_tokens * info.output_price
+            ) / 1_000_000
+        return LLMResponse(
+            content=content,
+            model=model or opts.model,
+            provider=self.kind,
+            finish_reason=finish_reason,
+            usage=usage,
+            latency=latency,
+            time_to_first_token=ttft,
+            cost=cost,
+            raw=raw,
+            options=opts.to_dict(),
+        )
