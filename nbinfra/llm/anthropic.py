@@ -13,8 +13,7 @@ from typing import Any
 
 from nbinfra.errors import BadRequestError, LLMError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm._core import ProviderCore
-from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta, ProviderCore
 from nbinfra.llm.boundary import ErrorMap
 from nbinfra.llm.http_errors import error_detail, map_status_error, stainless_map
 from nbinfra.llm.types import Message, Usage

@@ -36,6 +36,7 @@ from typing import Any, cast
 
 from nbinfra import _loop
 from nbinfra.errors import LLMError
+from nbinfra.llm._core import ProviderCore
 from nbinfra.llm._responses import ResponseProvider
 from nbinfra.llm.boundary import boundary
 from nbinfra.llm.calls import (
@@ -57,6 +58,7 @@ __all__ = [
     "CallOptions",
     "Completion",
     "Delta",
+    "ProviderCore",
     "ResponseStore",
     "RetryPolicy",
     "estimate_messages",

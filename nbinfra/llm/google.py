@@ -19,8 +19,7 @@ from typing import Any
 
 from nbinfra.errors import LLMError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm._core import ProviderCore
-from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta, ProviderCore
 from nbinfra.llm.boundary import ErrorMap
 from nbinfra.llm.http_errors import map_status_error, parse_retry_after
 from nbinfra.llm.types import Message, Usage

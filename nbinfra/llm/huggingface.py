@@ -14,9 +14,8 @@ from typing import Any
 
 from nbinfra.errors import LLMError, ProviderServerError
 from nbinfra.llm import LLMProvider, LLMRegistry
-from nbinfra.llm._core import ProviderCore
 from nbinfra.llm._fixed_timeout import FixedTimeoutProvider
-from nbinfra.llm.base import CallOptions, Completion, Delta
+from nbinfra.llm.base import CallOptions, Completion, Delta, ProviderCore
 from nbinfra.llm.boundary import ErrorMap, timed_out
 from nbinfra.llm.http_errors import map_status_error
 from nbinfra.llm.types import Message, Usage

@@ -16,7 +16,8 @@ is built, never on import.
 - Usage is ``usage.tokens`` (what the model read and wrote), else ``usage.billed_units``.
 - Finish reasons are reported in the common vocabulary (``COMPLETE`` -> ``stop``,
   ``MAX_TOKENS`` -> ``length``); the provider's own value stays in ``raw``.
-- Every SDK and transport exception is translated in one place, ``map_cohere_error``.
+- The SDK's exception types map to nbinfra's errors in one table, ``cohere_errors``
+  (transport failures: nbinfra's shared table).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
-from nbinfra._secrets import mask_url
 from nbinfra.errors import LLMError, ProviderServerError
-from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
+from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta, ProviderCore
+from nbinfra.llm.boundary import ErrorMap
 from nbinfra.llm.http_errors import map_status_error
 from nbinfra.llm.types import Message, Usage
 
-__all__ = ["CohereProvider", "StreamBroken", "finish_reason", "map_cohere_error"]
+__all__ = ["CohereProvider", "StreamBroken", "cohere_errors", "finish_reason"]
 
 FINISH_REASONS = {
     "COMPLETE": "stop",
@@ -49,7 +50,7 @@ def finish_reason(value: str | None) -> str | None:
 
 class StreamBroken(Exception):
     """A stream that ended badly without an HTTP error: no ``message-end``, or one that
-    carries an error. Raised inside ``_stream``, translated by ``map_cohere_error``."""
+    carries an error. Raised inside ``_stream``, translated through ``cohere_errors``."""
 
 
 def _usage(usage: Any) -> Usage | None:
@@ -72,49 +73,38 @@ def _message(body: Any) -> str:
     return (text[:300] + "...") if len(text) > 300 else text
 
 
-def map_cohere_error(provider: BaseLLMProvider, exc: BaseException) -> LLMError | None:
-    """THE boundary: a ``cohere`` SDK or transport exception -> nbinfra's error, by type.
-
-    ``ApiError`` (every status error the SDK raises: ``UnauthorizedError``,
-    ``TooManyRequestsError``, ...) goes through nbinfra's status mapping (401/403/498 ->
+def _api_error(provider: ProviderCore, exc: Any) -> LLMError:
+    """``ApiError`` (every status error the SDK raises: ``UnauthorizedError``,
+    ``TooManyRequestsError``, ...) through nbinfra's status mapping (401/403/498 ->
     ``AuthenticationError``, 429 -> ``RateLimitError`` with ``Retry-After``, 400 "too many
     tokens" -> ``ContextLengthError``, 5xx -> ``ProviderServerError``); a status below 400
-    is a 200 answer the SDK could not read. httpx timeouts -> ``ProviderTimeout``, other
-    transport failures and broken streams -> ``ProviderServerError``.
+    is a 200 answer the SDK could not read."""
+    status = exc.status_code or 0
+    message = _message(exc.body)
+    if status < 400:
+        return ProviderServerError(
+            f"{provider.kind} at {provider.where} sent a response it could not read "
+            f"(HTTP {status}): {message[:120]}",
+            provider=provider.kind,
+        )
+    if status == 498:  # Cohere's "invalid token"
+        status = 401
+    return map_status_error(provider, status, message, "", dict(exc.headers or {}))
+
+
+def _stream_broken(provider: ProviderCore, exc: BaseException) -> LLMError:
+    return ProviderServerError(f"{provider.kind} stream failed: {exc}", provider=provider.kind)
+
+
+def cohere_errors() -> ErrorMap:
+    """THE boundary's table: the ``cohere`` SDK's exception types -> nbinfra's errors.
+
+    Transport failures (httpx timeouts, refused or broken connections) need no entry:
+    nbinfra's shared transport table maps them by type.
     """
-    import httpx
     from cohere.core import ApiError
 
-    kind = provider.kind
-    where = mask_url(provider.base_url) if provider.base_url else "the default endpoint"
-    if isinstance(exc, ApiError):
-        status = exc.status_code or 0
-        message = _message(exc.body)
-        if status < 400:
-            return ProviderServerError(
-                f"{kind} at {where} sent a response it could not read (HTTP {status}): "
-                f"{message[:120]}",
-                provider=kind,
-            )
-        if status == 498:  # Cohere's "invalid token"
-            status = 401
-        return map_status_error(provider, status, message, "", dict(exc.headers or {}))
-    if isinstance(exc, httpx.TimeoutException):
-        return provider.timeout_error()
-    if isinstance(exc, StreamBroken):
-        return ProviderServerError(f"{kind} stream failed: {exc}", provider=kind)
-    if isinstance(exc, httpx.TransportError):
-        name = type(exc).__name__
-        if isinstance(exc, httpx.ConnectError):
-            return ProviderServerError(
-                f"Cannot reach {kind} at {where} ({name}); check that it runs and "
-                f"llm.providers.{kind}.base_url.",
-                provider=kind,
-            )
-        return ProviderServerError(
-            f"The connection to {kind} at {where} broke mid-response ({name}).", provider=kind
-        )
-    return None
+    return ErrorMap({ApiError: _api_error, StreamBroken: _stream_broken})
 
 
 class CohereProvider(BaseLLMProvider):
@@ -204,5 +194,5 @@ class CohereProvider(BaseLLMProvider):
         raise StreamBroken("the stream ended before message-end (cut)")
 
     # -- the error boundary --------------------------------------------------------
-    def _map_error(self, exc: BaseException) -> LLMError | None:
-        return map_cohere_error(self, exc)
+    def error_map(self) -> ErrorMap:
+        return cohere_errors()
