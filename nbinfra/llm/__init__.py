@@ -16,7 +16,8 @@ from nbinfra.registry import Registry
 
 if TYPE_CHECKING:
     from nbinfra.llm.base import BaseLLMProvider
-    from nbinfra.llm.context import Chat, ContextWindowManager
+    from nbinfra.llm.chat import Chat
+    from nbinfra.llm.context import ContextWindowManager
     from nbinfra.llm.factory import LLMFactory, ProviderStatus, get_llm, provider_statuses
     from nbinfra.llm.replay import ResponseStore, use_response_store
     from nbinfra.llm.sync import SyncLLM
@@ -65,7 +66,7 @@ LLMRegistry: Registry[BaseLLMProvider] = Registry(
 
 _LAZY = {
     "BaseLLMProvider": "nbinfra.llm.base:BaseLLMProvider",
-    "Chat": "nbinfra.llm.context:Chat",
+    "Chat": "nbinfra.llm.chat:Chat",
     "ContextWindowManager": "nbinfra.llm.context:ContextWindowManager",
     "LLMFactory": "nbinfra.llm.factory:LLMFactory",
     "LLMResponse": "nbinfra.llm.types:LLMResponse",

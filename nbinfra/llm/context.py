@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from nbinfra.errors import ContextLengthError
+from nbinfra.llm.context_preview import ContextPreview, PreviewEntry, Status
 from nbinfra.llm.tokens import TOKENS_REPLY_PRIMING, TokenCounter, get_counter
-from nbinfra.llm.truncation import check_prompt_tokens
 from nbinfra.llm.types import LLMResponse, Message, MessagesLike, as_messages
+from nbinfra.llm.windows import DEFAULT_WINDOW, known_context_window
 from nbinfra.logs import get_logger
 
 __all__ = [
@@ -46,7 +47,6 @@ log = get_logger(__name__)
 
 Strategy = Literal["recent", "sliding_window", "summarization"]
 STRATEGIES: tuple[str, ...] = ("recent", "sliding_window", "summarization")
-Status = Literal["kept", "dropped", "summarised"]
 
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
 _MIN_SUMMARY_TOKENS = 16  # a shorter summary is not worth a call: the turns are dropped
@@ -56,83 +56,11 @@ _SUMMARY_INSTRUCTIONS = (
     "numbers, decisions and open questions; drop pleasantries. Answer with the summary only."
 )
 
-# Context windows of common models (tokens); providers report their own when they know.
-_WINDOWS: tuple[tuple[str, int], ...] = (
-    ("gpt-3.5-turbo", 16_385),
-    ("gpt-4-turbo", 128_000),
-    ("gpt-4.1", 1_047_576),
-    ("gpt-4o", 128_000),
-    ("gpt-4-32k", 32_768),
-    ("gpt-4", 8_192),
-    ("gpt-5", 400_000),
-    ("o1", 200_000),
-    ("o3", 200_000),
-    ("o4", 200_000),
-    ("claude", 200_000),
-    ("gemini", 1_048_576),
-    ("llama-3", 131_072),
-    ("llama3", 131_072),
-    ("mixtral", 32_768),
-    ("mistral", 32_768),
-    ("gemma", 8_192),
-)
-DEFAULT_WINDOW = 8_192
-
-
-def known_context_window(model: str | None) -> int | None:
-    """The context window of a well-known model, or None."""
-    if not model:
-        return None
-    bare = model.rsplit("/", 1)[-1].lower()
-    if ":" in bare:
-        bare = bare.split(":", 1)[1]
-    for prefix, window in _WINDOWS:
-        if bare.startswith(prefix):
-            return window
-    return None
-
 
 class Summarizer(Protocol):
     """Anything that can write the summary: an LLM provider, the fake provider, a test double."""
 
     def generate(self, messages: list[Message], /) -> Awaitable[LLMResponse]: ...
-
-
-@dataclass(frozen=True)
-class PreviewEntry:
-    index: int
-    role: str
-    tokens: int
-    status: Status
-    text: str
-
-
-@dataclass(frozen=True)
-class ContextPreview:
-    """What ``fit()`` would send: every message with its status and token count."""
-
-    entries: list[PreviewEntry]
-    total_tokens: int  # of the fitted request (summary and reply priming included)
-    budget: int
-    strategy: str
-    summary: str | None = None  # the summary as last produced (None before the first one)
-    exact: bool = True
-
-    def count(self, status: Status) -> int:
-        return sum(1 for entry in self.entries if entry.status == status)
-
-    def __str__(self) -> str:
-        label = "exact" if self.exact else "estimated"
-        head = (
-            f"{self.strategy}: {self.total_tokens}/{self.budget} tokens ({label}); "
-            f"kept {self.count('kept')}, dropped {self.count('dropped')}, "
-            f"summarised {self.count('summarised')}"
-        )
-        lines = [head]
-        for e in self.entries:
-            text = e.text if len(e.text) <= 60 else e.text[:57] + "..."
-            lines.append(f"{e.index:>5} {e.status:<10} {e.role:<9} {e.tokens:>6}  {text!r}")
-        return "\n".join(lines)
 
 
 @dataclass
@@ -512,58 +440,5 @@ def _unit_at(units: list[int], index: int) -> int:
     return bisect_left(units, index)
 
 
-class _ChatLLM(Protocol):
-    @property
-    def model(self) -> str: ...
-
-    def generate(self, messages: list[Message], /, **options: Any) -> Awaitable[LLMResponse]: ...
-
-
-class Chat:
-    """A conversation with one LLM, kept inside its context window by a manager."""
-
-    def __init__(
-        self,
-        llm: _ChatLLM,
-        manager: ContextWindowManager | None = None,
-        *,
-        system: str | None = None,
-        **manager_options: Any,
-    ) -> None:
-        self.llm = llm
-        if manager is None:
-            manager_options.setdefault("context_window", getattr(llm, "context_window", None))
-            manager_options.setdefault("model", llm.model)
-            manager = ContextWindowManager(system=system, **manager_options)
-        elif system is not None or manager_options:
-            raise ValueError("Pass system and manager options to the manager, not to Chat.")
-        self.manager = manager
-
-    async def ask(self, prompt: str | Message, **options: Any) -> LLMResponse:
-        """Send ``prompt`` with the fitted history; the reply joins the conversation."""
-        self.manager.add(prompt if isinstance(prompt, Message) else Message("user", prompt))
-        try:
-            messages = await self.manager.afit()
-            options.setdefault("max_tokens", self.manager.max_output_tokens)
-            response = await self.llm.generate(messages, **options)
-        except BaseException:
-            self.manager.pop()  # nothing half-written: the failed prompt leaves no trace
-            raise
-        if response.usage.exact and not response.cached and response.usage.input_tokens:
-            sent = self.manager.counter.count_messages(messages)
-            check_prompt_tokens(sent, response.usage.input_tokens, response=response)
-        self.manager.add(Message("assistant", response.content))
-        return response
-
-    def ask_sync(self, prompt: str | Message, **options: Any) -> LLMResponse:
-        """``ask`` for synchronous code (runs on nbinfra's background loop)."""
-        from nbinfra._loop import run_sync
-
-        return run_sync(self.ask(prompt, **options))
-
-    def preview(self) -> ContextPreview:
-        return self.manager.preview()
-
-    @property
-    def history(self) -> list[Message]:
-        return self.manager.messages
+# Chat lives in its own module; it is part of this module's public names.
+from nbinfra.llm.chat import Chat  # noqa: E402

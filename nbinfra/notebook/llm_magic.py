@@ -6,7 +6,7 @@ import argparse
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -159,7 +159,16 @@ def _cache_bypass(provider: Any, bypass: bool) -> Iterator[None]:
         provider.response_store = own
 
 
-def _stream(magics: Any, llm: Any, messages: Any, options: dict[str, Any], fmt: str) -> Any:
+def _stream(
+    magics: Any,
+    llm: Any,
+    messages: Any,
+    options: dict[str, Any],
+    fmt: str,
+    events: Iterable[Any] | None = None,
+) -> Any:
+    """Render a stream into the cell: ``llm.stream_events(messages)``, or ``events``
+    (a chat's turn, whose ``messages`` are known once it started: then a callable)."""
     from nbinfra.notebook.display import show as display
 
     handle: Any = display({"text/plain": ""}, raw=True, display_id=True)
@@ -167,8 +176,10 @@ def _stream(magics: Any, llm: Any, messages: Any, options: dict[str, Any], fmt: 
     response = None
     last = 0.0
     start = time.monotonic()
+    if events is None:
+        events = llm.stream_events(messages, **options)
     try:
-        for chunk in llm.stream_events(messages, **options):
+        for chunk in events:
             if chunk.final:
                 response = chunk.response
                 continue
@@ -183,8 +194,9 @@ def _stream(magics: Any, llm: Any, messages: Any, options: dict[str, Any], fmt: 
                 "Interrupted: the LLM call was cancelled before any text arrived"
             ) from None
         # The stream is closed (its HTTP connection too); what arrived is the answer.
+        sent = messages() if callable(messages) else messages
         partial = llm.llm.partial_response(
-            messages, "".join(parts), latency=time.monotonic() - start, **options
+            sent, "".join(parts), latency=time.monotonic() - start, **options
         )
         _show(magics, partial, fmt, handle)
         raise Interrupted(
@@ -235,18 +247,9 @@ def _ask_chat(
         response = _loop.run_sync(chat.ask(prompt, **options))
         _show(magics, response, fmt, None)
         return response
-    # Chat.ask does not stream: the same steps, with the answer streamed into the cell.
-    manager = chat.manager
-    manager.add(Message("user", prompt))
-    try:
-        messages = _loop.run_sync(manager.afit())
-        options.setdefault("max_tokens", manager.max_output_tokens)
-        response = _stream(magics, llm, messages, options, fmt)
-    except BaseException:
-        manager.pop()  # a failed prompt leaves no trace in the conversation
-        raise
-    manager.add(Message("assistant", response.content))
-    return response
+    # Chat.stream: the same turn as Chat.ask (fit, truncation check, history), streamed.
+    events = _loop.iterate_sync(chat.stream(prompt, **options))
+    return _stream(magics, llm, lambda: chat.last_sent, options, fmt, events=events)
 
 
 def provenance(response: Any) -> dict[str, Any]:
@@ -311,160 +314,9 @@ def _finish(magics: Any, response: Any, fmt: str) -> Any:
     return None
 
 
-# -- sub-commands --------------------------------------------------------------------
-def _list(magics: Any, argv: list[str]) -> Any:
-    _no_args("list", argv)
-    from nbinfra.llm import provider_statuses
-    from nbinfra.notebook.display import Table
-
-    rows = []
-    for st in provider_statuses(_settings(), probe_reachability=True):
-        rows.append(
-            (
-                st.provider,
-                st.default_model or "",
-                ", ".join(st.models or ()),
-                "yes" if st.key_set else "no",
-                {True: "yes", False: "no", None: "not checked"}[st.reachable],
-                st.base_url or "",
-            )
-        )
-    return Table(["provider", "default model", "models", "key set", "reachable", "base url"], rows)
-
-
-def _use(magics: Any, argv: list[str]) -> Any:
-    if len(argv) != 1:
-        raise UsageError("Usage: %llm use PROVIDER[:MODEL]")
-    target = argv[0]
-    _llm((target, None))  # fails now, clearly, for an unknown provider
-    magics.default_provider = target
-    return None
-
-
-def _chats(magics: Any, argv: list[str]) -> Any:
-    _no_args("chats", argv)
-    from nbinfra.notebook.display import Table
-
-    rows = []
-    for name, chat in sorted(magics.state.chats.items()):
-        preview = chat.manager.preview()
-        rows.append((name, len(preview.entries), preview.total_tokens, preview.strategy))
-    return Table(["chat", "messages", "tokens", "strategy"], rows)
-
-
-def _history(magics: Any, argv: list[str]) -> Any:
-    if len(argv) != 1:
-        raise UsageError("Usage: %llm history NAME")
-    from nbinfra.notebook.display import Table
-
-    chat = _chat(magics, argv[0])
-    preview = chat.manager.preview()
-    rows = [(e.index, e.role, e.tokens, e.status, e.text) for e in preview.entries]
-    return Table(["#", "role", "tokens", "status", "text"], rows)
-
-
-def _reset(magics: Any, argv: list[str]) -> Any:
-    if len(argv) > 1:
-        raise UsageError("Usage: %llm reset [NAME]")
-    if argv:
-        _chat(magics, argv[0])
-        del magics.state.chats[argv[0]]
-    else:
-        magics.state.chats.clear()
-    return None
-
-
-def _usage(magics: Any, argv: list[str]) -> Any:
-    _no_args("usage", argv)
-    return magics.state.usage
-
-
-def _replay(magics: Any, argv: list[str]) -> Any:
-    """on: answers are cached (a re-run is answered from the store); off: no store;
-    record FILE: every answer is written to FILE (JSONL); load FILE: answers come only
-    from FILE, with no network call (a miss is a ReplayMissError)."""
-    from nbinfra.llm.replay import STATE_KEY, use_response_store
-
-    usage_text = "Usage: %llm replay on|off|record FILE|load FILE"
-    if not argv:
-        raise UsageError(usage_text)
-    mode, rest = argv[0], argv[1:]
-    if mode in ("on", "off"):
-        if rest:
-            raise UsageError(usage_text)
-        magics.state.record_path = None
-        if mode == "off":
-            _session().state.pop(STATE_KEY, None)
-            return None
-        return use_response_store("cache")
-    if mode in ("record", "load"):
-        if len(rest) != 1:
-            raise UsageError(usage_text)
-        if mode == "record":
-            magics.state.record_path = rest[0]
-            return use_response_store("record")
-        magics.state.record_path = None
-        try:
-            return use_response_store("replay", path=rest[0])
-        except OSError as exc:
-            raise UsageError(f"Cannot read {rest[0]!r}: {exc.strerror or exc}.") from None
-    raise UsageError(usage_text)
-
-
-def _export_recording(magics: Any) -> None:
-    path = magics.state.record_path
-    if not path:
-        return
-    from nbinfra.llm.replay import STATE_KEY
-
-    store = _session().state.get(STATE_KEY)
-    if store is not None:
-        store.export_jsonl(path)
-
-
-def _chat(magics: Any, name: str) -> Any:
-    chat = magics.state.chats.get(name)
-    if chat is None:
-        known = ", ".join(sorted(magics.state.chats)) or "none yet"
-        raise UsageError(f"No chat named {name!r} (chats: {known}); start one with --chat {name}.")
-    return chat
-
-
-def _no_args(name: str, argv: list[str]) -> None:
-    if argv:
-        raise UsageError(
-            f"%llm {name} takes no arguments; to send a prompt starting with {name!r}, "
-            f"write %llm -- {name} ..."
-        )
-
-
-def _settings() -> Any:
-    return _session().settings
-
-
-def _session() -> Any:
-    from nbinfra.session import session
-
-    return session()
-
-
-def provider_targets(magics: Any) -> list[str]:
-    """Provider names and ``provider:model`` pairs for completion."""
-    from nbinfra.llm import provider_statuses
-
-    out: list[str] = []
-    for st in provider_statuses(_settings()):
-        out.append(str(st.provider))
-        out.extend(f"{st.provider}:{m}" for m in (st.models or ()))
-    return out
-
-
-SUBCOMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {
-    "chats": _chats,
-    "history": _history,
-    "list": _list,
-    "replay": _replay,
-    "reset": _reset,
-    "usage": _usage,
-    "use": _use,
-}
+# The sub-commands live in their own module; they are part of this module's names.
+from nbinfra.notebook.llm_commands import (  # noqa: E402
+    SUBCOMMANDS,
+    _export_recording,
+    provider_targets,
+)

@@ -170,6 +170,24 @@ def test_chats_history_budget_reset(
         ip.run_line_magic("llm", "--budget 10 hi")
 
 
+@pytest.mark.parametrize("stream", ["", "--no-stream"])
+def test_chat_turns_go_through_chat_and_flag_a_cut_prompt(
+    ip: TestingShell, llm_session: Session, wire: LLMWireServer, stream: str
+) -> None:
+    from nbinfra.llm.truncation import TRUNCATION_WARNING, reset_truncation_warnings
+
+    reset_truncation_warnings()
+    long_prompt = " ".join(["context"] * 400)
+    wire.push(Reply("short answer", usage=(5, 2)))  # the server saw 5 of ~400 tokens
+    ip.cell(f"%%llm -p openai --chat cut {stream} -o r -f text\n{long_prompt}")
+    assert TRUNCATION_WARNING in ip.user_ns["r"].warnings
+    wire.push(Reply("honest", usage=(900, 1)))
+    ip.cell(f"%%llm -p openai --chat cut {stream} -o r2 -f text\nnext")
+    assert TRUNCATION_WARNING not in ip.user_ns["r2"].warnings
+    history = ip.run_line_magic("llm", "history cut")
+    assert [row[1] for row in history.rows] == ["user", "assistant", "user", "assistant"]
+
+
 def test_list_use_usage(ip: TestingShell, llm_session: Session, wire: LLMWireServer) -> None:
     listing = ip.run_line_magic("llm", "list")
     rows = {row[0]: row for row in listing.rows}
