@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from nbinfra.errors import ContextLengthError
 from nbinfra.llm.context_preview import ContextPreview, PreviewEntry, Status
@@ -34,7 +34,6 @@ from nbinfra.logs import get_logger
 
 __all__ = [
     "STRATEGIES",
-    "Chat",
     "ContextPreview",
     "ContextWindowManager",
     "PreviewEntry",
@@ -440,5 +439,10 @@ def _unit_at(units: list[int], index: int) -> int:
     return bisect_left(units, index)
 
 
-# Chat lives in its own module; it is part of this module's public names.
-from nbinfra.llm.chat import Chat  # noqa: E402
+def __getattr__(name: str) -> Any:
+    # ``from nbinfra.llm.context import Chat`` still works: Chat lives in nbinfra.llm.chat.
+    if name == "Chat":
+        from nbinfra.llm.chat import Chat
+
+        return Chat
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
