@@ -64,9 +64,10 @@ def cached(
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await service().get_or_set(
-                    cache_key(*args, **kwargs), lambda: fn(*args, **kwargs), ttl
-                )
+                async def load() -> Any:  # a coroutine function: it runs on this loop
+                    return await fn(*args, **kwargs)
+
+                return await service().get_or_set(cache_key(*args, **kwargs), load, ttl)
 
             async def async_invalidate(*args: Any, **kwargs: Any) -> bool:
                 return await service().delete(cache_key(*args, **kwargs))

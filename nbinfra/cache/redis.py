@@ -1,8 +1,9 @@
 """Redis cache provider on ``redis.asyncio``: pooled, fail-fast, behind a circuit breaker.
 
-- One connection pool per event loop (asyncio connections belong to the loop that made
-  them), so the notebook's loop, nbinfra's background loop and a script's ``asyncio.run``
-  each talk to Redis directly, without hopping between threads.
+- One client, on nbinfra's loop (asyncio connections belong to the loop that made them).
+  A call awaited on any other loop (a notebook's top-level ``await``, a script's
+  ``asyncio.run``) is forwarded there through ``nbinfra._loop.run_async``, as connection
+  managers do; a key listing crosses once per page of keys, not per key.
 - Low socket timeouts and no driver retries: a cache that cannot answer quickly is down.
   Every command goes through ``_call``: the error boundary of ``RedisGuard`` (see
   redis_guard.py) translates driver errors by type and feeds the circuit breaker; while
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from nbinfra import _loop
 from nbinfra.cache.base import BaseCacheProvider, escape_glob, too_large, ttl_ms
 from nbinfra.cache.breaker import CircuitBreaker
 from nbinfra.cache.memory import InMemoryCacheProvider
@@ -81,10 +82,8 @@ class RedisCacheProvider(BaseCacheProvider):
             reset_timeout=cfg.breaker.reset_timeout,
             fallback=cfg.fallback == "memory",
         )
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]
-        ] = weakref.WeakKeyDictionary()
-        self._last: tuple[Any, Any, Any] = (None, None, None)
+        # (loop, client, the gate bounding its concurrent commands), made on first use.
+        self._home: tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore] | None = None
         self._closed = False
 
     # -- plumbing -------------------------------------------------------------------------
@@ -111,28 +110,29 @@ class RedisCacheProvider(BaseCacheProvider):
         return self.guard.fallback_ops
 
     def _slot(self) -> tuple[Any, asyncio.Semaphore]:
-        """This loop's client and the gate bounding its concurrent commands."""
+        """The client and its gate (on nbinfra's loop: callers forward to it first)."""
         loop = asyncio.get_running_loop()
-        last = self._last
-        if last[0] is loop:
-            return last[1], last[2]
-        found = self._clients.get(loop)
-        if found is None:
-            if self._closed:
-                raise CacheError("This Redis cache provider is closed; create a new one.")
-            # The gate makes callers queue for a connection instead of failing with "too
-            # many connections"; a plain pool under it is cheaper than a blocking pool.
-            found = (self._make_client(), asyncio.Semaphore(self.settings.max_connections))
-            self._clients[loop] = found
-            log.info("redis cache connecting to %s", self._target)
-        self._last = (loop, *found)
-        return found
+        home = self._home
+        if home is not None and home[0] is loop:
+            return home[1], home[2]
+        if self._closed:
+            raise CacheError("This Redis cache provider is closed; create a new one.")
+        if home is not None:  # made on an earlier loop (stopped at exit, or before a fork)
+            log.info("redis cache %s: its event loop stopped; reconnecting", self._target)
+        # The gate makes callers queue for a connection instead of failing with "too
+        # many connections"; a plain pool under it is cheaper than a blocking pool.
+        client, gate = self._make_client(), asyncio.Semaphore(self.settings.max_connections)
+        self._home = (loop, client, gate)
+        log.info("redis cache connecting to %s", self._target)
+        return client, gate
 
     def _make_client(self) -> Any:
         return make_client(self.settings, self._mode)
 
     async def _command(self, what: str, key: str, command: Command[T]) -> T:
-        """``command(client)`` under the connection gate, inside the error boundary."""
+        """``command(client)`` on nbinfra's loop, under the gate, inside the boundary."""
+        if not _loop.in_loop_thread():
+            return await _loop.run_async(self._command(what, key, command))
         with self.guard.boundary(what, key):
             client, gate = self._slot()
             async with gate:
@@ -278,24 +278,42 @@ class RedisCacheProvider(BaseCacheProvider):
         return await self._call("clear", prefix, on_redis, lambda m: m.clear(prefix))
 
     async def scan(self, match: str = "*", *, count: int = 1000) -> AsyncIterator[str]:
+        pages = self._pages(match, count)
+        try:
+            while True:
+                page = await _loop.run_async(_next(pages))
+                if page is None:
+                    return
+                for key in page:
+                    yield key
+        finally:
+            await _loop.run_async(_close(pages))
+
+    async def _pages(self, match: str, count: int) -> AsyncGenerator[list[str], None]:
+        """The keys ``SCAN`` lists, a page of up to ``count`` at a time (on nbinfra's loop)."""
         guard = self.guard
         if not guard.allow():
-            async for key in guard.refuse().scan(match):
-                yield key
+            yield [key async for key in guard.refuse().scan(match)]
             return
         seen: set[bytes] = set()  # SCAN may return a key twice across rehashes
+        page: list[str] = []
         try:
             with guard.boundary("list keys matching", match):
-                client = self._slot()[0]  # no gate: the caller works between keys
+                client = self._slot()[0]  # no gate: the caller works between pages
                 async for key in client.scan_iter(match=match, count=count):
                     if key in seen:
                         continue
                     seen.add(key)
-                    yield key.decode()
+                    page.append(key.decode())
+                    if len(page) >= count:
+                        yield page
+                        page = []
         except CacheUnavailableError as exc:
             if guard.failover(exc) is None:
                 raise
             # With a fallback the listing ends here: a partial scan is not mixed with it.
+        if page:
+            yield page
 
     # -- locks ----------------------------------------------------------------------------
     async def acquire_lock(self, name: str, ttl: float) -> str | None:
@@ -339,20 +357,28 @@ class RedisCacheProvider(BaseCacheProvider):
 
     async def close(self) -> None:
         self._closed = True
-        current = asyncio.get_running_loop()
-        clients = list(self._clients.items())
-        self._clients.clear()
-        self._last = (None, None, None)
-        for loop, (client, _gate) in clients:
-            try:
-                if loop is current:
-                    await close_client(client)
-                elif loop.is_running() and not loop.is_closed():
-                    fut = asyncio.run_coroutine_threadsafe(close_client(client), loop)
-                    await asyncio.wait_for(asyncio.wrap_future(fut), 2.0)
-                # A closed loop took its sockets with it; nothing to do.
-            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - closing
-                log.debug("closing redis client failed: %r", exc)
+        home, self._home = self._home, None
+        if home is None:
+            return
+        loop, client, _gate = home
+        try:
+            if loop is _loop.get_loop():  # else its loop stopped and took the sockets along
+                await asyncio.wait_for(_loop.run_async(close_client(client)), 2.0)
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - closing
+            log.debug("closing redis client failed: %r", exc)
 
     def __repr__(self) -> str:
         return f"<RedisCacheProvider {self._target} breaker={self.breaker.state}>"
+
+
+# Coroutines, to cross loops with ``run_async``.
+async def _next(pages: AsyncGenerator[list[str], None]) -> list[str] | None:
+    """The next page, or ``None`` after the last."""
+    try:
+        return await anext(pages)
+    except StopAsyncIteration:
+        return None
+
+
+async def _close(pages: AsyncGenerator[list[str], None]) -> None:
+    await pages.aclose()

@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar, cast, overload
 
 from nbinfra.cache.base import BaseCacheProvider, escape_glob
 from nbinfra.cache.factory import CacheFactory, cache_config
-from nbinfra.cache.flight import Flights, Outcome, under_lock
+from nbinfra.cache.flight import Flights, Outcome, run_loader, under_lock
 from nbinfra.cache.serializers import Serializer, get_serializer
 from nbinfra.cache.stats import CacheStats, ErrorCount, StatsRecorder
 from nbinfra.config import validate
@@ -318,6 +318,11 @@ class CacheService:
         Concurrent callers of one cold key run ``loader`` once: callers in this process
         wait for the first one; other processes wait on a lock in the backend (a Redis
         lock for Redis). Loader errors reach every waiter and nothing is cached.
+
+        An ``async def`` loader (or a ``functools.partial`` of one) runs on this loop; any
+        other callable runs in a worker thread (``asyncio.to_thread``), so a slow one
+        blocks nothing else and may call nbinfra's synchronous API. Whatever awaitable a
+        plain function returns is awaited here.
         """
         k = self._key(key)
         t0 = _perf()
@@ -335,9 +340,7 @@ class CacheService:
         """What the first caller of a key does: read it, else load it under the lock."""
 
         async def load() -> tuple[Any, bytes]:
-            value = loader()
-            if inspect.isawaitable(value):
-                value = await value
+            value = await run_loader(loader)
             data = self._dumps(value)
             await self.provider.set(k, data, self._ttl(ttl))
             self._stats.sets += 1

@@ -97,6 +97,45 @@ async def test_a_refused_command_is_a_cache_error_not_an_outage(
         await provider.close()
 
 
+def test_one_client_on_nbinfras_loop_serves_every_loop(
+    redis_server: RedisServer, session: Session
+) -> None:
+    import asyncio
+    import threading
+
+    from nbinfra import _loop
+
+    provider = RedisCacheProvider(url=redis_server.url, socket_timeout=5, socket_connect_timeout=5)
+    svc = CacheService("loops", provider=provider, session=session)
+    raw = _raw(redis_server)
+    before = {c["id"] for c in raw.client_list()}
+
+    async def use(i: int) -> None:
+        await svc.set(f"k{i}", i)
+        assert await svc.get(f"k{i}") == i
+        assert f"k{i}" in await svc.keys()
+        assert await svc.get_or_set(f"g{i}", lambda: i) == i
+
+    try:
+        asyncio.run(use(1))  # a script's loop, closed afterwards
+        worker = threading.Thread(target=lambda: asyncio.run(use(2)))  # a loop elsewhere
+        worker.start()
+        worker.join(30)
+        svc.sync.set("k3", 3)  # nbinfra's own loop
+        asyncio.run(use(4))
+        assert svc.sync.keys() == ["g1", "g2", "g4", "k1", "k2", "k3", "k4"]
+        opened = [c for c in raw.client_list() if c["id"] not in before]
+        assert len(opened) == 1, opened  # one pool, one connection for sequential calls
+        asyncio.run(provider.close())  # from yet another loop
+        deadline = time.monotonic() + 5  # the server notices a closed socket soon after
+        while [c for c in raw.client_list() if c["id"] not in before]:
+            assert time.monotonic() < deadline, "the provider's connection stayed open"
+            time.sleep(0.01)
+    finally:
+        _loop.run_sync(provider.close())  # a second close does nothing
+        raw.close()
+
+
 async def test_clear_uses_scan_and_unlink_never_keys_or_flush(
     redis_server: RedisServer, session: Session
 ) -> None:
