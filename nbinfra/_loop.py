@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from nbinfra.errors import LoopError
 from nbinfra.logs import get_logger
@@ -244,28 +245,81 @@ async def run_async(coro: Coroutine[Any, Any, T]) -> T:
 async def iterate_async(agen: AsyncIterator[T]) -> AsyncGenerator[T, None]:
     """Iterate ``agen`` on the background loop from any other running loop.
 
-    Each item is one round trip; leaving early (``break``, an error, a cancellation)
-    closes ``agen`` on the loop.
+    A pump task on the background loop runs ``agen`` and hands items over as they come;
+    the caller's loop is woken only when it waits for one, so a fast stream costs a
+    queue append per item, not a round trip. Leaving early (``break``, an error, a
+    cancellation) cancels the pump, which closes ``agen`` on the loop before this returns.
     """
     loop = get_loop()
-    if asyncio.get_running_loop() is loop:
+    here = asyncio.get_running_loop()
+    if here is loop:
         async for item in agen:
             yield item
         return
-    anext_ = type(agen).__anext__
+    pump = _Pump(agen, here)
+    future = asyncio.run_coroutine_threadsafe(pump.run(), loop)
     try:
         while True:
-            try:
-                step = cast("Coroutine[Any, Any, T]", anext_(agen))
-                item = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(step, loop))
-            except StopAsyncIteration:
-                return
-            yield item
+            if not pump.items:
+                if pump.finished:
+                    if pump.error is not None:
+                        error, pump.error = pump.error, None
+                        raise error
+                    return
+                await pump.wait()
+                continue
+            yield pump.items.popleft()
     finally:
-        aclose = getattr(agen, "aclose", None)
-        if aclose is not None and not _stopped:
-            with contextlib.suppress(Exception):
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(aclose(), loop))
+        if not pump.finished:
+            future.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pump.closed.wait(), _CANCEL_GRACE)
+
+
+class _Pump(Generic[T]):
+    """Runs an async iterator on the background loop for a consumer on another loop."""
+
+    def __init__(self, agen: AsyncIterator[T], consumer: asyncio.AbstractEventLoop) -> None:
+        self.agen = agen
+        self.consumer = consumer
+        self.items: collections.deque[T] = collections.deque()
+        self.error: BaseException | None = None
+        self.finished = False
+        self.waiting = False
+        self.ready = asyncio.Event()  # of the consumer's loop
+        self.closed = asyncio.Event()  # of the consumer's loop: agen is closed
+
+    async def run(self) -> None:  # on the background loop
+        try:
+            async for item in self.agen:
+                self.items.append(item)
+                if self.waiting:
+                    self._wake()
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            if not isinstance(exc, asyncio.CancelledError):
+                self.error = exc
+        finally:
+            aclose = getattr(self.agen, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(BaseException):
+                    await aclose()
+            self.finished = True
+            self._wake()
+            with contextlib.suppress(RuntimeError):
+                self.consumer.call_soon_threadsafe(self.closed.set)
+
+    def _wake(self) -> None:
+        self.waiting = False
+        with contextlib.suppress(RuntimeError):  # the consumer's loop has closed
+            self.consumer.call_soon_threadsafe(self.ready.set)
+
+    async def wait(self) -> None:  # on the consumer's loop
+        self.ready.clear()
+        self.waiting = True
+        if self.items or self.finished:  # arrived between the check and the flag
+            self.waiting = False
+            return
+        await self.ready.wait()
 
 
 def on_shutdown(closer: Callable[[], Awaitable[None]]) -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,3 +210,71 @@ def test_exit_runs_closers_and_does_not_hang(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert marker.read_text() == "closed on nbinfra-loop"
+
+
+# -- iterate_async: a stream on nbinfra's loop, consumed on another loop ---------------
+async def test_iterate_async_runs_the_stream_on_the_loop_in_order() -> None:
+    import threading
+
+    from nbinfra import _loop as loop_module
+
+    threads: set[str] = set()
+
+    async def numbers() -> Any:
+        for i in range(500):
+            threads.add(threading.current_thread().name)
+            yield i
+
+    got = [i async for i in loop_module.iterate_async(numbers())]
+    assert got == list(range(500)) and threads == {"nbinfra-loop"}
+
+
+async def test_iterate_async_raises_the_streams_error_after_its_items() -> None:
+    from nbinfra import _loop as loop_module
+
+    async def failing() -> Any:
+        yield 1
+        yield 2
+        raise ValueError("broken stream")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="broken stream"):
+        async for i in loop_module.iterate_async(failing()):
+            got.append(i)
+    assert got == [1, 2]
+
+
+async def test_leaving_early_or_cancelling_closes_the_stream_on_the_loop() -> None:
+    import asyncio
+
+    from nbinfra import _loop as loop_module
+
+    closed: list[str] = []
+
+    async def endless(tag: str) -> Any:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+                await asyncio.sleep(0.001)
+        finally:
+            closed.append(tag)
+
+    stream = loop_module.iterate_async(endless("break"))
+    async for i in stream:
+        if i == 3:
+            break
+    await stream.aclose()
+    assert closed == ["break"]  # closed now, not at garbage collection
+
+    async def consume() -> None:
+        async for _ in loop_module.iterate_async(endless("cancel")):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert closed == ["break", "cancel"]
