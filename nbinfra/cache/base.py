@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from nbinfra.errors import CacheError, InvalidOptionError, SerializationError
 
-__all__ = ["BaseCacheProvider", "LockTimeout", "escape_glob", "too_large"]
+__all__ = ["BaseCacheProvider", "InProcessProvider", "LockTimeout", "escape_glob", "too_large"]
 
 
 class LockTimeout(CacheError, TimeoutError):
@@ -74,8 +74,9 @@ class BaseCacheProvider(abc.ABC):
       validated into; the factory then builds ``cls(settings, **overrides)``. Left ``None``,
       the raw section is passed as keywords: ``cls(**section, **overrides)``.
     - ``in_process``: True for a pure in-process store that any thread or event loop may
-      call directly (no sockets). False (the default): the provider's connections live on
-      nbinfra's loop, and calls awaited from another loop are bridged there.
+      call directly (no sockets); such a provider subclasses ``InProcessProvider``. False
+      (the default): the provider's connections live on nbinfra's loop, and calls awaited
+      from another loop are bridged there.
     """
 
     kind: str = ""
@@ -200,3 +201,28 @@ class BaseCacheProvider(abc.ABC):
     @staticmethod
     def new_token() -> str:
         return secrets.token_hex(16)
+
+
+class InProcessProvider(BaseCacheProvider):
+    """A provider that is a data structure in this process, synchronous underneath.
+
+    Its async methods never suspend, and three blocking twins let ``CacheService``'s
+    ``*_blocking`` methods (and so ``SyncCache``) serve reads and writes on the caller's
+    thread, with no event loop in between. Every method is safe across threads.
+    """
+
+    in_process = True
+
+    @abc.abstractmethod
+    def get_sync(self, key: str) -> bytes | None:
+        """``get`` without a loop."""
+
+    @abc.abstractmethod
+    def set_sync(
+        self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        """``set`` without a loop."""
+
+    @abc.abstractmethod
+    def keys_sync(self, match: str = "*") -> list[str]:
+        """The live keys matching the glob ``match``, without a loop."""

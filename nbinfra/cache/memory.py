@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from nbinfra.cache.base import BaseCacheProvider, ttl_ms
+from nbinfra.cache.base import InProcessProvider, ttl_ms
 from nbinfra.cache.registry import CacheRegistry
 from nbinfra.cache.settings import MemorySettings
 from nbinfra.errors import CacheError
@@ -60,7 +60,7 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
 
 
 @CacheRegistry.register("memory")
-class InMemoryCacheProvider(BaseCacheProvider):
+class InMemoryCacheProvider(InProcessProvider):
     """A dict with expiry times, LRU order and a size bound, safe across threads.
 
     ``max_size`` (0 = unbounded) evicts the least recently used key. Expired keys vanish
@@ -69,7 +69,6 @@ class InMemoryCacheProvider(BaseCacheProvider):
 
     kind = "memory"
     settings_class = MemorySettings
-    in_process = True
 
     def __init__(
         self,

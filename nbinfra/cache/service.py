@@ -13,15 +13,17 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from enum import Enum
-from typing import Any, Final, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
-from nbinfra.cache.base import BaseCacheProvider, escape_glob
+from nbinfra._loop import run_sync
+from nbinfra.cache.base import BaseCacheProvider, InProcessProvider, escape_glob
 from nbinfra.cache.factory import CacheFactory, cache_config
-from nbinfra.cache.flight import Flights, Outcome, run_loader, under_lock
+from nbinfra.cache.flight import Outcome, run_loader, under_lock
+from nbinfra.cache.namespaces import MISS, all_stats, shared_state
 from nbinfra.cache.serializers import Serializer, get_serializer
-from nbinfra.cache.stats import CacheStats, ErrorCount, StatsRecorder
+from nbinfra.cache.stats import CacheStats, ErrorCount
 from nbinfra.config import validate
-from nbinfra.errors import SerializationError
+from nbinfra.errors import CacheError, SerializationError
 from nbinfra.session import Session
 from nbinfra.session import session as default_session
 
@@ -29,55 +31,6 @@ __all__ = ["MISS", "CacheService", "all_stats"]
 
 T = TypeVar("T")
 _perf = time.perf_counter
-
-
-class _Miss:
-    """The ``MISS`` sentinel: pass ``default=MISS`` to tell a miss from a cached ``None``."""
-
-    _instance: _Miss | None = None
-
-    def __new__(cls) -> _Miss:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "MISS"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-MISS: Final = _Miss()
-
-
-class _Shared:
-    """What every ``CacheService`` of one namespace in one session shares."""
-
-    __slots__ = ("backend", "flights", "stats")
-
-    def __init__(self, window: int, backend: str) -> None:
-        self.stats = StatsRecorder(window)
-        self.backend = backend
-        self.flights = Flights()
-
-
-_NAMESPACES = "cache.namespaces"
-
-
-def _shared(sess: Session, namespace: str, window: int, backend: str) -> _Shared:
-    table: dict[str, _Shared] = sess.state.setdefault(_NAMESPACES, {})
-    found = table.get(namespace)
-    if found is None:
-        found = table.setdefault(namespace, _Shared(window, backend))
-    return found
-
-
-def all_stats(session: Session | None = None) -> list[CacheStats]:
-    """Stats of every namespace used in ``session`` (default: the current one), by name."""
-    sess = session or default_session()
-    table: dict[str, _Shared] = sess.state.get(_NAMESPACES, {})
-    return [table[ns].stats.snapshot(ns, table[ns].backend) for ns in sorted(table)]
 
 
 class CacheService:
@@ -123,7 +76,7 @@ class CacheService:
         self._dumps = serializer.dumps
         self._loads = serializer.loads
         backend = str(getattr(provider, "kind", "?"))
-        shared = _shared(sess, namespace, config.stats_window, backend)
+        shared = shared_state(sess, namespace, config.stats_window, backend)
         self._stats = shared.stats
         self._flights = shared.flights
         self._counted = ErrorCount(shared.stats)  # the error boundary of every call
@@ -351,6 +304,71 @@ class CacheService:
             if data is not None:
                 return True, None, data
             return await under_lock(self.provider, k, lock_timeout, load)
+
+    # -- blocking, on the caller's thread (in-process providers) --------------------------
+    @property
+    def in_process(self) -> bool:
+        """True when the provider is an ``InProcessProvider``: the ``*_blocking`` methods
+        then serve this namespace on the caller's thread, with no event loop."""
+        return isinstance(self.provider, InProcessProvider)
+
+    def _local(self) -> InProcessProvider:
+        provider = self.provider
+        if isinstance(provider, InProcessProvider):
+            return provider
+        kind = getattr(provider, "kind", "?")
+        raise CacheError(
+            f"The {kind} cache provider is not in-process; use the async methods or .sync."
+        )
+
+    def get_blocking(self, key: str | int, default: Any = None) -> Any:
+        """``get`` on the caller's thread."""
+        provider = self._local()
+        k = self._key(key)
+        t0 = _perf()
+        with self._counted:
+            data = provider.get_sync(k)
+        return self._hit(data, t0, default, k)
+
+    def set_blocking(self, key: str | int, value: Any, ttl: float | None = None) -> bool:
+        """``set`` on the caller's thread."""
+        provider = self._local()
+        k = self._key(key)
+        with self._counted:
+            data = self._dumps(value)
+            t0 = _perf()
+            provider.set_sync(k, data, self._ttl(ttl))
+        self._stats.latency(_perf() - t0)
+        self._stats.sets += 1
+        return True
+
+    def keys_blocking(self, pattern: str = "*") -> list[str]:
+        """``keys`` on the caller's thread."""
+        provider = self._local()
+        cut = len(self.prefix)
+        with self._counted:
+            found = provider.keys_sync(escape_glob(self.prefix) + pattern)
+        return sorted(k[cut:] for k in found)
+
+    def get_or_set_blocking(
+        self,
+        key: str | int,
+        loader: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = 30.0,
+    ) -> Any:
+        """``get_or_set`` from a thread that runs no event loop: a hit is read on this
+        thread; a miss runs ``get_or_set`` itself on nbinfra's loop, so compute-once and
+        where the loader runs are the same as from async code, on every backend."""
+        if self.in_process:
+            k = self._key(key)
+            t0 = _perf()
+            with self._counted:
+                data = self._local().get_sync(k)
+            if data is not None:
+                return self._hit(data, t0, None, k)
+        return run_sync(self.get_or_set(key, loader, ttl, lock_timeout=lock_timeout))
 
     # -- introspection --------------------------------------------------------------------
     def stats(self) -> CacheStats:
