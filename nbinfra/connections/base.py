@@ -40,6 +40,7 @@ from nbinfra.errors import (
     ConnectionUnavailableError,
     ConnError,
     LoopError,
+    QueryError,
     RegistryError,
 )
 from nbinfra.logs import get_logger
@@ -276,6 +277,14 @@ class ConnectionManager(ErrorMapping, abc.ABC):
             what="query",
             idempotent=self._is_idempotent(query),
         )
+
+    async def sql(self, query: str, params: Any = None, *, limit: int | None = None) -> QueryResult:
+        """Run SQL on a kind that speaks it: what ``%%conn`` runs for each statement. The
+        same as ``execute_query`` unless that means something else for the kind (for
+        pgvector it is a vector-store search), which then overrides this."""
+        if not self.speaks_sql:
+            raise QueryError(f"{self.kind} does not speak SQL; use execute_query.")
+        return await self.execute_query(query, params, limit=limit)
 
     async def _call(
         self,

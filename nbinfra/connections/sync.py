@@ -18,7 +18,7 @@ from nbinfra import _loop
 from nbinfra.connections.base import BaseConnectionManager, ConnectionManager
 from nbinfra.connections.inline import NeedsLoop, run_here
 from nbinfra.connections.types import HealthStatus, QueryResult
-from nbinfra.errors import Interrupted
+from nbinfra.errors import Interrupted, QueryError
 
 if TYPE_CHECKING:
     from nbinfra.session import Session
@@ -69,6 +69,15 @@ class SyncConnection:
         if manager.direct_sync and isinstance(manager, BaseConnectionManager):
             return manager.execute_query_sync(query, params, limit=limit)
         return _call(manager, manager.execute_query, query, params, limit=limit)
+
+    def sql(self, statement: str, params: Any = None, limit: int | None = None) -> QueryResult:
+        """Run SQL (``manager.sql``) on a kind that speaks it, as ``%%conn`` does."""
+        manager = self.manager
+        if not manager.speaks_sql:
+            raise QueryError(f"{manager.kind} does not speak SQL; use query().")
+        if type(manager).sql is ConnectionManager.sql:
+            return self.query(statement, params, limit)
+        return _call(manager, manager.sql, statement, params, limit=limit)
 
     def health(self) -> HealthStatus:
         """Ping the backend now."""

@@ -133,7 +133,8 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
                 params = sql_params(manager.bind_names(statement), values) or None
             elif extra:
                 params = extra
-            results.append(conn.query(statement, params, limit=args.limit))
+            run = conn.sql if sql else conn.query
+            results.append(run(statement, params, limit=args.limit))
     ns["_conn"] = results[-1]
     if args.output:
         ns[args.output] = results[-1] if len(results) == 1 else results

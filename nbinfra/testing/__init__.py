@@ -8,8 +8,13 @@ Load the fixtures with ``pytest_plugins = ["nbinfra.testing"]`` in a ``conftest.
 - ``http``: ``LocalHTTPServer``, ``Request``, ``Response``, for faking REST and
   streaming (SSE/NDJSON) APIs: Jira, Confluence, LLM providers.
 - ``fixtures``: the pytest fixtures over them.
+- The contracts a backend's test file subclasses, one module each (imported by name, so
+  that loading the fixtures pulls in no test framework beyond pytest):
+  ``cache_contract.CacheContract`` (with ``cache_compute_once.ComputeOnceContract``),
+  ``connection_contract.ConnectionContract``, ``sql_contract.SQLContract``,
+  ``vector_contract.VectorStoreContract`` and ``llm_wire_contract.LLMWireContract``.
 
-Every name is importable from ``nbinfra.testing`` itself.
+The names of the first three are importable from ``nbinfra.testing`` itself.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 from nbinfra.connections.duckdb import DuckDBConnectionManager
 from nbinfra.errors import ConnectionUnavailableError, QueryError
-from tests.connections.contract import ManagerContract
+from nbinfra.testing.sql_contract import SQLContract
 
 pd = pytest.importorskip("pandas")
 pa = pytest.importorskip("pyarrow")
@@ -17,7 +17,7 @@ pa = pytest.importorskip("pyarrow")
 HOSTILE = "'; DROP TABLE users; --"
 
 
-class TestDuckDBContract(ManagerContract):
+class TestDuckDBContract(SQLContract):
     @pytest.fixture
     def manager(self, tmp_path: Path) -> DuckDBConnectionManager:
         return DuckDBConnectionManager(database=str(tmp_path / "contract.duckdb"))
@@ -63,32 +63,12 @@ async def test_placeholders_inside_literals_and_casts_are_untouched(
     assert result.rows == [(":id", "7", "50%")]
 
 
-async def test_missing_parameter_is_a_clear_error(db: DuckDBConnectionManager) -> None:
-    with pytest.raises(QueryError, match="nme"):
-        await db.execute_query("SELECT * FROM users WHERE name = :nme", {"name": "x"})
-
-
 async def test_multiple_statements_return_the_last_result(db: DuckDBConnectionManager) -> None:
     result = await db.execute_query(
         "INSERT INTO users VALUES (1, 'a; b'); INSERT INTO users VALUES (2, 'c'); "
         "SELECT name FROM users ORDER BY id"
     )
     assert result.rows == [("a; b",), ("c",)]
-
-
-async def test_dml_rowcount_is_rows_affected(db: DuckDBConnectionManager) -> None:
-    result = await db.execute_query("INSERT INTO users SELECT i, 'n' FROM range(5) t(i)")
-    assert result.rowcount == 5
-    result = await db.execute_query("DELETE FROM users WHERE id < 2")
-    assert result.rowcount == 2
-
-
-async def test_limit_truncates_and_says_so(db: DuckDBConnectionManager) -> None:
-    result = await db.execute_query("SELECT * FROM range(100) t(i)", limit=10)
-    assert len(result) == 10 and result.truncated
-    assert len(result.df()) == 10 and result.arrow().num_rows == 10
-    full = await db.execute_query("SELECT * FROM range(5) t(i)", limit=10)
-    assert len(full) == 5 and not full.truncated
 
 
 async def test_results_as_dataframe_and_arrow(db: DuckDBConnectionManager) -> None:
@@ -191,14 +171,6 @@ async def test_read_only_missing_file_is_unavailable(tmp_path: Path) -> None:
     mgr = DuckDBConnectionManager(database=str(tmp_path / "nope.duckdb"), read_only=True, retries=0)
     with pytest.raises(ConnectionUnavailableError, match=r"nope\.duckdb"):
         await mgr.connect()
-
-
-async def test_execute_script_returns_each_result(db: DuckDBConnectionManager) -> None:
-    results = await db.execute_script(
-        "INSERT INTO users VALUES (1, 'a'); SELECT name FROM users; SELECT :x AS x", {"x": 5}
-    )
-    assert [r.rows for r in results] == [[(1,)], [("a",)], [(5,)]]
-    assert results[0].rowcount == 1
 
 
 async def test_timeout_interrupts_the_query_and_keeps_the_connection() -> None:

@@ -10,8 +10,8 @@ import pytest
 from nbinfra.connections.confluence import ConfluenceConnectionManager
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.testing import LocalHTTPServer, free_port
+from nbinfra.testing.connection_contract import ConnectionContract
 
-from .contract import ManagerContract
 from .ext_fakes import Auth, FakeConfluence
 
 TOKEN = "wiki-sentinel-TOKEN-c0ffee"
@@ -31,7 +31,7 @@ def wiki(fake: FakeConfluence, **kw: Any) -> ConfluenceConnectionManager:
     return ConfluenceConnectionManager({"url": fake.server.url, "token": TOKEN, **FAST, **kw})
 
 
-class TestConfluenceContract(ManagerContract):
+class TestConfluenceContract(ConnectionContract):
     query = "space = DOCS"
     bad_query = "SELEC nonsense FROM"
     secret = TOKEN

@@ -11,8 +11,8 @@ from nbinfra.connections import ConnectionFactory, ConnectionType
 from nbinfra.connections.jira import JiraConnectionManager
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.testing import LocalHTTPServer, Response, free_port
+from nbinfra.testing.connection_contract import ConnectionContract
 
-from .contract import ManagerContract
 from .ext_fakes import Auth, FakeJira
 
 TOKEN = "jira-sentinel-TOKEN-7d41c9"
@@ -32,7 +32,7 @@ def jira(fake: FakeJira, **kw: Any) -> JiraConnectionManager:
     return JiraConnectionManager({"url": fake.server.url, "token": TOKEN, **FAST, **kw})
 
 
-class TestJiraContract(ManagerContract):
+class TestJiraContract(ConnectionContract):
     query = "project = DEMO"
     bad_query = "SELEC nonsense FROM"
     secret = TOKEN

@@ -25,8 +25,7 @@ from nbinfra.connections import ConnectionFactory
 from nbinfra.connections.mongodb import MongoDBConnectionManager, documents_table, parse_query
 from nbinfra.errors import ConnectionUnavailableError, QueryError
 from nbinfra.testing import MongoServer, free_port
-
-from .contract import ManagerContract
+from nbinfra.testing.connection_contract import ConnectionContract
 
 SECRET = "mongo-sentinel-PASS-51d0"
 REAL_URL = os.environ.get("NBINFRA_TEST_MONGODB_URL", "").strip()
@@ -62,7 +61,7 @@ def real_url() -> str:
     return REAL_URL
 
 
-class TestMongomockContract(ManagerContract):
+class TestMongomockContract(ConnectionContract):
     query = 'people {"age": {"$gt": 40}}'
     bad_query = 'people {"age": {"$nope": 1}}'
     secret = SECRET

@@ -15,8 +15,7 @@ import pytest
 from nbinfra.connections.redis import RedisConnectionManager, parse_commands, reply_table
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.testing import RedisServer, free_port
-
-from .contract import ManagerContract
+from nbinfra.testing.connection_contract import ConnectionContract
 
 PASSWORD = "redis-sentinel-PASS-e3a9"
 
@@ -30,7 +29,7 @@ def prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}:"
 
 
-class TestRedisContract(ManagerContract):
+class TestRedisContract(ConnectionContract):
     query = "ECHO hello"
     bad_query = "NOSUCHCOMMAND x"
 

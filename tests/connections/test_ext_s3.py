@@ -15,8 +15,7 @@ import pytest
 from nbinfra.connections.s3 import S3ConnectionManager
 from nbinfra.errors import ConnectionUnavailableError, QueryError
 from nbinfra.testing import S3Server, free_port
-
-from .contract import ManagerContract
+from nbinfra.testing.connection_contract import ConnectionContract
 
 SECRET = "s3-sentinel-SECRET-4b1e77"
 
@@ -52,7 +51,7 @@ def bucket(s3_server: S3Server) -> Iterator[str]:
     client.close()
 
 
-class TestS3Contract(ManagerContract):
+class TestS3Contract(ConnectionContract):
     query = "seed/"
     bad_query = "s3://no-such-bucket-nbinfra/"
     secret = SECRET

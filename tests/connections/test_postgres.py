@@ -13,14 +13,14 @@ from nbinfra.connections import SyncConnection
 from nbinfra.connections.postgres import PostgresConnectionManager
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.testing import PostgresServer, free_port
-from tests.connections.contract import ManagerContract
+from nbinfra.testing.sql_contract import SQLContract
 
 HOSTILE = "'; DROP TABLE users; --"
 SECRET = "s3cr3t-pg-pass"
 RESOURCES = Path(__file__).resolve().parents[2] / "nbinfra" / "resources"
 
 
-class TestPostgresContract(ManagerContract):
+class TestPostgresContract(SQLContract):
     secret = SECRET
 
     @pytest.fixture
@@ -70,11 +70,6 @@ async def test_colon_placeholders_skip_literals_casts_and_percent(
     )
     assert result.rows == [(":id", "7", "50%", ":id")]
     assert result.columns == ["lit", "cast_", "pct", "dollar"]
-
-
-async def test_missing_parameter_is_a_clear_error(pg: PostgresConnectionManager) -> None:
-    with pytest.raises(QueryError, match="nme"):
-        await pg.execute_query("SELECT :nme", {"name": 1})
 
 
 async def test_multiple_statements_each_result(pg: PostgresConnectionManager) -> None:

@@ -17,7 +17,8 @@ from nbinfra.connections.pgvector import PgVectorConnectionManager
 from nbinfra.connections.qdrant import QdrantConnectionManager
 from nbinfra.connections.vector import VectorStore
 from nbinfra.testing import PostgresServer, free_port
-from tests.connections.contract import ManagerContract
+from nbinfra.testing.connection_contract import ConnectionContract
+from nbinfra.testing.sql_contract import SQLContract
 from tests.connections.test_vector_local import record_call_threads
 
 TEXTS = ["alpha beta", "gamma delta", "epsilon"]
@@ -31,7 +32,7 @@ async def seeded(manager: VectorStore) -> VectorStore:
     return manager
 
 
-class VectorContract(ManagerContract):
+class VectorContract(ConnectionContract):
     query: ClassVar[Any] = "alpha"
     bad_query: ClassVar[Any] = [1.0, 2.0]  # the collection holds 384-dim vectors
 
@@ -68,7 +69,9 @@ class TestChromaManager(VectorContract):
 SECRET = "pgv-Secret-Pw-1"
 
 
-class TestPgVectorManager(VectorContract):
+class TestPgVectorManager(VectorContract, SQLContract):
+    """pgvector is also SQL: ``sql()`` and ``%%conn`` cells run on PostgreSQL."""
+
     secret = SECRET
 
     @pytest.fixture

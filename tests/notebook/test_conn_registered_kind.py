@@ -179,3 +179,13 @@ def test_registered_vector_store_works_through_the_facade(session: Session) -> N
     hits = vec.search("docs", [0.9, 0.1, 0.0], top_k=1)
     assert [(h.id, h.payload) for h in hits] == [("a", {"t": 1})]
     assert vec.count("docs") == 2
+
+
+async def test_sql_is_refused_by_a_kind_that_does_not_speak_it(session: Session) -> None:
+    from nbinfra.errors import QueryError
+
+    with pytest.raises(QueryError, match="echotest does not speak SQL"):
+        await EchoManager().sql("select 1")
+    with pytest.raises(QueryError, match="echotest does not speak SQL"):
+        nbinfra.conn("echo").sql("select 1")
+    assert nbinfra.conn("lite").sql("select @a AS a", {"a": 3}).rows == [(3,)]

@@ -1,0 +1,224 @@
+"""``SQLContract``: what a connection kind that speaks SQL must do, on its real engine.
+
+It extends ``ConnectionContract`` (same ``manager`` fixture: a fresh, unconnected manager)
+with the SQL promises ``%%conn`` and the Python API make: named binds in the kind's own
+``bind_style`` that never touch string literals or comments and store hostile text
+literally, a missing bind named in a one-line error, row counts, ``limit`` with
+``truncated``, NULLs, DataFrame/Arrow/dict views, a refused statement that leaves the
+connection usable, transactions where the manager offers them, and a real IPython cell
+split into statements and bound from the notebook's variables. SQL goes through the
+manager's ``sql()`` (``execute_query`` for most kinds; pgvector's ``execute_query`` is a
+vector search)::
+
+    from nbinfra.testing.sql_contract import SQLContract
+
+    class TestMySQL(SQLContract):
+        @pytest.fixture
+        def manager(self, my_server):
+            return MyManager(url=my_server.url)
+
+Every test works in a table of its own (``table``), made with ``text_type`` and
+``int_type`` columns and dropped afterwards, so a shared server is fine.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from nbinfra.connections.base import ConnectionManager
+from nbinfra.errors import QueryError
+from nbinfra.testing.connection_contract import ConnectionContract
+
+__all__ = ["HOSTILE", "SQLContract"]
+
+HOSTILE = 'x\'); DROP TABLE users; -- "quoted" 50% :id @id ; \\'
+
+
+class SQLContract(ConnectionContract):
+    """The SQL tests; a subclass gives ``manager`` (see the module's docstring)."""
+
+    text_type: ClassVar[str] = "VARCHAR(200)"
+    int_type: ClassVar[str] = "INTEGER"
+
+    def bind(self, manager: ConnectionManager, name: str) -> str:
+        """``name`` as a placeholder in the manager's bind style (``:id``, ``@id``...)."""
+        return type(manager).bind_style.replace("name", name)
+
+    @pytest.fixture
+    def table(self) -> str:
+        return f"t_{uuid.uuid4().hex[:10]}"
+
+    @pytest.fixture
+    async def db(self, manager: ConnectionManager, table: str) -> AsyncIterator[ConnectionManager]:
+        """``manager`` connected, with ``table`` (id, name) created empty."""
+        async with manager:
+            await manager.sql(
+                f"CREATE TABLE {table} (id {self.int_type} PRIMARY KEY, name {self.text_type})"
+            )
+            try:
+                yield manager
+            finally:
+                await manager.sql(f"DROP TABLE IF EXISTS {table}")
+
+    async def _fill(self, db: ConnectionManager, table: str, n: int) -> None:
+        values = ", ".join(f"({i}, 'n{i}')" for i in range(n))
+        await db.sql(f"INSERT INTO {table} (id, name) VALUES {values}")
+
+    # -- what the registry reads ------------------------------------------------------
+    def test_the_class_says_it_speaks_sql(self, manager: ConnectionManager) -> None:
+        cls = type(manager)
+        a, b = self.bind(manager, "a"), self.bind(manager, "b")
+        assert cls.speaks_sql
+        assert cls.bind_names(f"SELECT {a}, '{b}', {a} -- {b}") == ["a"]
+        assert cls.split_script("SELECT 1; SELECT ';' AS s;\n") == ["SELECT 1", "SELECT ';' AS s"]
+
+    # -- binds ------------------------------------------------------------------------
+    async def test_hostile_text_is_bound_literally(self, db: ConnectionManager, table: str) -> None:
+        i, n = self.bind(db, "id"), self.bind(db, "name")
+        for key in (1, 2):
+            await db.sql(
+                f"INSERT INTO {table} (id, name) VALUES ({i}, {n})", {"id": key, "name": HOSTILE}
+            )
+        found = await db.sql(f"SELECT name FROM {table} WHERE name = {n}", {"name": HOSTILE})
+        assert [row[0] for row in found.rows] == [HOSTILE, HOSTILE]
+        assert (await db.sql(f"SELECT count(*) FROM {table}")).scalar() == 2
+
+    async def test_binds_inside_literals_and_comments_are_left_alone(
+        self, db: ConnectionManager
+    ) -> None:
+        i = self.bind(db, "id")
+        result = await db.sql(
+            f"SELECT '{i}' AS lit, {i} AS v, '50%' AS pct /* {i} */ -- {i}", {"id": 7}
+        )
+        assert [tuple(row) for row in result.rows] == [(i, 7, "50%")]
+        assert result.columns == ["lit", "v", "pct"]
+
+    async def test_a_missing_bind_is_named(self, db: ConnectionManager, table: str) -> None:
+        with pytest.raises(QueryError, match="nme") as info:
+            await db.sql(
+                f"SELECT id FROM {table} WHERE name = {self.bind(db, 'nme')}", {"name": "x"}
+            )
+        assert "\n" not in str(info.value)
+
+    async def test_null_binds_and_reads_as_none(self, db: ConnectionManager, table: str) -> None:
+        i, n = self.bind(db, "id"), self.bind(db, "name")
+        await db.sql(f"INSERT INTO {table} (id, name) VALUES ({i}, {n})", {"id": 1, "name": None})
+        result = await db.sql(f"SELECT id, name FROM {table}")
+        assert [tuple(row) for row in result.rows] == [(1, None)]
+
+    # -- results ----------------------------------------------------------------------
+    async def test_rowcount_is_rows_affected(self, db: ConnectionManager, table: str) -> None:
+        inserted = await db.sql(
+            f"INSERT INTO {table} (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')"
+        )
+        assert inserted.rowcount == 3
+        deleted = await db.sql(f"DELETE FROM {table} WHERE id < 3")
+        assert deleted.rowcount == 2
+
+    async def test_limit_truncates_and_says_so(self, db: ConnectionManager, table: str) -> None:
+        await self._fill(db, table, 30)
+        result = await db.sql(f"SELECT id FROM {table} ORDER BY id", limit=10)
+        assert [row[0] for row in result.rows] == list(range(10)) and result.truncated
+        whole = await db.sql(f"SELECT id FROM {table} WHERE id < 5", limit=10)
+        assert len(whole) == 5 and not whole.truncated
+
+    async def test_dataframe_arrow_and_dicts(self, db: ConnectionManager, table: str) -> None:
+        pytest.importorskip("pandas")
+        pa = pytest.importorskip("pyarrow")
+        await self._fill(db, table, 25)
+        result = await db.sql(f"SELECT id AS a, name AS b FROM {table} ORDER BY id")
+        frame = result.df()
+        assert list(frame.columns) == ["a", "b"] and len(frame) == 25
+        assert frame["b"].tolist()[:2] == ["n0", "n1"]
+        table_ = result.arrow()
+        assert isinstance(table_, pa.Table) and table_.num_rows == 25
+        assert result.dicts()[3] == {"a": 3, "b": "n3"}
+
+    async def test_a_refused_statement_leaves_the_connection_usable(
+        self, db: ConnectionManager, table: str
+    ) -> None:
+        await self._fill(db, table, 1)
+        with pytest.raises(QueryError) as info:
+            await db.sql(f"INSERT INTO {table} (id, name) VALUES (0, 'duplicate')")
+        assert str(info.value) and "\n" not in str(info.value)
+        assert (await db.sql(f"SELECT count(*) FROM {table}")).scalar() == 1
+        assert db.is_healthy()
+
+    async def test_script_returns_each_result(self, db: ConnectionManager, table: str) -> None:
+        script = getattr(db, "execute_script", None)
+        if script is None:
+            pytest.skip(f"{db.kind} runs one statement per call (%%conn splits cells)")
+        x = self.bind(db, "x")
+        results = await script(
+            f"INSERT INTO {table} (id, name) VALUES (1, 'a; b'); "
+            f"SELECT name FROM {table}; SELECT {x} AS x",
+            {"x": 5},
+        )
+        assert [[tuple(r) for r in res.rows] for res in results[1:]] == [[("a; b",)], [(5,)]]
+        assert results[0].rowcount == 1
+
+    async def test_transaction_commits_or_leaves_nothing(
+        self, db: ConnectionManager, table: str
+    ) -> None:
+        transaction = getattr(db, "transaction", None)
+        if transaction is None:
+            pytest.skip(f"{db.kind}'s manager offers no transaction()")
+        async with transaction():
+            await db.sql(f"INSERT INTO {table} (id, name) VALUES (1, 'a')")
+        with pytest.raises(QueryError):
+            async with transaction():
+                await db.sql(f"INSERT INTO {table} (id, name) VALUES (2, 'b')")
+                await db.sql(f"INSERT INTO {table} (id, name) VALUES (1, 'again')")
+        rows = await db.sql(f"SELECT id FROM {table}")
+        assert [row[0] for row in rows.rows] == [1]
+
+    # -- the notebook -----------------------------------------------------------------
+    @pytest.fixture
+    def notebook(self, db: ConnectionManager, tmp_path: Path) -> Iterator[Any]:
+        """A real IPython shell with nbinfra loaded, in a session whose connection named
+        by ``db``'s kind (``%%conn duckdb``) is ``db`` itself."""
+        from IPython.core.interactiveshell import InteractiveShell
+
+        from nbinfra.connections.sync import COMPONENT
+        from nbinfra.session import Session, use_session
+
+        for part in ("db", "vector", "external"):
+            (tmp_path / f"application-{part}.yaml").write_text("connections: {}\n")
+        session = Session(resources=tmp_path)
+        session.get(COMPONENT, db.kind, lambda: db)
+        shell = InteractiveShell.instance()
+        with use_session(session):
+            shell.run_line_magic("load_ext", "nbinfra")
+            try:
+                yield shell
+            finally:
+                shell.run_line_magic("unload_ext", "nbinfra")
+                shell.user_ns.clear()
+                shell.init_user_ns()  # type: ignore[no-untyped-call]
+
+    def test_a_cell_is_split_and_bound_from_the_notebook(
+        self, notebook: Any, db: ConnectionManager, table: str
+    ) -> None:
+        v, n = self.bind(db, "v"), self.bind(db, "n")
+        notebook.user_ns.update(v=HOSTILE, n=2)
+        run = notebook.run_cell(
+            f"%%conn {db.kind} -o res\n"
+            f"INSERT INTO {table} (id, name) VALUES ({n}, {v}); -- a comment; with {n}\n"
+            f"SELECT name, id + 1 AS m, '{v};' AS lit FROM {table} WHERE id = {n}"
+        )
+        run.raise_error()
+        assert [tuple(row) for row in run.result.rows] == [(HOSTILE, 3, f"{v};")]
+        assert len(notebook.user_ns["res"]) == 2  # two statements, two results
+        one = notebook.run_cell(
+            f"%%conn {db.kind}\nSELECT count(*) AS n FROM {table} WHERE id = {n}"
+        )
+        one.raise_error()
+        assert one.result.columns == ["n"] and one.result.scalar() == 1
+        missing = notebook.run_cell(f"%%conn {db.kind}\nSELECT {self.bind(db, 'missing')}")
+        assert missing.error_in_exec is not None
+        assert "missing" in str(missing.error_in_exec)
