@@ -3,6 +3,8 @@
 Run ``python -m benchmarks.bench_cache`` (``--smoke`` for a quick pass). A private
 ``redis-server`` is started for the run. Every comparison interleaves its contenders
 (A B A B ...) on one event loop, so drift on a shared machine hits all of them alike.
+The Redis layer is compared on nbinfra's own loop, where its client lives (DESIGN.md, one
+loop policy); what awaiting it from another loop adds (the bridge) is measured beside it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from benchmarks.harness import Comparison, interleave, interleave_async
@@ -63,6 +66,7 @@ def _redis_comparisons(
     from aiocache import RedisCache
     from aiocache.serializers import JsonSerializer
 
+    from nbinfra._loop import run_sync
     from nbinfra.cache import CacheService
     from nbinfra.cache.redis import RedisCacheProvider
 
@@ -106,16 +110,17 @@ def _redis_comparisons(
             {"nbinfra": nb_pairs, "redis.asyncio": raw_pairs, "aiocache": aio_pairs},
             rounds=rounds,
             ops=n_pairs,
-            loop=loop,
+            run=run_sync,
         )
+        bridge = _bridge_comparison(server, nb_pairs, n_pairs, rounds, loop)
         for size in sizes:
             batch_rounds = 2 if smoke else {10_000: 5, 1_000: 9}.get(size, 15)
             judged = size == 1_000
-            batches += _batch_comparisons(svc, raw, loop, size, batch_rounds, judged=judged)
+            batches += _batch_comparisons(svc, raw, size, batch_rounds, judged=judged)
     finally:
-        loop.run_until_complete(close())
+        run_sync(close())
         session.close()
-    workload = "set + get of a ~1 KB JSON value, sequential"
+    workload = "set + get of a ~1 KB JSON value, sequential, on nbinfra's loop"
     return [
         Comparison(
             AREA,
@@ -139,14 +144,58 @@ def _redis_comparisons(
             unit="s/pair",
             notes="aiocache RedisCache with its JsonSerializer",
         ),
+        bridge,
         *batches,
     ]
 
 
+def _bridge_comparison(
+    server: Any,
+    nb_pairs: Callable[[], Coroutine[Any, Any, None]],
+    n_pairs: int,
+    rounds: int,
+    loop: asyncio.AbstractEventLoop,
+) -> Comparison:
+    """The same pairs awaited from another loop (a notebook's top-level ``await``)."""
+    import redis.asyncio as aioredis
+
+    dumps, loads = json.dumps, json.loads
+    raw = aioredis.Redis.from_url(server.url)  # bound to ``loop`` on first use
+    value = _value(0)
+
+    async def raw_pairs() -> None:
+        for i in range(n_pairs):
+            await raw.set(f"raw:f{i}", dumps(value), ex=300)
+            loads(await raw.get(f"raw:f{i}"))
+
+    try:
+        samples = interleave_async(
+            {"nbinfra from another loop": nb_pairs, "redis.asyncio on that loop": raw_pairs},
+            rounds=rounds,
+            ops=n_pairs,
+            loop=loop,
+        )
+    finally:
+        loop.run_until_complete(raw.aclose())
+    return Comparison(
+        AREA,
+        "redis get/set awaited from another loop",
+        "set + get of a ~1 KB JSON value, sequential, awaited on a loop that is not nbinfra's",
+        samples,
+        nbinfra="nbinfra from another loop",
+        baseline="redis.asyncio on that loop",
+        max_ratio=None,
+        unit="s/pair",
+        notes="each await crosses to nbinfra's loop and back (two thread wake-ups)",
+    )
+
+
 def _batch_comparisons(
-    svc: Any, raw: Any, loop: asyncio.AbstractEventLoop, size: int, rounds: int, judged: bool
+    svc: Any, raw: Any, size: int, rounds: int, judged: bool
 ) -> list[Comparison]:
     """get_many / set_many of ``size`` keys vs raw MGET / pipelined SET EX, and sequential."""
+    from nbinfra._loop import run_sync
+
     dumps, loads = json.dumps, json.loads
     values = [_value(i) for i in range(size)]
     keys = [f"b{i}" for i in range(size)]
@@ -173,7 +222,7 @@ def _batch_comparisons(
             "nbinfra sequential sets": nb_sequential_sets,
         },
         rounds=rounds,
-        loop=loop,
+        run=run_sync,
     )
 
     async def nb_get_many() -> None:
@@ -195,7 +244,7 @@ def _batch_comparisons(
             "nbinfra sequential gets": nb_sequential,
         },
         rounds=rounds,
-        loop=loop,
+        run=run_sync,
     )
     return [
         Comparison(

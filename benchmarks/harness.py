@@ -21,8 +21,9 @@ import asyncio
 import gc
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "Check",
@@ -205,20 +206,36 @@ def interleave(
     return samples
 
 
+def _bind(
+    run: Callable[[Coroutine[Any, Any, object]], object],
+    make: Callable[[], Coroutine[Any, Any, object]],
+) -> Callable[[], object]:
+    return lambda: run(make())
+
+
 def interleave_async(
-    contenders: dict[str, Callable[[], Awaitable[object]]],
+    contenders: dict[str, Callable[[], Coroutine[Any, Any, object]]],
     *,
     rounds: int = 7,
     ops: int = 1,
     warmup: int = 1,
     loop: asyncio.AbstractEventLoop | None = None,
+    run: Callable[[Coroutine[Any, Any, object]], object] | None = None,
 ) -> dict[str, list[float]]:
-    """``interleave`` for coroutine functions, all run on one event loop."""
-    own = loop is None
-    run_loop = loop or asyncio.new_event_loop()
+    """``interleave`` for coroutine functions, all run on one event loop.
+
+    ``run`` runs one coroutine to completion on a loop that is already running in another
+    thread (``nbinfra._loop.run_sync`` for nbinfra's own loop); else ``loop``, or a new one.
+    """
+    own: asyncio.AbstractEventLoop | None = None
+    if run is None:
+        if loop is None:
+            loop = own = asyncio.new_event_loop()
+        run = loop.run_until_complete
+    runner = run
     try:
-        wrapped = {n: (lambda f=f: run_loop.run_until_complete(f())) for n, f in contenders.items()}
+        wrapped = {n: _bind(runner, f) for n, f in contenders.items()}
         return interleave(wrapped, rounds=rounds, ops=ops, warmup=warmup)
     finally:
-        if own:
-            run_loop.close()
+        if own is not None:
+            own.close()
