@@ -250,3 +250,14 @@ def _component_registries() -> dict[str, Registry[object]]:
             continue
         found[group] = registry
     return found
+
+
+def test_the_seeds_kind_enums_name_only_registered_builtins() -> None:
+    """``ConnectionType`` and ``CacheType`` are the seed's public names, not a second list:
+    every member is a row of the registry's table, so they cannot drift from it."""
+    from nbinfra.cache import CacheType
+    from nbinfra.connections import ConnectionType
+
+    for enum, group in ((ConnectionType, "nbinfra.connections"), (CacheType, "nbinfra.caches")):
+        values = {member.value for member in enum}
+        assert values <= set(BUILTINS[group]), (enum.__name__, values - set(BUILTINS[group]))
