@@ -26,7 +26,9 @@
         ├── ProviderTimeout
         ├── ProviderServerError
         ├── BadRequestError
-        └── ReplayMissError              replay mode and no recorded response
+        ├── ReplayMissError              replay mode and no recorded response
+        └── SchemaError                  the answer does not match schema= after the repairs;
+                                         names the schema and the first error, keeps ``raw``
 
     Interrupted (a KeyboardInterrupt)    the user stopped a running call; says what was
                                          cancelled and where a partial result is kept
@@ -74,6 +76,7 @@ __all__ = [
     "RegistrationError",
     "RegistryError",
     "ReplayMissError",
+    "SchemaError",
     "SerializationError",
     "UnknownKindError",
     "UnknownOptionError",
@@ -226,6 +229,30 @@ class BadRequestError(LLMError, ValueError):
 
 class ReplayMissError(LLMError):
     """Replay mode is on and no recorded response matches this request."""
+
+
+class SchemaError(LLMError):
+    """The answer still does not match the call's ``schema=`` after its repair rounds.
+
+    ``raw`` is the last answer's text, ``schema`` the schema's name, ``detail`` the first
+    validation error and ``response`` the last ``LLMResponse``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        raw: str = "",
+        schema: str = "",
+        detail: str = "",
+        response: LLMResponse | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.raw = raw
+        self.schema = schema
+        self.detail = detail
+        self.response = response
 
 
 class Interrupted(KeyboardInterrupt):

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
 from nbinfra.llm.boundary import ErrorMap
 from nbinfra.llm.http_errors import stainless_map
+from nbinfra.llm.schema import instruction
 from nbinfra.llm.types import Message, Usage
 
 __all__ = ["OpenAICompatibleProvider"]
@@ -22,6 +23,9 @@ class OpenAICompatibleProvider(BaseLLMProvider):
     sdk_name: ClassVar[str] = "openai"
     max_tokens_param: ClassVar[str] = "max_tokens"
     ask_stream_usage: ClassVar[bool] = True  # send stream_options.include_usage
+    # schema=: True sends response_format json_schema (strict); False, JSON mode with the
+    # schema in a system message, for a service without json_schema.
+    json_schema_mode: ClassVar[bool] = True
 
     def _sdk(self) -> ModuleType:
         import importlib
@@ -40,6 +44,7 @@ class OpenAICompatibleProvider(BaseLLMProvider):
             "model": opts.model,
             "messages": [m.to_dict() for m in messages],
         }
+        schema = opts.schema
         if opts.temperature is not None:
             params["temperature"] = opts.temperature
         if opts.max_tokens is not None:
@@ -50,8 +55,19 @@ class OpenAICompatibleProvider(BaseLLMProvider):
             params["stop"] = list(opts.stop)
         if opts.seed is not None:
             params["seed"] = opts.seed
-        if opts.response_format == "json":
+        if schema is not None and type(self).json_schema_mode:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema.name,
+                    "schema": schema.strict_schema,
+                    "strict": True,
+                },
+            }
+        elif opts.json:
             params["response_format"] = {"type": "json_object"}
+            if schema is not None:
+                params["messages"].insert(0, {"role": "system", "content": instruction(schema)})
         if opts.timeout is not None:
             params["timeout"] = self._sdk_timeout(opts.timeout)
         if stream:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from nbinfra import _loop
-from nbinfra.errors import LLMError, ReplayMissError
+from nbinfra.errors import LLMError, ReplayMissError, SchemaError
 from nbinfra.llm._client import ClientProvider
 from nbinfra.llm.calls import CallOptions, count_messages, count_text
 from nbinfra.llm.types import LLMResponse, Message, MessagesLike, Usage
@@ -28,6 +29,12 @@ class ResponseProvider(ClientProvider):
         if not _loop.in_loop_thread():
             return await _loop.run_async(self.generate(prompt, **options))
         messages, opts = self.prepare(prompt, options)
+        if opts.schema is not None:
+            return await self._generate_structured(messages, opts)
+        return await self._generate(messages, opts)
+
+    async def _generate(self, messages: list[Message], opts: CallOptions) -> LLMResponse:
+        """One call through the response store."""
         request = self.request_key(messages, opts)
         hit = await self._lookup(request)
         if hit is not None:
@@ -50,6 +57,50 @@ class ResponseProvider(ClientProvider):
         )
         await self._remember(request, response)
         return response
+
+    async def _generate_structured(self, messages: list[Message], opts: CallOptions) -> LLMResponse:
+        """A ``schema=`` call: the answer validated, with up to ``repair`` repair rounds.
+
+        Each round is one call (through the store, so a replay repeats the rounds); the
+        returned response carries ``parsed`` and the usage and cost of every round.
+        """
+        from nbinfra.llm.schema import SchemaMismatch, repair_messages
+
+        schema = opts.schema
+        assert schema is not None
+        rounds = opts.repair if opts.repair is not None else self.settings.repair
+        rounds = 2 if rounds is None else rounds
+        sent = messages
+        answers: list[LLMResponse] = []
+        while True:
+            response = await self._generate(sent, opts)
+            answers.append(response)
+            try:
+                parsed = schema.parse(response.content)
+            except SchemaMismatch as mismatch:
+                if len(answers) > rounds:
+                    raise self._schema_error(opts, answers, mismatch.detail) from None
+                sent = repair_messages(sent, response.content, mismatch.detail, schema)
+                continue
+            return _combined(answers, parsed)
+
+    def _schema_error(
+        self, opts: CallOptions, answers: list[LLMResponse], detail: str
+    ) -> SchemaError:
+        schema = opts.schema
+        assert schema is not None
+        last = answers[-1]
+        tries = "once" if len(answers) == 1 else f"{len(answers)} times"
+        fix = "raise repair=" if len(answers) == 1 else "loosen the schema, raise repair="
+        return SchemaError(
+            f"{self.kind}:{opts.model} answered {tries} without matching {schema.name}: "
+            f"{detail}; {fix} or try another model (the raw answer is error.raw).",
+            provider=self.kind,
+            raw=last.content,
+            schema=schema.name,
+            detail=detail,
+            response=_combined(answers, None),
+        )
 
     async def embed(
         self, texts: str | Sequence[str], *, model: str | None = None
@@ -153,3 +204,28 @@ class ResponseProvider(ClientProvider):
             raw=raw,
             options=opts.to_dict(),
         )
+
+
+def _combined(answers: list[LLMResponse], parsed: Any) -> LLMResponse:
+    """The last answer, with ``parsed`` and the usage, cost and time of every round."""
+    last = answers[-1]
+    if len(answers) == 1:
+        last.parsed = parsed
+        return last
+    usage = Usage(
+        sum(a.usage.input_tokens for a in answers),
+        sum(a.usage.output_tokens for a in answers),
+        exact=all(a.usage.exact for a in answers),
+        cached=all(a.usage.cached for a in answers),
+    )
+    costs = [a.cost for a in answers]
+    cost = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+    return replace(
+        last,
+        usage=usage,
+        cost=cost,
+        latency=sum(a.latency for a in answers),
+        cached=all(a.cached for a in answers),
+        parsed=parsed,
+        repairs=len(answers) - 1,
+    )

@@ -35,7 +35,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, cast
 
 from nbinfra import _loop
-from nbinfra.errors import LLMError
+from nbinfra.errors import InvalidOptionError, LLMError
 from nbinfra.llm._core import ProviderCore
 from nbinfra.llm._responses import ResponseProvider
 from nbinfra.llm.boundary import boundary
@@ -119,6 +119,13 @@ class BaseLLMProvider(ResponseProvider):
         for text-only chunks, and only end-of-stream facts come as a ``Delta``.
         """
         messages, opts = self.prepare(prompt, options)
+        if opts.schema is not None:
+            # A stream shows text as it arrives; a schema's answer is checked (and maybe
+            # repaired) as a whole, which a stream cannot undo.
+            raise InvalidOptionError(
+                f"schema= works with generate(), not with streams; call "
+                f"generate(prompt, schema={opts.schema.name}) (%%llm --schema does)."
+            )
         request = self.request_key(messages, opts)
         hit = await self._lookup(request)
         if hit is not None:

@@ -11,7 +11,7 @@ import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nbinfra.errors import (
     InvalidOptionError,
@@ -21,6 +21,9 @@ from nbinfra.errors import (
     RateLimitError,
 )
 from nbinfra.llm.types import LLMResponse, Message, TokenCount, Usage
+
+if TYPE_CHECKING:
+    from nbinfra.llm.schema import OutputSchema
 
 __all__ = [
     "CALL_ONLY",
@@ -38,7 +41,7 @@ __all__ = [
 ]
 
 OPTION_NAMES = ("model", "temperature", "max_tokens", "top_p", "stop", "seed", "response_format")
-CALL_ONLY = ("system", "timeout")
+CALL_ONLY = ("system", "timeout", "schema", "repair")
 
 
 # -- token estimates (replaced by nbinfra.llm.tokens when it is installed) ------------
@@ -97,19 +100,25 @@ class CallOptions:
     seed: int | None = None
     response_format: str | None = None  # "json" or "text"
     timeout: float | None = None
+    schema: OutputSchema | None = None  # structured output (nbinfra.llm.schema)
+    repair: int | None = None  # repair rounds for schema= (None: the settings' value)
 
     def to_dict(self) -> dict[str, Any]:
+        """The options that shape the answer (a schema as ``Name:digest``)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("model", "timeout") or value is None:
+            if f.name in ("model", "timeout", "repair") or value is None:
                 continue
+            if f.name == "schema":
+                value = value.key
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
     @property
     def json(self) -> bool:
-        return self.response_format == "json"
+        """A JSON answer is asked for (``response_format="json"`` or a schema)."""
+        return self.response_format == "json" or self.schema is not None
 
 
 @dataclass
@@ -183,11 +192,17 @@ def check_option(key: str, value: Any) -> Any:
         if not 0.0 <= number <= 1.0:
             raise InvalidOptionError(f"top_p must be between 0 and 1, got {value!r}.")
         return number
-    if key in ("max_tokens", "seed"):
+    if key == "schema":
+        from nbinfra.llm.schema import as_schema
+
+        return as_schema(value)
+    if key in ("max_tokens", "seed", "repair"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidOptionError(f"{key} must be an integer, got {value!r}.")
         if key == "max_tokens" and value < 1:
             raise InvalidOptionError(f"max_tokens must be at least 1, got {value!r}.")
+        if key == "repair" and value < 0:
+            raise InvalidOptionError(f"repair must be 0 or more rounds, got {value!r}.")
         return value
     if key == "timeout":
         number = _number(key, value)

@@ -8,9 +8,10 @@ once per process, so once per kernel), and what tests and demos script::
     llm = FakeLLMProvider(responses=[RateLimitError("slow down", retry_after=0)])
 
 Without a script it answers with a fixed sentence that names itself a stand-in and
-echoes the prompt. Streams split the answer into word chunks. Usage is counted, so it is
-labelled estimated. Scripted exceptions go through the same retry and error path as a
-real provider's.
+echoes the prompt; asked for a ``schema=``, with a value generated from the schema
+(``nbinfra.llm.schema_example``: deterministic per prompt, and valid). Streams split the
+answer into word chunks. Usage is counted, so it is labelled estimated. Scripted
+exceptions go through the same retry and error path as a real provider's.
 """
 
 from __future__ import annotations
@@ -151,6 +152,10 @@ def _canned(messages: Sequence[Message], opts: CallOptions) -> str:
     short = " ".join(prompt.split())
     if len(short) > 200:
         short = short[:197] + "..."
+    if opts.schema is not None:  # a schema-valid answer, the same for the same prompt
+        from nbinfra.llm.schema_example import example
+
+        return json.dumps(example(opts.schema.json_schema, seed=prompt))
     if opts.json:
         return json.dumps({"stand_in": True, "echo": short})
     return f"[offline stand-in, no LLM configured] You asked: {short}"

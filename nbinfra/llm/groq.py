@@ -23,6 +23,9 @@ class GroqProvider(OpenAICompatibleProvider):
     # The groq SDK has no stream_options parameter; Groq reports stream usage in
     # ``x_groq.usage`` on the last chunk anyway.
     ask_stream_usage = False
+    # Groq's json_schema response format exists on a few models only (not the default
+    # llama-3.1-8b-instant): schema= uses JSON mode with the schema in the prompt.
+    json_schema_mode = False
 
     def _create_client(self) -> Any:
         import groq

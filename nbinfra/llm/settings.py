@@ -46,6 +46,7 @@ class ProviderSettings(MaskedRepr):
     max_retries: NonNegativeInt | None = None
     retry_backoff: NonNegativeFloat | None = None
     retry_max_wait: NonNegativeFloat | None = None
+    repair: NonNegativeInt | None = None  # repair rounds of a schema= call (default 2)
     models: dict[str, ModelInfo] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # default per-call options
     extra: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +73,7 @@ class LLMSettings(MaskedRepr):
     max_retries: NonNegativeInt = 2
     retry_backoff: NonNegativeFloat = 0.5
     retry_max_wait: NonNegativeFloat = 30.0
+    repair: NonNegativeInt = 2  # rounds a schema= answer that does not match gets to repair
     currency: str = "USD"
     providers: dict[str, ProviderSettings] = field(default_factory=dict)
     instances: dict[str, InstanceSettings] = field(default_factory=dict)
@@ -100,6 +102,7 @@ class LLMSettings(MaskedRepr):
             retry_max_wait=(
                 found.retry_max_wait if found.retry_max_wait is not None else self.retry_max_wait
             ),
+            repair=found.repair if found.repair is not None else self.repair,
             models=dict(found.models),
             options=dict(found.options),
             extra=dict(found.extra),

@@ -121,6 +121,10 @@ class LLMResponse:
     options: dict[str, Any] = field(default_factory=dict)  # the options the call used
     cached: bool = False
     warnings: list[str] = field(default_factory=list)  # e.g. "prompt_truncated"
+    # schema= calls: the answer validated into the model (an instance, or a dict for a
+    # JSON-schema dict), and how many repair rounds it took
+    parsed: Any = None
+    repairs: int = 0
 
     def __str__(self) -> str:
         return self.content

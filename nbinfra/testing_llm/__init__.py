@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from nbinfra.testing import LocalHTTPServer, Request, Response
@@ -165,6 +165,10 @@ class WireFormat:
         is_stream = endpoint == "chat" and self.is_stream(request)
         if isinstance(item, Fault):
             return self.fault(item, request, is_stream)
+        if endpoint == "chat" and item is self.server.default:
+            schema = self.answer_schema(request)
+            if schema is not None:
+                item = self.server.schema_reply(schema, request)
         if endpoint == "chat":
             response = self.chat(item, request, is_stream)
             if is_stream and item.chunk_delay:
@@ -180,6 +184,12 @@ class WireFormat:
 
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         raise NotImplementedError
+
+    def answer_schema(self, request: Request) -> dict[str, Any] | None:
+        """The JSON schema the request asks the answer to match (the provider's native
+        structured-output mechanism), or None. With one, an unscripted chat request is
+        answered with a JSON object generated from it (``LLMWireServer.schema_reply``)."""
+        return None
 
     def error(self, fault: Fault) -> Response:
         raise NotImplementedError
@@ -274,6 +284,10 @@ class LLMWireServer:
         self.default = Reply()
         self.models: dict[str, dict[str, Any]] = {}  # model id -> extra fields (context_window)
         self._queue: deque[Reply | Fault] = deque()
+        # Requests carrying a schema: the first ``broken_schema_answers`` of them are
+        # answered with JSON that misses the first required property (to test repair).
+        self.broken_schema_answers = 0
+        self.schema_answers = 0  # schema requests answered so far
         self._lock = threading.Lock()
         self._routes: set[tuple[str, str]] = set()
         for fmt in formats or ("openai",):
@@ -344,6 +358,22 @@ class LLMWireServer:
         self.clear()
         self.default = Reply()
         self.models.clear()
+        self.broken_schema_answers = 0
+        self.schema_answers = 0
+
+    def schema_reply(self, schema: dict[str, Any], request: Request) -> Reply:
+        """The answer to a request carrying ``schema``: a generated object that matches
+        it, or a broken one while ``broken_schema_answers`` lasts."""
+        from nbinfra.llm.schema_example import broken_example, example
+
+        with self._lock:
+            broken = self.broken_schema_answers > 0
+            if broken:
+                self.broken_schema_answers -= 1
+            self.schema_answers += 1
+        make = broken_example if broken else example
+        value = make(schema, seed=request.body.decode("utf-8", "replace"))
+        return replace(self.default, text=json.dumps(value), chunks=None)
 
     def next_item(self, endpoint: str) -> Reply | Fault:
         with self._lock:

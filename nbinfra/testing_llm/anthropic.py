@@ -62,11 +62,37 @@ class AnthropicFormat(WireFormat):
             "usage": {"input_tokens": i, "output_tokens": o},
         }
 
+    def _forced_tool(self, request: Request) -> dict[str, Any] | None:
+        """The tool a ``tool_choice: {"type": "tool", "name": N}`` request forces."""
+        body = _body(request)
+        choice = body.get("tool_choice") or {}
+        if not isinstance(choice, dict) or choice.get("type") != "tool":
+            return None
+        for tool in body.get("tools") or []:
+            if isinstance(tool, dict) and tool.get("name") == choice.get("name"):
+                return tool
+        return None
+
+    def answer_schema(self, request: Request) -> dict[str, Any] | None:
+        tool = self._forced_tool(request)
+        found = tool.get("input_schema") if tool is not None else None
+        return found if isinstance(found, dict) else None
+
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
             return Response(
                 200, headers=self._stream_headers(), chunks=self.stream_events(reply, request)
             )
+        tool = self._forced_tool(request)
+        if tool is not None:  # a forced tool is answered with a tool_use block
+            try:
+                given = json.loads(reply.text)
+            except ValueError:
+                given = {"text": reply.text}
+            block = {"type": "tool_use", "id": "toolu_test", "name": tool["name"], "input": given}
+            message = self._message(reply, request, [block])
+            message["stop_reason"] = "tool_use"
+            return Response(200, message)
         return Response(200, self._message(reply, request, [{"type": "text", "text": reply.text}]))
 
     def stream_events(self, reply: Reply, request: Request) -> list[bytes]:

@@ -79,6 +79,12 @@ class GoogleFormat(WireFormat):
         out["responseId"] = "resp-test"
         return out
 
+    def answer_schema(self, request: Request) -> dict[str, Any] | None:
+        """``generationConfig.responseSchema`` (or ``responseJsonSchema``)."""
+        config = _body(request).get("generationConfig") or {}
+        found = config.get("responseSchema") or config.get("responseJsonSchema")
+        return found if isinstance(found, dict) else None
+
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
             return Response(

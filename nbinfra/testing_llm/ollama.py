@@ -84,6 +84,11 @@ class OllamaFormat(WireFormat):
             return Response(404, {"error": f'model "{model}" not found, try pulling it first'})
         return super().handle(endpoint, request)
 
+    def answer_schema(self, request: Request) -> dict[str, Any] | None:
+        """``format`` given as a JSON schema (``"json"`` is schema-free JSON mode)."""
+        found = _body(request).get("format")
+        return found if isinstance(found, dict) else None
+
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
             return Response(

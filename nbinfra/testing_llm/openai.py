@@ -44,6 +44,23 @@ class OpenAIFormat(WireFormat):
         i, o = reply.usage
         return {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o}
 
+    def answer_schema(self, request: Request) -> dict[str, Any] | None:
+        """``response_format``: ``{"type": "json_schema", "json_schema": {"schema": ...}}``
+        (OpenAI), or ``{"type": "json", "value": ...}`` (TGI's grammar)."""
+        try:
+            wanted = request.json().get("response_format") or {}
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(wanted, dict):
+            return None
+        if wanted.get("type") == "json_schema":
+            found = (wanted.get("json_schema") or {}).get("schema")
+        elif wanted.get("type") == "json":
+            found = wanted.get("value")
+        else:
+            found = None
+        return found if isinstance(found, dict) else None
+
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
             return Response(
