@@ -79,6 +79,10 @@ class ConnectionManager(ErrorMapping, abc.ABC):
     # (``bind_style``: ``":name"``, ``"@name"``...) filled from the notebook's variables.
     speaks_sql: ClassVar[bool] = False
     bind_style: ClassVar[str] = ":name"
+    # True when ``sql(..., frames=...)`` makes notebook DataFrames (pandas, Polars, Arrow)
+    # queryable by name for one statement; ``%%conn`` then asks ``table_names`` which names
+    # a statement reads and passes the DataFrame-like variables among them (frames.py).
+    frames_by_name: ClassVar[bool] = False
 
     @classmethod
     def split_script(cls, script: str) -> list[str]:
@@ -98,6 +102,12 @@ class ConnectionManager(ErrorMapping, abc.ABC):
         from nbinfra.connections.sqltext import placeholders
 
         return list(dict.fromkeys(placeholders(statement, cls.bind_style)))
+
+    def table_names(self, statement: str) -> list[str]:
+        """The unqualified names ``statement`` reads as tables, per the engine's own parser
+        (not CTE names, nothing inside literals or comments); none unless ``frames_by_name``.
+        A name may still be a real table: the engine decides which wins."""
+        return []
 
     def __init__(
         self,
@@ -278,13 +288,27 @@ class ConnectionManager(ErrorMapping, abc.ABC):
             idempotent=self._is_idempotent(query),
         )
 
-    async def sql(self, query: str, params: Any = None, *, limit: int | None = None) -> QueryResult:
+    async def sql(
+        self,
+        query: str,
+        params: Any = None,
+        *,
+        limit: int | None = None,
+        frames: Mapping[str, object] | None = None,
+    ) -> QueryResult:
         """Run SQL on a kind that speaks it: what ``%%conn`` runs for each statement. The
         same as ``execute_query`` unless that means something else for the kind (for
-        pgvector it is a vector-store search), which then overrides this."""
+        pgvector it is a vector-store search), which then overrides this. ``frames``: name
+        -> DataFrame readable as a table by this statement (kinds with ``frames_by_name``)."""
         if not self.speaks_sql:
             raise QueryError(f"{self.kind} does not speak SQL; use execute_query.")
+        self.check_frames(frames)
         return await self.execute_query(query, params, limit=limit)
+
+    def check_frames(self, frames: Mapping[str, object] | None) -> None:
+        if frames and not self.frames_by_name:
+            names = ", ".join(sorted(frames))
+            raise QueryError(f"{self.kind} cannot query DataFrames by name ({names}).")
 
     async def _call(
         self,

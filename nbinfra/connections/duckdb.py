@@ -8,7 +8,9 @@ Interrupt reaches DuckDB (``interrupt()``) at once and nbinfra's own progress di
 bar is off (in JupyterLab it flooded the output channel).
 Results are materialised once inside DuckDB; ``df()`` and ``arrow()`` convert from there
 with DuckDB's own converters (Arrow without an extra copy), and ``rows`` only when asked.
-pandas DataFrames and Arrow tables become queryable after ``register(name, frame)``.
+pandas DataFrames and Arrow tables become queryable after ``register(name, frame)``, or
+for one statement by name: ``sql(q, frames={"df": df})`` (what ``%%conn`` passes; see
+duckdb_frames.py), where a table of the same name wins, as in DuckDB's replacement scans.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +30,8 @@ import duckdb
 
 from nbinfra._interrupt import call_interruptibly
 from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections.duckdb_frames import checked_frames, parsed_table_names, run_with_frames
+from nbinfra.connections.duckdb_result import DuckDBResult
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, one_line
 from nbinfra.connections.sqltext import (
@@ -41,6 +45,7 @@ from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.progress import Progress
 
 T = TypeVar("T")
+Frames = Mapping[str, object]
 
 __all__ = ["DuckDBConnectionManager", "DuckDBResult", "DuckDBSettings"]
 
@@ -65,132 +70,6 @@ class DuckDBSettings(ConnectionSettings):
         return self.database
 
 
-class DuckDBResult(QueryResult):
-    """A result held by DuckDB; rows, DataFrame and Arrow are produced on first access."""
-
-    __hash__ = object.__hash__  # tracked in a WeakSet by its manager
-
-    def __init__(
-        self,
-        relation: Any,
-        lock: threading.RLock,
-        *,
-        elapsed: float,
-        statement: str,
-        limit: int | None,
-    ) -> None:
-        self._relation = relation
-        self._lock = lock
-        self._rows: list[tuple[Any, ...]] | None = None
-        self._table: Any = None
-        with lock:
-            count = relation.shape[0]
-            columns = list(relation.columns)
-        truncated = limit is not None and count > limit
-        if truncated:
-            with lock:
-                self._relation = relation.limit(limit).materialize()
-            count = int(limit or 0)
-        self.columns = columns
-        self.elapsed = elapsed
-        self.statement = statement
-        self.truncated = truncated
-        self.rowcount = count
-        self.native = None
-
-    @property
-    def rows(self) -> list[tuple[Any, ...]]:
-        if self._rows is None:
-            with self._lock:
-                if self._relation is not None:
-                    self._rows = self._relation.fetchall()
-                else:
-                    self._rows = _rows_of(self._table)
-        return self._rows
-
-    @rows.setter
-    def rows(self, value: list[tuple[Any, ...]]) -> None:
-        self._rows = value
-
-    def __len__(self) -> int:
-        return int(self.rowcount or 0)
-
-    def df(self) -> Any:
-        """A pandas DataFrame, converted by DuckDB (a fresh frame each call).
-
-        The frame is the one ``relation.df()`` gives. When pandas keeps strings
-        Arrow-backed (its default ``str`` dtype from pandas 3), VARCHAR columns of a
-        large result come through Arrow instead: the same column, without building a
-        Python string per value first (2-3x faster on string-heavy results).
-        """
-        with self._lock:
-            if self._relation is not None:
-                return to_pandas(self._relation, self.rowcount or 0)
-        return self._table.to_pandas()
-
-    def arrow(self) -> Any:
-        """A pyarrow Table (converted once, then shared)."""
-        if self._table is None:
-            with self._lock:
-                if self._table is None:
-                    self._table = self._relation.to_arrow_table()
-        return self._table
-
-    def _detach(self) -> None:
-        """Copy the rows out of DuckDB before its connection closes."""
-        with self._lock:
-            if self._relation is not None:
-                self.arrow()
-                if self._rows is None:
-                    self._rows = _rows_of(self._table)
-                self._relation = None
-
-    def __repr__(self) -> str:
-        return (
-            f"<DuckDBResult {self.rowcount} rows x {len(self.columns)} columns "
-            f"{self.columns[:8]!r} in {self.elapsed * 1000:.1f} ms>"
-        )
-
-
-# Below this many rows the split (two selects and an Arrow export, ~2.5 ms) costs more
-# than it saves (measured: break-even near 25,000 rows with one string column).
-ARROW_STRINGS_MIN_ROWS = 30_000
-
-
-def to_pandas(relation: Any, rows: int) -> Any:
-    """``relation.df()``, with VARCHAR columns through Arrow where that is the same frame."""
-    columns = list(relation.columns)
-    strings = [c for c, t in zip(columns, relation.types, strict=True) if str(t) == "VARCHAR"]
-    if rows < ARROW_STRINGS_MIN_ROWS or not strings or len(set(columns)) < len(columns):
-        return relation.df()
-    import pandas as pd
-
-    if not _arrow_backed_strings(pd):
-        return relation.df()
-    table = relation.select(*map(_quoted, strings)).to_arrow_table()
-    # DuckDB hands pandas Python strings and lets it infer the dtype: an all-NULL column
-    # stays ``object``. Those go through DuckDB, so the frame is the same either way.
-    arrow = {c for c in strings if table.column(c).null_count < table.num_rows}
-    others = [c for c in columns if c not in arrow]
-    parts: dict[str, Any] = {}
-    if others:
-        rest = relation.select(*map(_quoted, others)).df()
-        parts = {c: rest[c] for c in others}
-    for name in arrow:
-        parts[name] = table.column(name).to_pandas()
-    return pd.DataFrame({c: parts[c] for c in columns}, copy=False)
-
-
-def _arrow_backed_strings(pd: Any) -> bool:
-    """Whether pandas' default string dtype is the Arrow-backed one DuckDB also produces."""
-    dtype = pd.Series(["x"]).dtype
-    return getattr(dtype, "storage", None) == "pyarrow"
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 _DML = ("INSERT", "UPDATE", "DELETE", "MERGE_INTO")
 
 
@@ -205,10 +84,6 @@ def _rollback(con: Any) -> None:
         con.execute("ROLLBACK")
 
 
-def _rows_of(table: Any) -> list[tuple[Any, ...]]:
-    return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
-
-
 @ConnectionRegistry.register(ConnectionType.DUCKDB)
 class DuckDBConnectionManager(BaseConnectionManager):
     """DuckDB in-process; ``execute_query`` runs every statement and returns the last result."""
@@ -217,6 +92,7 @@ class DuckDBConnectionManager(BaseConnectionManager):
     speaks_sql = True
     settings_class = DuckDBSettings
     direct_sync = True
+    frames_by_name = True
     interrupted = CANCELLED
     max_workers = 1  # one DuckDB connection, used by one thread at a time
 
@@ -276,11 +152,18 @@ class DuckDBConnectionManager(BaseConnectionManager):
             rows = self._require().execute("SELECT version()").fetchall()
         return f"DuckDB {rows[0][0]}" if rows else "DuckDB"
 
-    def _execute_sync(self, query: Any, params: Any, limit: int | None) -> QueryResult:
-        return self._script_sync(query, params, limit)[-1]
+    def _execute_sync(
+        self, query: Any, params: Any, limit: int | None, frames: Frames | None = None
+    ) -> QueryResult:
+        return self._script_sync(query, params, limit, frames=frames)[-1]
 
     def _script_sync(
-        self, query: Any, params: Any, limit: int | None, autocommit: bool = False
+        self,
+        query: Any,
+        params: Any,
+        limit: int | None,
+        autocommit: bool = False,
+        frames: Frames | None = None,
     ) -> list[QueryResult]:
         """Every statement's result; a script without its own BEGIN/COMMIT is one transaction.
 
@@ -303,7 +186,7 @@ class DuckDBConnectionManager(BaseConnectionManager):
                 if began:
                     con.execute("BEGIN")
                 for statement in statements:
-                    results.append(self._run(con, statement, params, limit))
+                    results.append(self._run(con, statement, params, limit, frames))
                     effect = transaction_effect(statement)
                     if effect is not None:
                         self._in_transaction = effect
@@ -316,14 +199,58 @@ class DuckDBConnectionManager(BaseConnectionManager):
             return results
 
     async def execute_script(
-        self, query: str, params: Any = None, *, limit: int | None = None, autocommit: bool = False
+        self,
+        query: str,
+        params: Any = None,
+        *,
+        limit: int | None = None,
+        autocommit: bool = False,
+        frames: Frames | None = None,
     ) -> list[QueryResult]:
-        """One result per statement, all or nothing unless ``autocommit`` (``_script_sync``)."""
+        """One result per statement, all or nothing unless ``autocommit`` (``_script_sync``);
+        ``frames`` as in ``sql``."""
+        scope = checked_frames(frames)
         return await self._call(
-            lambda: self.to_thread(self._script_sync, query, params, limit, autocommit),
+            lambda: self.to_thread(self._script_sync, query, params, limit, autocommit, scope),
             what="script",
             idempotent=self._is_idempotent(query),
         )
+
+    async def sql(
+        self,
+        query: str,
+        params: Any = None,
+        *,
+        limit: int | None = None,
+        frames: Frames | None = None,
+    ) -> QueryResult:
+        """``execute_query``, where ``frames`` (name -> pandas/Polars/Arrow object) are
+        readable by name in this statement only; a table or view of that name wins."""
+        if not frames:
+            return await self.execute_query(query, params, limit=limit)
+        scope = checked_frames(frames)
+        return await self._call(
+            lambda: self.to_thread(self._execute_sync, query, params, limit, scope),
+            what="query",
+            idempotent=self._is_idempotent(query),
+        )
+
+    def sql_sync(
+        self,
+        statement: str,
+        params: Any = None,
+        *,
+        limit: int | None = None,
+        frames: Frames | None = None,
+    ) -> QueryResult:
+        """``sql`` on the caller's thread (the synchronous facade's path)."""
+        scope = checked_frames(frames)
+        return self.call_sync(self._execute_sync, statement, params, limit, scope)
+
+    def table_names(self, statement: str) -> list[str]:
+        """The unqualified names ``statement`` reads as tables, by DuckDB's own parser: CTE
+        names, literals and comments are not tables (see duckdb_frames.py)."""
+        return parsed_table_names(statement)
 
     async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         try:
@@ -336,11 +263,15 @@ class DuckDBConnectionManager(BaseConnectionManager):
                 con.interrupt()
             raise
 
-    def _run(self, con: Any, statement: str, params: Any, limit: int | None) -> QueryResult:
+    def _run(
+        self, con: Any, statement: str, params: Any, limit: int | None, frames: Frames | None
+    ) -> QueryResult:
         sql, bound = to_dollar(statement, params)
         start = time.perf_counter()
 
         def execute() -> Any:
+            if frames:
+                return run_with_frames(con, sql, bound, limit, frames)
             relation = con.sql(sql, params=bound) if bound else con.sql(sql)
             if relation is None:
                 return None

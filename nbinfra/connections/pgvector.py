@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -131,8 +131,16 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
             cur = await conn.execute(query, params)
             return list(await cur.fetchall())
 
-    async def sql(self, query: str, params: Any = None, *, limit: int | None = None) -> QueryResult:
+    async def sql(
+        self,
+        query: str,
+        params: Any = None,
+        *,
+        limit: int | None = None,
+        frames: Mapping[str, object] | None = None,
+    ) -> QueryResult:
         """Run SQL as the ``postgres`` connection does (bound parameters, scripts, limit)."""
+        self.check_frames(frames)
         return await self._call(
             lambda: PostgresConnectionManager._execute(self, query, params, limit),
             what="query",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from nbinfra import _loop
 from nbinfra.connections.base import BaseConnectionManager, ConnectionManager
@@ -70,14 +70,31 @@ class SyncConnection:
             return manager.execute_query_sync(query, params, limit=limit)
         return _call(manager, manager.execute_query, query, params, limit=limit)
 
-    def sql(self, statement: str, params: Any = None, limit: int | None = None) -> QueryResult:
-        """Run SQL (``manager.sql``) on a kind that speaks it, as ``%%conn`` does."""
+    def sql(
+        self,
+        statement: str,
+        params: Any = None,
+        limit: int | None = None,
+        *,
+        frames: Mapping[str, object] | None = None,
+    ) -> QueryResult:
+        """Run SQL (``manager.sql``) on a kind that speaks it, as ``%%conn`` does.
+
+        ``frames`` maps table names to DataFrames (pandas, Polars, Arrow) that this
+        statement reads by name, on kinds with ``frames_by_name`` (DuckDB): nothing is
+        registered, and a real table of the same name wins. ``%%conn`` finds them among the
+        notebook's variables; a Python caller passes them: ``sql(q, frames={"df": df})``.
+        """
         manager = self.manager
         if not manager.speaks_sql:
             raise QueryError(f"{manager.kind} does not speak SQL; use query().")
+        if _sql_here(manager):
+            return manager.sql_sync(statement, params, limit=limit, frames=frames)
+        manager.check_frames(frames)
         if type(manager).sql is ConnectionManager.sql:
             return self.query(statement, params, limit)
-        return _call(manager, manager.sql, statement, params, limit=limit)
+        extra = {"frames": frames} if frames else {}
+        return _call(manager, manager.sql, statement, params, limit=limit, **extra)
 
     def health(self) -> HealthStatus:
         """Ping the backend now."""
@@ -115,6 +132,15 @@ class SyncConnection:
 
     def __repr__(self) -> str:
         return f"<SyncConnection {self.manager!r}>"
+
+
+def _sql_here(manager: ConnectionManager) -> TypeGuard[BaseConnectionManager]:
+    """Whether ``sql`` runs on the caller's thread: a ``direct_sync`` kind whose ``sql`` is
+    ``execute_query``, or that gives its own ``sql_sync`` (DuckDB's takes frames)."""
+    if not (manager.direct_sync and isinstance(manager, BaseConnectionManager)):
+        return False
+    cls = type(manager)
+    return cls.sql is ConnectionManager.sql or cls.sql_sync is not BaseConnectionManager.sql_sync
 
 
 def _run(manager: ConnectionManager, coro: Coroutine[Any, Any, T]) -> T:

@@ -55,6 +55,23 @@ class BaseConnectionManager(ConnectionManager):
         self, query: Any, params: Any = None, *, limit: int | None = None
     ) -> QueryResult:
         """``execute_query`` on the caller's thread (for ``direct_sync`` backends)."""
+        return self.call_sync(self._execute_sync, query, params, limit)
+
+    def sql_sync(
+        self,
+        statement: str,
+        params: Any = None,
+        *,
+        limit: int | None = None,
+        frames: Mapping[str, object] | None = None,
+    ) -> QueryResult:
+        """``sql`` on the caller's thread (for ``direct_sync`` backends; one whose ``sql``
+        is not ``execute_query``, or that takes ``frames``, overrides this too)."""
+        self.check_frames(frames)
+        return self.execute_query_sync(statement, params, limit=limit)
+
+    def call_sync(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """``fn(*args)`` on the caller's thread, connecting first; errors translated."""
         if not self._connected:
             try:
                 self._open_sync()
@@ -63,7 +80,7 @@ class BaseConnectionManager(ConnectionManager):
             self._connected = self._healthy = True
             log.info("%s '%s' connected to %s", self.kind, self.name, self.target)
         try:
-            result = self._execute_sync(query, params, limit)
+            result = fn(*args)
         except Exception as exc:
             raise self._error(exc, "query", self.settings.timeout) from exc
         self._healthy = True

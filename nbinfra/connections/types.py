@@ -9,7 +9,22 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["HealthStatus", "QueryResult"]
+__all__ = ["POLARS_HINT", "HealthStatus", "QueryResult", "import_polars"]
+
+POLARS_HINT = "pip install 'nbinfra[polars]'"
+
+
+def import_polars() -> Any:
+    """The ``polars`` module, or a one-line MissingDependencyError saying what to install."""
+    try:
+        import polars
+    except ImportError as exc:
+        from nbinfra.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"Polars is not installed: {POLARS_HINT}", hint=POLARS_HINT
+        ) from exc
+    return polars
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,7 @@ class QueryResult:
     """Rows from any backend: ``columns`` + ``rows`` (tuples), with timing.
 
     ``native`` keeps the driver's own result when it can give Arrow or a DataFrame
-    without copying (DuckDB), so ``df()``/``arrow()`` avoid a Python round trip.
+    without copying (DuckDB), so ``df()``/``arrow()``/``pl()`` avoid a Python round trip.
     """
 
     columns: list[str]
@@ -107,6 +122,14 @@ class QueryResult:
         import pandas as pd
 
         return pd.DataFrame.from_records(self.rows, columns=self.columns)
+
+    def pl(self) -> Any:
+        """A Polars DataFrame (imports polars on first use: ``pip install 'nbinfra[polars]'``)."""
+        polars = import_polars()
+        native_pl = getattr(self.native, "pl", None)
+        if callable(native_pl):
+            return native_pl()
+        return polars.DataFrame(self.rows, schema=list(self.columns), orient="row")
 
     def arrow(self) -> Any:
         """A pyarrow Table (zero-copy when the driver produced Arrow)."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import re
 from collections import ChainMap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from IPython.core.error import UsageError
 
+from nbinfra.errors import QueryError
 from nbinfra.notebook._args import (
     check_output_name,
     first_word,
@@ -119,13 +122,24 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
             f"--autocommit is for SQL connections; {conn.manager.kind or name!r} is not one."
         )
     values = ChainMap(extra, ns)
+    # A kind that reads DataFrames by name: the notebook's pandas/Polars/Arrow variables
+    # among the names each statement reads as tables (the kind's own parser says which).
+    frames = _Frames(conn.manager, ns) if sql and manager.frames_by_name else None
     if len(statements) > 1 and script is not None:
         # One call on one connection: the script is one transaction (all or nothing), or
         # its own BEGIN ... COMMIT/ROLLBACK spans the statements.
         params = sql_params(manager.bind_names(query), values) or None
-        results = list(
-            conn.execute_script(query, params, limit=args.limit, autocommit=args.autocommit)
-        )
+        found = frames.among(statements) if frames else {}
+        with _explained(frames):
+            results = list(
+                conn.execute_script(
+                    query,
+                    params,
+                    limit=args.limit,
+                    autocommit=args.autocommit,
+                    **({"frames": found} if found else {}),
+                )
+            )
     else:
         for statement in statements:
             params = None
@@ -133,8 +147,13 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
                 params = sql_params(manager.bind_names(statement), values) or None
             elif extra:
                 params = extra
-            run = conn.sql if sql else conn.query
-            results.append(run(statement, params, limit=args.limit))
+            found = frames.among([statement]) if frames else {}
+            with _explained(frames):
+                if found:
+                    results.append(conn.sql(statement, params, args.limit, frames=found))
+                else:
+                    run = conn.sql if sql else conn.query
+                    results.append(run(statement, params, limit=args.limit))
     ns["_conn"] = results[-1]
     if args.output:
         ns[args.output] = results[-1] if len(results) == 1 else results
@@ -144,6 +163,39 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
         for result in results[:-1]:
             display(result)
     return results[-1]
+
+
+class _Frames:
+    """The notebook's DataFrames that statements read by name (see connections/frames.py)."""
+
+    def __init__(self, manager: Any, namespace: Mapping[str, Any]) -> None:
+        self.manager = manager
+        self.namespace = namespace
+        self.mistyped: dict[str, str] = {}  # name -> why that variable is no DataFrame
+
+    def among(self, statements: list[str]) -> dict[str, Any]:
+        from nbinfra.connections.frames import frames_for
+
+        names = [name for statement in statements for name in self.manager.table_names(statement)]
+        found = frames_for(dict.fromkeys(names), self.namespace)
+        self.mistyped.update(found.mistyped)
+        return found.frames
+
+
+@contextlib.contextmanager
+def _explained(frames: _Frames | None) -> Iterator[None]:
+    """A query error naming a variable that is no DataFrame says so, in its one line."""
+    try:
+        yield
+    except QueryError as exc:
+        notes = [
+            line
+            for name, line in (frames.mistyped.items() if frames else ())
+            if re.search(rf"\b{re.escape(name)}\b", exc.message)
+        ]
+        if not notes:
+            raise
+        raise QueryError(f"{exc.message} ({'; '.join(notes)})") from exc
 
 
 # -- sub-commands --------------------------------------------------------------------

@@ -5,8 +5,10 @@ with the SQL promises ``%%conn`` and the Python API make: named binds in the kin
 ``bind_style`` that never touch string literals or comments and store hostile text
 literally, a missing bind named in a one-line error, row counts, ``limit`` with
 ``truncated``, NULLs, DataFrame/Arrow/dict views, a refused statement that leaves the
-connection usable, transactions where the manager offers them, and a real IPython cell
-split into statements and bound from the notebook's variables. SQL goes through the
+connection usable, transactions where the manager offers them, a real IPython cell
+split into statements and bound from the notebook's variables, and, for a kind with
+``frames_by_name``, pandas DataFrames joined by name (``sql(..., frames=...)`` and a
+``%%conn`` cell) and visible to that statement only. SQL goes through the
 manager's ``sql()`` (``execute_query`` for most kinds; pgvector's ``execute_query`` is a
 vector search)::
 
@@ -222,3 +224,50 @@ class SQLContract(ConnectionContract):
         missing = notebook.run_cell(f"%%conn {db.kind}\nSELECT {self.bind(db, 'missing')}")
         assert missing.error_in_exec is not None
         assert "missing" in str(missing.error_in_exec)
+
+    # -- DataFrames by name (kinds with ``frames_by_name``) -----------------------------
+    def frames_kind(self, manager: ConnectionManager) -> Any:
+        """pandas, for a kind that reads DataFrames by name (else the test is skipped)."""
+        if not type(manager).frames_by_name:
+            pytest.skip(f"{manager.kind} does not read DataFrames by name")
+        return pytest.importorskip("pandas")
+
+    async def test_a_frame_is_joined_by_name_for_one_statement(
+        self, db: ConnectionManager, table: str
+    ) -> None:
+        pd = self.frames_kind(db)
+        await self._fill(db, table, 3)
+        name = f"f_{uuid.uuid4().hex[:10]}"
+        query = f"SELECT t.name, f.score FROM {table} t JOIN {name} f ON f.id = t.id ORDER BY t.id"
+        assert {name, table} <= {n.lower() for n in db.table_names(query)}
+        assert db.table_names(f"WITH {name} AS (SELECT 1 AS id) SELECT id FROM {name}") == []
+        frame = pd.DataFrame({"id": [0, 2], "score": [10, 30]})
+        result = await db.sql(query, frames={name: frame})
+        assert [tuple(row) for row in result.rows] == [("n0", 10), ("n2", 30)]
+        with pytest.raises(QueryError) as info:  # visible to that statement only
+            await db.sql(f"SELECT * FROM {name}")
+        assert name in str(info.value) and "\n" not in str(info.value)
+
+    def test_a_notebook_frame_is_joined_by_name(
+        self, notebook: Any, db: ConnectionManager, table: str
+    ) -> None:
+        from nbinfra.connections.sync import SyncConnection
+
+        pd = self.frames_kind(db)
+        name = f"scores_{uuid.uuid4().hex[:8]}"
+        notebook.user_ns[name] = pd.DataFrame({"id": [1, 2], "score": [10, 20]})
+        filled = notebook.run_cell(
+            f"%%conn {db.kind}\nINSERT INTO {table} (id, name) VALUES (1, 'a'), (2, 'b')"
+        )
+        filled.raise_error()
+        query = f"SELECT t.name, s.score FROM {table} t JOIN {name} s ON s.id = t.id ORDER BY t.id"
+        run = notebook.run_cell(f"%%conn {db.kind} -o res\n{query}")
+        run.raise_error()
+        assert [tuple(row) for row in notebook.user_ns["res"].rows] == [("a", 10), ("b", 20)]
+        frame = pd.DataFrame({"id": [2], "score": [99]})
+        again = SyncConnection(db).sql(query, frames={name: frame})
+        assert [tuple(row) for row in again.rows] == [("b", 99)]
+        notebook.user_ns[name] = [1, 2]  # no DataFrame: not passed, and the error says so
+        wrong = notebook.run_cell(f"%%conn {db.kind}\n{query}")
+        assert wrong.error_in_exec is not None
+        assert "not a DataFrame" in str(wrong.error_in_exec)

@@ -125,7 +125,7 @@ class _Recorder:
 
 @pytest.mark.parametrize(("rows", "arrow"), [(LARGE, True), (100, False)])
 def test_large_string_columns_come_through_arrow(rows: int, arrow: bool) -> None:
-    from nbinfra.connections.duckdb import _arrow_backed_strings, to_pandas
+    from nbinfra.connections.duckdb_result import _arrow_backed_strings, to_pandas
 
     if not _arrow_backed_strings(pd):
         pytest.skip("this pandas keeps strings as Python objects")
