@@ -3,11 +3,14 @@
 System messages travel as the top-level ``system`` field; the stream's
 ``message_start`` carries the input tokens and ``message_delta`` the output tokens.
 Finish reasons are reported in the common vocabulary (``end_turn`` -> ``stop``,
-``max_tokens`` -> ``length``); the provider's own value stays in ``raw``.
+``max_tokens`` -> ``length``); the provider's own value stays in ``raw``. ``schema=`` is a
+forced tool (``tools`` with the schema as ``input_schema``, ``tool_choice`` naming it); the
+answer is the tool call's input, as JSON text.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,7 +88,7 @@ class AnthropicProvider(BaseLLMProvider):
     # -- request -------------------------------------------------------------------
     def _params(self, messages: list[Message], opts: CallOptions) -> dict[str, Any]:
         system = [m.content for m in messages if m.role == "system"]
-        if opts.json:
+        if opts.json and opts.schema is None:
             system.append(JSON_INSTRUCTION)  # Anthropic has no schema-free JSON mode
         turns = [
             {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
@@ -103,6 +106,17 @@ class AnthropicProvider(BaseLLMProvider):
             params["system"] = "\n\n".join(system)
         if opts.stop:
             params["stop_sequences"] = list(opts.stop)
+        if opts.schema is not None:
+            # Structured output: one tool whose input is the schema, and the model forced to
+            # call it; the answer is the tool call's input (see _complete).
+            params["tools"] = [
+                {
+                    "name": opts.schema.name,
+                    "description": f"Give the answer as {opts.schema.name}.",
+                    "input_schema": opts.schema.json_schema,
+                }
+            ]
+            params["tool_choice"] = {"type": "tool", "name": opts.schema.name}
         # Sampling options go in the body directly: not every SDK version has them as
         # parameters, and the API accepts them either way.
         extra: dict[str, Any] = {}
@@ -132,10 +146,16 @@ class AnthropicProvider(BaseLLMProvider):
     async def _complete(self, messages: list[Message], opts: CallOptions) -> Completion:
         resp = await self.client.messages.create(**self._params(messages, opts))
         text = "".join(block.text for block in resp.content if getattr(block, "type", "") == "text")
+        finish = finish_reason(resp.stop_reason)
+        if opts.schema is not None:
+            called = [b for b in resp.content if getattr(b, "type", "") == "tool_use"]
+            if called:  # the forced tool's input is the structured answer
+                text = json.dumps(called[0].input)
+                finish = "stop" if finish == "tool_calls" else finish
         usage = None
         if resp.usage is not None:
             usage = Usage(_prompt_tokens(resp.usage), int(resp.usage.output_tokens or 0))
-        return Completion(text, resp.model or None, finish_reason(resp.stop_reason), usage, resp)
+        return Completion(text, resp.model or None, finish, usage, resp)
 
     async def _stream(
         self, messages: list[Message], opts: CallOptions

@@ -4,6 +4,8 @@
 ``generateContent`` for calls, ``streamGenerateContent?alt=sse`` for streams,
 ``batchEmbedContents`` for embeddings. Gemini answers a bad key with HTTP 400 and the
 reason ``API_KEY_INVALID``; that is mapped to ``AuthenticationError`` like a 401.
+``schema=`` sends ``response_mime_type="application/json"`` and ``response_schema`` (the
+schema in Gemini's subset, ``gemini_schema``).
 
 The SDK is given our own ``httpx.AsyncClient``: its default aiohttp transport takes the
 timeout as one total per request (a long stream would be cut) and retries refused
@@ -119,6 +121,7 @@ class GoogleProvider(BaseLLMProvider):
             stop_sequences=list(opts.stop) if opts.stop else None,
             seed=opts.seed,
             response_mime_type="application/json" if opts.json else None,
+            response_schema=gemini_schema(opts.schema.json_schema) if opts.schema else None,
             http_options=per_call,
         )
         return contents, config
@@ -237,3 +240,54 @@ def _error_info(details: Mapping[str, Any]) -> tuple[set[str], float | None]:
             with contextlib.suppress(ValueError):
                 delay = float(raw[:-1])
     return reasons, delay
+
+
+# What Gemini's ``Schema`` (an OpenAPI subset) takes; the SDK inlines ``$defs`` itself.
+_GEMINI_KEYS = frozenset(
+    {
+        "$defs", "$ref", "anyOf", "default", "description", "enum", "example", "format",
+        "items", "maxItems", "maxLength", "maxProperties", "maximum", "minItems",
+        "minLength", "minProperties", "minimum", "nullable", "pattern", "properties",
+        "propertyOrdering", "required", "title", "type",
+    }
+)  # fmt: skip
+
+
+def gemini_schema(schema: Any) -> Any:
+    """A JSON schema as Gemini's ``response_schema`` takes it (a lossy subset: answers are
+    still validated against the original). ``const`` becomes a one-value ``enum``,
+    ``oneOf`` ``anyOf``, a type list a type with ``nullable``, exclusive bounds inclusive
+    ones, a one-element ``allOf`` its element; other keys (``additionalProperties``, which
+    the Gemini Developer API refuses) are dropped."""
+    if isinstance(schema, list):
+        return [gemini_schema(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    node = dict(schema)
+    all_of = node.pop("allOf", None)
+    if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], Mapping):
+        node = {**all_of[0], **node}
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if "oneOf" in node and "anyOf" not in node:
+        node["anyOf"] = node.pop("oneOf")
+    kind = node.get("type")
+    if isinstance(kind, list):
+        real = [k for k in kind if k != "null"]
+        node["type"] = real[0] if real else "null"
+        if len(real) < len(kind):
+            node["nullable"] = True
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if bound in node:
+            node.setdefault(inclusive, node[bound])
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in _GEMINI_KEYS:
+            continue
+        if key in ("properties", "$defs") and isinstance(value, Mapping):
+            out[key] = {name: gemini_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "anyOf"):
+            out[key] = gemini_schema(value)
+        else:
+            out[key] = value
+    return out

@@ -18,6 +18,7 @@ from nbinfra.llm._fixed_timeout import FixedTimeoutProvider
 from nbinfra.llm.base import CallOptions, Completion, Delta, ProviderCore
 from nbinfra.llm.boundary import ErrorMap, timed_out
 from nbinfra.llm.http_errors import map_status_error
+from nbinfra.llm.schema import OutputSchema
 from nbinfra.llm.types import Message, Usage
 
 __all__ = ["HuggingFaceProvider"]
@@ -67,9 +68,21 @@ class HuggingFaceProvider(FixedTimeoutProvider):
             params["stop"] = list(opts.stop)
         if opts.seed is not None:
             params["seed"] = opts.seed
-        if opts.json:
+        if opts.schema is not None:
+            params["response_format"] = self._schema_format(opts.schema)
+        elif opts.json:
             params["response_format"] = {"type": "json_object"}
         return params
+
+    def _schema_format(self, schema: OutputSchema) -> dict[str, Any]:
+        """``response_format`` for ``schema=``: TGI's grammar (``{"type": "json", "value":
+        schema}``) on a ``base_url`` server, OpenAI's ``json_schema`` on Inference Providers."""
+        if self.base_url:
+            return {"type": "json", "value": schema.json_schema}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": schema.name, "schema": schema.json_schema, "strict": True},
+        }
 
     # -- hooks ---------------------------------------------------------------------
     async def _check_model(self) -> int | None:

@@ -86,7 +86,9 @@ class OllamaProvider(FixedTimeoutProvider):
         }
         if options:
             params["options"] = options
-        if opts.json:
+        if opts.schema is not None:
+            params["format"] = opts.schema.json_schema  # Ollama constrains to the schema
+        elif opts.json:
             params["format"] = "json"
         keep_alive = self.settings.extra.get("keep_alive")
         if keep_alive not in (None, ""):

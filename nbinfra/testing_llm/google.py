@@ -83,7 +83,7 @@ class GoogleFormat(WireFormat):
         """``generationConfig.responseSchema`` (or ``responseJsonSchema``)."""
         config = _body(request).get("generationConfig") or {}
         found = config.get("responseSchema") or config.get("responseJsonSchema")
-        return found if isinstance(found, dict) else None
+        return _camel(found) if isinstance(found, dict) else None
 
     def chat(self, reply: Reply, request: Request, stream: bool) -> Response:
         if stream:
@@ -163,3 +163,20 @@ class GoogleFormat(WireFormat):
             ]
             return Response(200, {"embeddings": [{"values": embedding_for(t)} for t in texts]})
         return super().other(endpoint, request)
+
+
+def _camel(node: Any) -> Any:
+    """Schema keys as JSON schema spells them: like Gemini (proto JSON), the server takes
+    the SDK's snake_case (``min_items``, ``any_of``) as well as camelCase."""
+    if isinstance(node, list):
+        return [_camel(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        head, *rest = key.split("_")
+        name = head + "".join(part.title() for part in rest)
+        out[name] = (
+            {k: _camel(v) for k, v in value.items()} if name == "properties" else (_camel(value))
+        )
+    return out
