@@ -24,6 +24,7 @@ AREAS = [
     "llm.context",
     "llm",
     "facade",
+    "frames",
     "notebook",
     "parse",
     "vector",

@@ -19,6 +19,7 @@ frames passed: every DuckDB call that binds the statement (``sql``, ``limit``,
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Mapping
@@ -82,7 +83,8 @@ _PARSER_LOCK = threading.Lock()
 
 
 def parsed_table_names(statement: str) -> list[str]:
-    """The unqualified names ``statement`` reads as tables.
+    """The unqualified names ``statement`` reads as tables (a re-run cell is not parsed
+    again: the answer depends on the text alone).
 
     A query is parsed by DuckDB (``json_serialize_sql``; nothing is bound or run) and its
     table references are read from the tree, minus the CTEs in scope: exact, and a name
@@ -92,16 +94,21 @@ def parsed_table_names(statement: str) -> list[str]:
     a frame is only read where DuckDB resolves that name as a table that does not exist.
     A statement DuckDB cannot parse gives none (running it reports the error).
     """
+    return list(_table_names(statement))
+
+
+@functools.lru_cache(maxsize=256)
+def _table_names(statement: str) -> tuple[str, ...]:
     text = _dollar_binds(statement)
     tree = _parse(text)
     if tree is None:
-        return []
+        return ()
     if tree.get("error"):
-        return _identifiers(text) if tree.get("error_type") == "not implemented" else []
+        return _identifiers(text) if tree.get("error_type") == "not implemented" else ()
     names: set[str] = set()
     for parsed in tree.get("statements", []):
         _collect(parsed.get("node"), frozenset(), names)
-    return sorted(names)
+    return tuple(sorted(names))
 
 
 def _dollar_binds(statement: str) -> str:
@@ -154,12 +161,12 @@ def _collect(node: Any, hidden: frozenset[str], names: set[str]) -> None:
             _collect(value, hidden, names)
 
 
-def _identifiers(text: str) -> list[str]:
+def _identifiers(text: str) -> tuple[str, ...]:
     """The unqualified identifiers of ``text`` by DuckDB's tokenizer (no literal, no comment)."""
     try:
         tokens = duckdb.tokenize(text)
     except duckdb.Error:
-        return []
+        return ()
     ends = [offset for offset, _ in tokens[1:]] + [len(text)]
     words = [text[start:end].strip() for (start, _), end in zip(tokens, ends, strict=True)]
     found: set[str] = set()
@@ -167,4 +174,4 @@ def _identifiers(text: str) -> list[str]:
         dotted = (i > 0 and words[i - 1] == ".") or (i + 1 < len(words) and words[i + 1] == ".")
         if kind == duckdb.token_type.identifier and not dotted:
             found.add(word[1:-1].replace('""', '"') if word.startswith('"') else word)
-    return sorted(found)
+    return tuple(sorted(found))
