@@ -63,7 +63,7 @@ class Progress:
         self._start = time.monotonic()
         self._last = 0.0
         self._display: ProgressDisplay | None = None
-        self._drawn: tuple[str, str] | None = None  # what is on screen now
+        self._drawn: tuple[str, str, str] | None = None  # what is on screen now
 
     @property
     def elapsed(self) -> float:
@@ -82,7 +82,7 @@ class Progress:
                 self.delay = float("inf")  # nowhere to draw: stop trying
                 return
         elapsed = now - self._start
-        shown = (_percent_text(self.percent), f"{elapsed:.0f}")
+        shown = (self.label, _percent_text(self.percent), f"{elapsed:.0f}")
         if shown == self._drawn:
             return  # the same text again would only add output messages
         self._last = now

@@ -127,22 +127,26 @@ class ClientProvider(ProviderCore):
         return opts.timeout if opts.timeout is not None else self.timeout
 
     async def _with_retries(self, call: Callable[[], Awaitable[T]], timeout: float) -> T:
-        # The outer guard sits just past the SDK's own timeout, so the SDK's error (with
-        # its details) usually wins; it only matters for SDKs that ignore their timeout.
-        guard = timeout + self.connect_timeout
         attempt = 0
         while True:
             try:
-                with boundary(self, timeout):
-                    try:
-                        return await within(call(), guard)
-                    except TimeoutError as exc:  # the guard: name the limit that was hit
-                        if isinstance(exc, LLMError):
-                            raise
-                        raise self.timeout_error(timeout) from exc
+                return await self._attempt(call, timeout)
             except LLMError as error:
                 attempt += 1
                 await self._back_off(attempt, error)
+
+    async def _attempt(self, call: Callable[[], Awaitable[T]], timeout: float) -> T:
+        """One try of ``call`` inside the boundary, with no retry (``map`` retries itself)."""
+        # The outer guard sits just past the SDK's own timeout, so the SDK's error (with
+        # its details) usually wins; it only matters for SDKs that ignore their timeout.
+        guard = timeout + self.connect_timeout
+        with boundary(self, timeout):
+            try:
+                return await within(call(), guard)
+            except TimeoutError as exc:  # the guard: name the limit that was hit
+                if isinstance(exc, LLMError):
+                    raise
+                raise self.timeout_error(timeout) from exc
 
     async def _back_off(self, attempt: int, error: LLMError) -> None:
         """Wait before retry ``attempt``, or raise ``error`` when the policy says stop."""

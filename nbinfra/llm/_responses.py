@@ -39,12 +39,20 @@ class ResponseProvider(ClientProvider):
         hit = await self._lookup(request)
         if hit is not None:
             return hit
+        response = await self.complete(messages, opts, retries=True)
+        await self._remember(request, response)
+        return response
+
+    async def complete(
+        self, messages: list[Message], opts: CallOptions, *, retries: bool = False
+    ) -> LLMResponse:
+        """One call of prepared ``messages`` and ``opts`` (see ``prepare``), past the
+        response store, retried by our policy only when ``retries`` (``map`` has its own)."""
         await self._ensure_client()
         start = time.perf_counter()
-        done = await self._with_retries(
-            lambda: self._complete(messages, opts), self._call_timeout(opts)
-        )
-        response = self._finish(
+        call = self._with_retries if retries else self._attempt
+        done = await call(lambda: self._complete(messages, opts), self._call_timeout(opts))
+        return self._finish(
             messages,
             opts,
             done.content,
@@ -55,8 +63,6 @@ class ResponseProvider(ClientProvider):
             ttft=None,
             raw=done.raw,
         )
-        await self._remember(request, response)
-        return response
 
     async def _generate_structured(self, messages: list[Message], opts: CallOptions) -> LLMResponse:
         """A ``schema=`` call: the answer validated, with up to ``repair`` repair rounds.

@@ -76,6 +76,13 @@ class BaseLLMProvider(ResponseProvider):
     and the streams work without it (the client is created on first use).
     """
 
+    async def amap(self, data: Any, template: str | None = None, **options: Any) -> Any:
+        """``map`` in the core: one prompt per row, at the provider's limits, resumable;
+        returns a DataFrame aligned to ``data``. See ``nbinfra.llm.map``."""
+        from nbinfra.llm.map import amap
+
+        return await amap(self, data, template, **options)
+
     def stream_generate(self, prompt: MessagesLike, **options: Any) -> AsyncGenerator[str, None]:
         """Text deltas as they arrive (the seed's ``print(chunk, end="")`` loop).
 

@@ -28,6 +28,9 @@ class ModelInfo:
     max_output_tokens: AtLeastOne | None = None
     input_price: NonNegativeFloat | None = None
     output_price: NonNegativeFloat | None = None
+    # Rate limits of this model (override the provider's): requests / tokens per minute.
+    rpm: PositiveFloat | None = None
+    tpm: PositiveFloat | None = None
 
 
 @dataclass
@@ -47,6 +50,10 @@ class ProviderSettings(MaskedRepr):
     retry_backoff: NonNegativeFloat | None = None
     retry_max_wait: NonNegativeFloat | None = None
     repair: NonNegativeInt | None = None  # repair rounds of a schema= call (default 2)
+    # Rate limits (per model unless a model under ``models:`` sets its own): requests and
+    # tokens per minute, enforced client-side by ``map``; empty: no limit.
+    rpm: PositiveFloat | None = None
+    tpm: PositiveFloat | None = None
     models: dict[str, ModelInfo] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # default per-call options
     extra: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +110,8 @@ class LLMSettings(MaskedRepr):
                 found.retry_max_wait if found.retry_max_wait is not None else self.retry_max_wait
             ),
             repair=found.repair if found.repair is not None else self.repair,
+            rpm=found.rpm,
+            tpm=found.tpm,
             models=dict(found.models),
             options=dict(found.options),
             extra=dict(found.extra),

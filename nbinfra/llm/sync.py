@@ -70,6 +70,13 @@ class SyncLLM:
         """Text chunks, then one final chunk whose ``response`` has usage."""
         return _loop.iterate_sync(self.llm.stream_events(prompt, **options))
 
+    def map(self, data: Any, template: str | None = None, **options: Any) -> Any:
+        """One prompt per row of ``data`` (a list, a DataFrame with a ``{column}`` template,
+        or a Series); returns a DataFrame aligned to its index. See ``nbinfra.llm.map``."""
+        from nbinfra.llm.map import run_map
+
+        return run_map(self.llm, data, template, **options)
+
     def embed(self, texts: str | Sequence[str], *, model: str | None = None) -> list[list[float]]:
         return _loop.run_sync(self.llm.embed(texts, model=model))
 

@@ -49,6 +49,12 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections
+    # (a client opening 32 at once), which then wait a second for the retransmission.
+    request_queue_size = 128
+
+
 class LocalHTTPServer:
     """A threaded HTTP/1.1 server on 127.0.0.1 with ``route(method, path, handler)``.
 
@@ -93,6 +99,9 @@ class LocalHTTPServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without TCP_NODELAY the body
+            # waits for the client's delayed ACK (about 40 ms per request).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -156,7 +165,7 @@ class LocalHTTPServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         # A short poll interval: stop() waits for the serve loop to notice, once per test.
         self._thread = threading.Thread(

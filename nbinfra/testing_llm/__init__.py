@@ -9,7 +9,9 @@ Point the official SDK at ``server.base_url(fmt)`` and script what it answers::
     with LLMWireServer("openai") as server:
         server.push(Reply("Hello!", usage=(12, 3)))
         server.push(Fault.rate_limited(retry_after=0.1), Reply("after the wait"))
+        server.latency, server.limit = 0.05, ServerLimit(rpm=600)  # knobs, see .knobs
         ... call the SDK / provider ...
+        assert server.traffic.max_in_flight <= 8
         body = server.last("chat").json()
 
 Queued items are used in order: a ``Fault`` answers whatever request comes next
@@ -37,12 +39,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from nbinfra.testing import LocalHTTPServer, Request, Response
+from nbinfra.testing_llm.knobs import Chaos, ServerLimit, Traffic
 
 __all__ = [
     "FORMATS",
+    "Chaos",
     "Fault",
     "LLMWireServer",
     "Reply",
+    "ServerLimit",
+    "Traffic",
     "WireFormat",
     "embedding_for",
     "format_class",
@@ -161,7 +167,19 @@ class WireFormat:
         return self.server.url
 
     def handle(self, endpoint: str, request: Request) -> Response:
-        item = self.server.next_item(endpoint)
+        server = self.server
+        if endpoint != "chat":
+            return self.answer(endpoint, request, None)
+        return server.traffic.serve(
+            server.latency,
+            server.limit,
+            server.chaos,
+            lambda fault: self.answer(endpoint, request, fault),
+        )
+
+    def answer(self, endpoint: str, request: Request, forced: Fault | None) -> Response:
+        """The answer to one request: ``forced`` (a knob's fault), else the script's next."""
+        item = forced if forced is not None else self.server.next_item(endpoint)
         is_stream = endpoint == "chat" and self.is_stream(request)
         if isinstance(item, Fault):
             return self.fault(item, request, is_stream)
@@ -290,6 +308,11 @@ class LLMWireServer:
         self.schema_answers = 0  # schema requests answered so far
         self._lock = threading.Lock()
         self._routes: set[tuple[str, str]] = set()
+        # Knobs on chat requests and what was seen (nbinfra.testing_llm.knobs).
+        self.latency = 0.0
+        self.limit: ServerLimit | None = None
+        self.chaos: Chaos | None = None
+        self.traffic = Traffic()
         for fmt in formats or ("openai",):
             self.add_format(fmt)
 
@@ -352,6 +375,7 @@ class LLMWireServer:
         with self._lock:
             self._queue.clear()
         self.http.requests.clear()
+        self.traffic.clear()
 
     def reset(self) -> None:
         """``clear()``, and back to the default reply and no model facts."""
@@ -360,6 +384,8 @@ class LLMWireServer:
         self.models.clear()
         self.broken_schema_answers = 0
         self.schema_answers = 0
+        self.latency = 0.0
+        self.limit = self.chaos = None
 
     def schema_reply(self, schema: dict[str, Any], request: Request) -> Reply:
         """The answer to a request carrying ``schema``: a generated object that matches
