@@ -79,9 +79,8 @@ class ConnectionManager(ErrorMapping, abc.ABC):
     # (``bind_style``: ``":name"``, ``"@name"``...) filled from the notebook's variables.
     speaks_sql: ClassVar[bool] = False
     bind_style: ClassVar[str] = ":name"
-    # True when ``sql(..., frames=...)`` makes notebook DataFrames (pandas, Polars, Arrow)
-    # queryable by name for one statement; ``%%conn`` then asks ``table_names`` which names
-    # a statement reads and passes the DataFrame-like variables among them (frames.py).
+    # ``sql(..., frames=)`` (and ``execute_script``, if any) reads DataFrames by name; see
+    # frames.py for what ``%%conn`` passes.
     frames_by_name: ClassVar[bool] = False
 
     @classmethod
@@ -105,8 +104,7 @@ class ConnectionManager(ErrorMapping, abc.ABC):
 
     def table_names(self, statement: str) -> list[str]:
         """The unqualified names ``statement`` reads as tables, per the engine's own parser
-        (not CTE names, nothing inside literals or comments); none unless ``frames_by_name``.
-        A name may still be a real table: the engine decides which wins."""
+        (no CTE names, nothing in literals or comments); none unless ``frames_by_name``."""
         return []
 
     def __init__(

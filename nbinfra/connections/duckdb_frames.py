@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -80,6 +81,22 @@ def checked_frames(frames: Mapping[str, object] | None) -> dict[str, object] | N
 # -- which names a statement reads as tables ---------------------------------------------
 _PARSER: Any = None  # a private in-memory DuckDB for json_serialize_sql (no catalog used)
 _PARSER_LOCK = threading.Lock()
+
+
+_ABANDONED: list[Any] = []
+
+
+def _forget_parser() -> None:
+    """In a forked child: the parent's DuckDB connection (and lock state) is not ours. It
+    is kept, never closed: closing it here, without the parent's threads, crashes."""
+    global _PARSER, _PARSER_LOCK
+    if _PARSER is not None:
+        _ABANDONED.append(_PARSER)
+    _PARSER, _PARSER_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parser)
 
 
 def parsed_table_names(statement: str) -> list[str]:

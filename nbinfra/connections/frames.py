@@ -4,7 +4,8 @@
 notebook. The magic asks the kind which names the statement reads as tables (its own
 parser: ``ConnectionManager.table_names``), looks each up among the notebook's variables
 and hands over those that are DataFrame-like (``frames_for``); the manager makes them
-visible to that one statement (``sql(..., frames=...)``).
+visible to that one statement (``sql(..., frames=...)``; a multi-statement cell goes to
+``execute_script(..., frames=...)`` when the kind has one).
 
 The test is on the type's module and name, walking its MRO (subclasses such as a
 GeoDataFrame count), so deciding imports neither pandas, Polars nor pyarrow.

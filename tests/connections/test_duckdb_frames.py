@@ -198,3 +198,23 @@ def test_a_kind_without_frames_by_name_refuses_them() -> None:
     assert not type(pg.manager).frames_by_name and pg.manager.table_names("SELECT 1") == []
     with pytest.raises(QueryError, match=r"postgres cannot query DataFrames by name \(df\)"):
         pg.sql("SELECT * FROM df", frames={"df": pd.DataFrame()})
+
+
+def test_a_forked_child_parses_with_its_own_connection() -> None:
+    """The parser's private DuckDB connection is not reused (nor closed: that crashes)
+    in a forked child."""
+    from tests.pyrun import run_python
+
+    code = (
+        "import os\n"
+        "from nbinfra.connections.duckdb_frames import parsed_table_names as names\n"
+        "names('SELECT * FROM a')\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('child', names('SELECT * FROM b JOIN c USING (k)'), flush=True)\n"
+        "    os._exit(0)\n"
+        "print('exit', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)\n"
+    )
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["child ['b', 'c']", "exit 0"]
