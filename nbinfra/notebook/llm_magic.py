@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from IPython.core.error import UsageError
 
 from nbinfra import _loop
-from nbinfra.errors import Interrupted, LLMError
+from nbinfra.errors import Interrupted, LLMError, SchemaError
 from nbinfra.notebook._args import check_output_name, first_word, parse_options, tokens
 from nbinfra.notebook.interpolate import interpolate
 
@@ -72,12 +72,16 @@ def ask(magics: Any, args: Any, prompt: str) -> Any:
         prompt = interpolate(prompt, ns)
         if system:
             system = interpolate(system, ns)
-    fmt = args.format or magics.default_format
+    schema = _schema(args, ns)
+    fmt = "json" if schema is not None else args.format or magics.default_format
     if fmt not in ("markdown", "text", "code", "json"):
         raise UsageError(f"Unknown format {fmt!r}; use markdown, text, code or json.")
     options = _options(args, fmt)
+    if schema is not None:
+        options["schema"] = schema
     target = _target(magics, args)
-    stream = magics.streaming and not args.no_stream
+    # A schema's answer is validated (and maybe repaired) whole: it is not streamed.
+    stream = magics.streaming and not args.no_stream and schema is None
     if args.budget is not None and args.budget <= 0:
         raise UsageError("--budget must be a positive number of tokens.")
     if (args.strategy or args.budget) and not args.chat:
@@ -96,6 +100,10 @@ def ask(magics: Any, args: Any, prompt: str) -> Any:
         if stop.partial is not None:  # an interrupted stream: keep what arrived
             _keep(magics, args, stop.partial)
         raise
+    except SchemaError as mismatch:  # the last answer stays in _llm, for a look at it
+        if mismatch.response is not None:
+            magics.user_ns["_llm"] = mismatch.response
+        raise
     _keep(magics, args, response)
     _export_recording(magics)
     return _finish(magics, response, fmt)
@@ -105,7 +113,39 @@ def _keep(magics: Any, args: Any, response: Any) -> None:
     magics.state.usage.record(response, magics.cell_number())
     magics.user_ns["_llm"] = response
     if args.output:
-        magics.user_ns[args.output] = response
+        schema_bound = getattr(args, "schema", None) and response.parsed is not None
+        magics.user_ns[args.output] = response.parsed if schema_bound else response
+
+
+def _schema(args: Any, ns: dict[str, Any]) -> Any:
+    """``--schema NAME``: the model class or dict named NAME (a name or ``a.b``, looked up,
+    never evaluated), checked; None without the option."""
+    name = getattr(args, "schema", None)
+    if not name:
+        return None
+    if args.format not in (None, "json"):
+        raise UsageError(f"--schema answers JSON; drop -f {args.format} (or use -f json).")
+    head, *attrs = name.split(".")
+    if not head.isidentifier() or not all(a.isidentifier() for a in attrs):
+        raise UsageError(f"--schema takes a variable name (Ticket, models.Ticket), got {name!r}.")
+    if head not in ns:
+        raise UsageError(
+            f"--schema {name}: no variable {head!r}; define a pydantic model class or a "
+            "JSON-schema dict first."
+        )
+    value = ns[head]
+    for attr in attrs:
+        try:
+            value = getattr(value, attr)
+        except AttributeError:
+            raise UsageError(f"--schema {name}: {head} has no attribute {attr!r}.") from None
+    from nbinfra.errors import InvalidOptionError
+    from nbinfra.llm.schema import as_schema
+
+    try:
+        return as_schema(value)
+    except InvalidOptionError as exc:
+        raise UsageError(f"--schema {name}: {exc}") from None
 
 
 def _options(args: Any, fmt: str) -> dict[str, Any]:
@@ -303,6 +343,8 @@ def _finish(magics: Any, response: Any, fmt: str) -> Any:
         magics.shell.set_next_input(_unfence(response.content), replace=False)
         return None
     if fmt == "json":
+        if response.parsed is not None:  # --schema: the validated instance (or dict)
+            return response.parsed
         body = _unfence(response.content)
         try:
             return json.loads(body)

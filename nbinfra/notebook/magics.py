@@ -145,7 +145,19 @@ class NbinfraMagics(Magics):
         choices=["markdown", "text", "code", "json"],
         help="markdown (default), text, code (new cell below) or json (parsed).",
     )
-    @argument("-o", "--output", dest="output", metavar="VAR", help="Store the LLMResponse in VAR.")
+    @argument(
+        "-o",
+        "--output",
+        dest="output",
+        metavar="VAR",
+        help="Store the LLMResponse in VAR (with --schema: the parsed instance).",
+    )
+    @argument(
+        "--schema",
+        metavar="NAME",
+        help="Structured output: NAME is a pydantic model class or a JSON-schema dict in "
+        "your variables; the answer is validated into it (implies -f json, no streaming).",
+    )
     @argument("--chat", metavar="NAME", help="Continue the named chat (history kept).")
     @argument(
         "--strategy",
