@@ -25,12 +25,14 @@ class ResponseProvider(ClientProvider):
     """A provider that answers with ``LLMResponse``\\ s and uses the response store."""
 
     async def generate(self, prompt: MessagesLike, **options: Any) -> LLMResponse:
-        """One completion for a prompt or a list of messages."""
+        """One completion for a prompt or a list of messages.
+
+        With ``schema=`` the answer is validated (``response.parsed``), with up to
+        ``repair=`` repair rounds (see ``complete``).
+        """
         if not _loop.in_loop_thread():
             return await _loop.run_async(self.generate(prompt, **options))
         messages, opts = self.prepare(prompt, options)
-        if opts.schema is not None:
-            return await self._generate_structured(messages, opts)
         return await self._generate(messages, opts)
 
     async def _generate(self, messages: list[Message], opts: CallOptions) -> LLMResponse:
@@ -38,7 +40,16 @@ class ResponseProvider(ClientProvider):
         request = self.request_key(messages, opts)
         hit = await self._lookup(request)
         if hit is not None:
-            return hit
+            if opts.schema is None:
+                return hit
+            try:
+                return self.parse_answer(hit, opts)
+            except SchemaError:
+                store = self.response_store
+                if store is not None and store.mode == "replay":
+                    raise
+                # Stored before the model's validation changed (its JSON schema did
+                # not): ask again, and the new answer replaces the stored one.
         response = await self.complete(messages, opts, retries=True)
         await self._remember(request, response)
         return response
@@ -47,7 +58,50 @@ class ResponseProvider(ClientProvider):
         self, messages: list[Message], opts: CallOptions, *, retries: bool = False
     ) -> LLMResponse:
         """One call of prepared ``messages`` and ``opts`` (see ``prepare``), past the
-        response store, retried by our policy only when ``retries`` (``map`` has its own)."""
+        response store, retried by our policy only when ``retries`` (``map`` has its own).
+
+        With ``opts.schema`` the answer is validated into ``parsed``; one that does not
+        match gets up to ``opts.repair`` (else the settings' ``repair``, 2) more rounds,
+        each sending the previous answer back with the error quoted, then ``SchemaError``.
+        The response returned counts the usage, cost and time of every round.
+        """
+        schema = opts.schema
+        if schema is None:
+            return await self._complete_once(messages, opts, retries)
+        from nbinfra.llm.schema import SchemaMismatch, repair_messages
+
+        rounds = opts.repair if opts.repair is not None else self.settings.repair
+        rounds = 2 if rounds is None else rounds
+        sent = messages
+        answers: list[LLMResponse] = []
+        while True:
+            response = await self._complete_once(sent, opts, retries)
+            answers.append(response)
+            try:
+                parsed = schema.parse(response.content)
+            except SchemaMismatch as mismatch:
+                if len(answers) > rounds:
+                    raise self._schema_error(opts, answers, mismatch.detail) from None
+                sent = repair_messages(sent, response.content, mismatch.detail, schema)
+                continue
+            return _combined(answers, parsed)
+
+    def parse_answer(self, response: LLMResponse, opts: CallOptions) -> LLMResponse:
+        """``response`` (a stored one, say) with ``parsed`` set from ``opts.schema``;
+        ``SchemaError`` when its text does not match."""
+        from nbinfra.llm.schema import SchemaMismatch
+
+        if opts.schema is None:
+            return response
+        try:
+            response.parsed = opts.schema.parse(response.content)
+        except SchemaMismatch as mismatch:
+            raise self._schema_error(opts, [response], mismatch.detail) from None
+        return response
+
+    async def _complete_once(
+        self, messages: list[Message], opts: CallOptions, retries: bool
+    ) -> LLMResponse:
         await self._ensure_client()
         start = time.perf_counter()
         call = self._with_retries if retries else self._attempt
@@ -63,32 +117,6 @@ class ResponseProvider(ClientProvider):
             ttft=None,
             raw=done.raw,
         )
-
-    async def _generate_structured(self, messages: list[Message], opts: CallOptions) -> LLMResponse:
-        """A ``schema=`` call: the answer validated, with up to ``repair`` repair rounds.
-
-        Each round is one call (through the store, so a replay repeats the rounds); the
-        returned response carries ``parsed`` and the usage and cost of every round.
-        """
-        from nbinfra.llm.schema import SchemaMismatch, repair_messages
-
-        schema = opts.schema
-        assert schema is not None
-        rounds = opts.repair if opts.repair is not None else self.settings.repair
-        rounds = 2 if rounds is None else rounds
-        sent = messages
-        answers: list[LLMResponse] = []
-        while True:
-            response = await self._generate(sent, opts)
-            answers.append(response)
-            try:
-                parsed = schema.parse(response.content)
-            except SchemaMismatch as mismatch:
-                if len(answers) > rounds:
-                    raise self._schema_error(opts, answers, mismatch.detail) from None
-                sent = repair_messages(sent, response.content, mismatch.detail, schema)
-                continue
-            return _combined(answers, parsed)
 
     def _schema_error(
         self, opts: CallOptions, answers: list[LLMResponse], detail: str

@@ -386,3 +386,53 @@ def test_schema_modules_import_no_pydantic_or_jsonschema() -> None:
     )
     top = {name.split(".")[0] for name in loaded}
     assert not top & {"pydantic", "jsonschema", "openai"}, sorted(top)
+
+
+async def test_a_repaired_call_is_stored_once_and_replayed_parsed(
+    wire_factory: Callable[..., LLMWireServer],
+) -> None:
+    server = wire_factory("openai")
+    server.broken_schema_answers = 1
+    kv = MemoryKeyValueStore()
+    recorder = provider_for("openai", server, response_store=ResponseStore("record", kv))
+    first = await recorder.generate("a ticket", schema=Ticket)
+    assert first.repairs == 1 and len(kv) == 1  # one entry: the validated answer
+    replayer = provider_for("openai", server, response_store=ResponseStore("replay", kv))
+    again = await replayer.generate("a ticket", schema=Ticket)
+    assert again.cached and again.parsed == first.parsed and len(server.requests) == 2
+    await recorder.aclose()
+    await replayer.aclose()
+
+
+async def test_a_stored_answer_the_model_now_refuses_is_asked_again() -> None:
+    from pydantic import field_validator
+
+    class Strict(BaseModel):
+        title: str
+
+        @field_validator("title")
+        @classmethod
+        def _no_numbers(cls, value: str) -> str:
+            if any(c.isdigit() for c in value):
+                raise ValueError("no digits")
+            return value
+
+    class Loose(BaseModel):
+        title: str
+
+    Strict.__name__ = Loose.__name__ = "T"  # the same name and JSON schema: the same key
+    assert as_schema(Strict).key == as_schema(Loose).key
+    kv = MemoryKeyValueStore()
+    llm = fake(response_store=ResponseStore("cache", kv), responses=['{"title": "v2"}'])
+    assert (await llm.generate("t", schema=Loose)).parsed.title == "v2"
+    llm.script('{"title": "two"}')
+    fixed = await llm.generate("t", schema=Strict)
+    assert fixed.parsed.title == "two" and not fixed.cached and len(llm.calls) == 2
+    replay = fake(response_store=ResponseStore("replay", kv))
+    assert (await replay.generate("t", schema=Strict)).parsed.title == "two"
+    kv2 = MemoryKeyValueStore()
+    await fake(response_store=ResponseStore("record", kv2), responses=['{"title": "v2"}']).generate(
+        "t", schema=Loose
+    )
+    with pytest.raises(SchemaError, match="title: Value error, no digits"):
+        await fake(response_store=ResponseStore("replay", kv2)).generate("t", schema=Strict)
