@@ -8,13 +8,17 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any, ClassVar
 
+from nbinfra.errors import BadRequestError
 from nbinfra.llm.base import BaseLLMProvider, CallOptions, Completion, Delta
 from nbinfra.llm.boundary import ErrorMap
 from nbinfra.llm.http_errors import stainless_map
 from nbinfra.llm.schema import instruction
 from nbinfra.llm.types import Message, Usage
+from nbinfra.logs import get_logger
 
 __all__ = ["OpenAICompatibleProvider"]
+
+log = get_logger("nbinfra.llm.base")
 
 
 class OpenAICompatibleProvider(BaseLLMProvider):
@@ -78,8 +82,33 @@ class OpenAICompatibleProvider(BaseLLMProvider):
 
     # -- hooks ---------------------------------------------------------------------
     async def _check_model(self) -> int | None:
-        info = await self.client.models.retrieve(self.model)
-        return _window_of(info)
+        """``GET /models/{id}``; an OpenAI-compatible server (``base_url`` set: vLLM,
+        llama.cpp, LM Studio, a LiteLLM proxy) that 404s it is asked ``GET /models``
+        instead, and one that serves neither is not checked."""
+        not_found = self._sdk().NotFoundError
+        try:
+            info = await self.client.models.retrieve(self.model)
+        except not_found:
+            if not self.base_url:
+                raise  # the vendor's own API: a 404 means the model does not exist
+        else:
+            return _window_of(info)
+        try:
+            page = await self.client.models.list()
+        except not_found:
+            log.info("llm %s: %s lists no models; model not checked", self.name, self.where)
+            return None
+        served = {getattr(m, "id", None): m for m in getattr(page, "data", None) or []}
+        served.pop(None, None)
+        if served and self.model not in served:
+            names = ", ".join(sorted(str(k) for k in served)[:10])
+            raise BadRequestError(
+                f"{self.kind} at {self.where} does not serve model {self.model!r}; it serves "
+                f"{names}. Set llm.providers.{self.kind}.model (or pass model=...).",
+                provider=self.kind,
+            )
+        found = served.get(self.model)
+        return _window_of(found) if found is not None else None
 
     async def _complete(self, messages: list[Message], opts: CallOptions) -> Completion:
         resp = await self.client.chat.completions.create(

@@ -25,7 +25,7 @@ __all__ = [
     "match",
 ]
 
-LLM_SUBCOMMANDS = ("chats", "history", "list", "replay", "reset", "usage", "use")
+LLM_SUBCOMMANDS = ("chats", "history", "list", "map", "replay", "reset", "usage", "use")
 CACHE_SUBCOMMANDS = ("clear", "delete", "get", "list", "set", "stats", "use")
 CONN_SUBCOMMANDS = ("health", "list", "use")
 REPLAY_MODES = ("load", "off", "on", "record")

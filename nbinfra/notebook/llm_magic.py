@@ -41,6 +41,11 @@ def parse(line: str, cell: str | None = None) -> LLMLine:
     """
     if cell is None:
         word, rest = first_word(line)
+        if word == "map":  # %llm map [options] TEMPLATE: the line form of %%llm --over
+            from nbinfra.notebook.magics import magic_parser
+
+            args, text = parse_options(magic_parser("llm"), rest)
+            return LLMLine("map", [], args, text.strip())
         if word in SUBCOMMANDS:
             argv = [t.value for t in tokens(rest, 4)]  # none takes more than 2 words
             return LLMLine(word, argv, argparse.Namespace(), "")
@@ -53,6 +58,10 @@ def parse(line: str, cell: str | None = None) -> LLMLine:
 
 def run(magics: Any, line: str, cell: str | None) -> Any:
     parsed = parse(line, cell)
+    if parsed.command == "map" or (parsed.command is None and parsed.options.over):
+        from nbinfra.notebook.llm_map_magic import run_map
+
+        return run_map(magics, parsed.options, parsed.prompt)
     if parsed.command is not None:
         return SUBCOMMANDS[parsed.command](magics, parsed.argv)
     if not parsed.prompt:

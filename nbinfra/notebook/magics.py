@@ -175,6 +175,13 @@ class NbinfraMagics(Magics):
         dest="no_interpolate",
         help="Send {braces} as written (no {name} lookup).",
     )
+    @argument("--over", metavar="VAR", help="Map: one prompt per row of this DataFrame/list.")
+    @argument("--col", metavar="COLUMN", help="Map: the column sent when there is no template.")
+    @argument("--concurrency", type=int, metavar="N", help="Map: requests at a time (8).")
+    @argument("--rpm", type=float, metavar="N", help="Map: requests per minute (configured).")
+    @argument("--tpm", type=float, metavar="N", help="Map: tokens per minute (configured).")
+    @argument("--max-cost", type=float, dest="max_cost", metavar="AMOUNT", help="Map: cost budget.")
+    @argument("--fallbacks", metavar="SPECS", help="Map: providers to fall back to, a,b.")
     @no_var_expand
     @line_cell_magic
     def llm(self, line: str, cell: str | None = None) -> Any:
@@ -182,8 +189,10 @@ class NbinfraMagics(Magics):
 
         Sub-commands (line form): ``%llm list``, ``%llm use PROVIDER[:MODEL]``, ``%llm chats``,
         ``%llm history NAME``, ``%llm reset [NAME]``, ``%llm usage``,
-        ``%llm replay on|off|record FILE|load FILE``. ``{name}``, ``{obj.attr}`` and
-        ``{d[key]}`` in the prompt come from your variables; ``{{``/``}}`` are literal braces.
+        ``%llm replay on|off|record FILE|load FILE``, ``%llm map --over DF ... TEMPLATE``
+        (``%%llm --over DF`` with the template in the cell: one prompt per row).
+        ``{name}``, ``{obj.attr}`` and ``{d[key]}`` in the prompt come from your variables;
+        ``{{``/``}}`` are literal braces.
         """
         from nbinfra.notebook import llm_magic
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from pydantic import BaseModel
 
 from nbinfra.errors import ConfigError, ProviderServerError
 from nbinfra.llm.base import BaseLLMProvider
@@ -332,3 +333,24 @@ def test_reply_model_is_what_the_row_records(wire: LLMWireServer) -> None:
 
 def _memory() -> ResponseStore:
     return ResponseStore("cache", MemoryKeyValueStore())
+
+
+class Label(BaseModel):
+    label: str
+    confidence: float
+
+
+def test_schema_rows_are_parsed_repaired_and_resumed(wire: LLMWireServer, tmp_path: Path) -> None:
+    llm = _llm(wire)
+    store = str(tmp_path / "answers.jsonl")
+    wire.broken_schema_answers = 1  # one row needs a repair round
+    out = llm.map([f"p{i}" for i in range(6)], schema=Label, concurrency=1, store=store)
+    assert out["error"].isna().all()
+    assert list(out.columns[:2]) == ["answer", "parsed"]
+    assert all(isinstance(p, Label) for p in out["parsed"])
+    assert wire.traffic.count == 7  # six rows, one repair round
+    assert out["prompt_tokens"].iloc[0] == 20  # the repaired row counts both rounds
+    wire.traffic.clear()
+    again = llm.map([f"p{i}" for i in range(6)], schema=Label, concurrency=1, store=store)
+    assert wire.traffic.count == 0
+    assert [p.model_dump() for p in again["parsed"]] == [p.model_dump() for p in out["parsed"]]

@@ -112,7 +112,9 @@ def test_cell_conn_completes_only_its_first_line(ip: TestingShell, configured: S
 
 
 def test_llm_subcommands_providers_models_and_values(ip: TestingShell, configured: Session) -> None:
-    assert texts(ip, "%llm ") == ["chats", "history", "list", "replay", "reset", "usage", "use"]
+    assert texts(ip, "%llm ") == [
+        "chats", "history", "list", "map", "replay", "reset", "usage", "use",
+    ]  # fmt: skip
     assert texts(ip, "%llm us") == ["usage", "use"]
     found = tab(ip, "%llm -p op")
     assert found[0] == ("openai", "provider")
@@ -122,7 +124,7 @@ def test_llm_subcommands_providers_models_and_values(ip: TestingShell, configure
     assert texts(ip, "%llm --strategy s") == ["sliding_window", "summarization"]
     assert texts(ip, "%llm -f j") == ["json"]
     assert texts(ip, "%llm replay o") == ["off", "on"]
-    assert texts(ip, "%llm --max") == ["--max-tokens"]
+    assert texts(ip, "%llm --max") == ["--max-cost", "--max-tokens"]
     assert texts(ip, "%%llm --no-s") == ["--no-stream"]
 
 
