@@ -23,6 +23,7 @@ from nbinfra.errors import (
     ProviderTimeout,
     RateLimitError,
     ReplayMissError,
+    SchemaError,
 )
 from nbinfra.llm.ratelimit import AdaptiveLimiter, Limits
 from nbinfra.llm.types import LLMResponse, Message, MessagesLike
@@ -59,7 +60,6 @@ class Row:
     prepared: dict[int, tuple[list[Message], CallOptions, dict[str, Any]]] = field(
         default_factory=dict
     )
-    rounds: list[LLMResponse] = field(default_factory=list)  # schema= answers so far
 
 
 class MapWork:
@@ -185,7 +185,6 @@ class MapWork:
         again = [r for r in self.rows if r.state == "failed" and r.retryable and not r.retried]
         for row in again:  # the one retry at the end, from the first provider again
             row.state, row.level, row.waited, row.retried = "pending", 0, 0.0, True
-            row.rounds.clear()
             row.prepared.clear()
             row.error = row.exc = None
             self.finished -= 1
@@ -216,46 +215,18 @@ class MapWork:
                     self._fail(row, miss, retryable=False)
 
     async def _stored(self, row: Row, level: int, hit: LLMResponse) -> None:
-        """A stored answer: the row is done, or (schema=) its stored repair rounds follow."""
-        while True:
-            hit.cached = True
-            final = self._settle(row, level, hit)
-            if final is not None:
-                self.from_store += 1
-                self._answered(row, final)
-                return
-            if row.state != "pending":
-                return  # failed: no repair round left
-            found = await self.store.get(self._prepare(row, level)[2])
-            if found is None:
-                return  # the next repair round is still to be asked
-            hit = found
-
-    def _settle(self, row: Row, level: int, response: LLMResponse) -> LLMResponse | None:
-        """The row's final response, or None: a schema= answer that needs a repair round
-        (the row stays pending with the repair conversation) or failed for good."""
-        messages, opts, _ = self._prepare(row, level)
-        schema = opts.schema
-        if schema is None:
-            return response
-        from nbinfra.llm._responses import _combined
-        from nbinfra.llm.schema import SchemaMismatch, repair_messages
-
-        row.rounds.append(response)
-        provider = self.chain[level]
-        try:
-            parsed = schema.parse(response.content)
-        except SchemaMismatch as mismatch:
-            limit = opts.repair if opts.repair is not None else provider.settings.repair
-            if len(row.rounds) > (2 if limit is None else limit):
-                self._fail(
-                    row, provider._schema_error(opts, row.rounds, mismatch.detail), retryable=False
-                )
-                return None
-            sent = repair_messages(messages, response.content, mismatch.detail, schema)
-            row.prepared[level] = (sent, opts, provider.request_key(sent, opts))
-            return None
-        return _combined(row.rounds, parsed)
+        """A stored answer (for ``schema=``, parsed again: the model may have changed)."""
+        hit.cached = True
+        opts = self._prepare(row, level)[1]
+        if opts.schema is not None:
+            try:
+                hit = self.chain[level].parse_answer(hit, opts)
+            except SchemaError as exc:
+                if self.store.mode == "replay":
+                    self._fail(row, exc, retryable=False)
+                return  # cache mode: asked again, and the new answer replaces it
+        self.from_store += 1
+        self._answered(row, hit)
 
     async def _phase(self, rows: list[Row]) -> None:
         if not rows:
@@ -339,9 +310,7 @@ class MapWork:
         if response.cost is not None:
             self.spent += response.cost
         await self.store.put(request, response)  # written before the row counts as done
-        final = self._settle(row, level, response)
-        if final is not None:
-            self._answered(row, final)
+        self._answered(row, response)  # a schema= answer is parsed (and repaired) already
 
     # -- outcomes ------------------------------------------------------------------
     def _fall_through(self, row: Row, exc: LLMError, *, retryable: bool) -> None:
@@ -349,7 +318,6 @@ class MapWork:
             log.info("map row %d: %s; trying %s", row.position, type(exc).__name__, row.level + 1)
             row.level += 1
             row.waited = 0.0
-            row.rounds.clear()
             return
         self._fail(row, exc, retryable=retryable)
 
