@@ -35,7 +35,9 @@ each test). Needs pytest and pytest-asyncio (``asyncio_mode = "auto"``)::
 
 Faults come from the wire server in the provider's own format; every wait is bounded by
 ``asyncio.wait_for`` so a provider that ignores its timeout fails the test instead of
-hanging it. ``provider_for`` builds a provider of any kind aimed at a wire server.
+hanging it. A provider with a native ``schema=`` mode sets ``structured_output = True`` (its
+format's ``answer_schema`` reads the schema from the request). ``provider_for`` builds a
+provider of any kind aimed at a wire server.
 """
 
 from __future__ import annotations
@@ -74,6 +76,23 @@ TEST_KEY = "sk-test-wire-0123456789"
 SENTINEL = "sk-SENTINEL-do-not-leak-9f8e7d6c"
 BOUND = 8.0  # seconds: no single fault test may take longer than this
 FAULT_TIMEOUT = 0.4  # the provider's timeout in hang tests
+
+
+CONTRACT_SCHEMA: dict[str, Any] = {
+    "title": "Ticket",
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "priority": {"enum": ["low", "high"]},
+        "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "owner": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}},
+            "required": ["name"],
+        },
+    },
+    "required": ["title", "priority", "tags"],
+}
 
 
 def provider_for(
@@ -124,6 +143,9 @@ class LLMWireContract:
     cut_after: ClassVar[int] = 2
     always_reports_usage: ClassVar[bool] = False
     error_event: ClassVar[bytes] = b""  # how the format reports "overloaded" mid-stream
+    # True: the provider sends schema= in a native mechanism its WireFormat's
+    # ``answer_schema`` reads (then the structured-output test runs).
+    structured_output: ClassVar[bool] = False
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -194,6 +216,18 @@ class LLMWireContract:
         resp = await asyncio.wait_for(llm.generate("x", max_tokens=2), BOUND)
         assert (resp.content, resp.finish_reason) == ("cut sh", "length")
         assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.exact) == (5, 2, True)
+        await llm.aclose()
+
+    async def test_schema_answer_is_validated_and_repaired(self, wire: LLMWireServer) -> None:
+        if not self.structured_output:
+            pytest.skip(f"{self.kind} declares no native schema= mode (structured_output)")
+        wire.broken_schema_answers = 1  # the first answer misses a required property
+        llm = self.make(wire)
+        resp = await asyncio.wait_for(llm.generate("a ticket", schema=CONTRACT_SCHEMA), BOUND)
+        assert wire.schema_answers == 2 and resp.repairs == 1
+        assert set(resp.parsed) >= {"title", "priority", "tags"}
+        assert resp.parsed["priority"] in ("low", "high")
+        assert isinstance(resp.parsed["tags"], list) and resp.parsed["tags"]
         await llm.aclose()
 
     async def test_sdk_client_gets_our_timeout_and_no_retries_of_its_own(

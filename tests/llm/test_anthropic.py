@@ -17,6 +17,7 @@ MODEL = "claude-3-5-haiku-latest"
 
 
 class TestAnthropicWire(LLMWireContract):
+    structured_output = True
     kind = "anthropic"
     model = MODEL
     sdk = "anthropic"

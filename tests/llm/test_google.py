@@ -17,6 +17,7 @@ MODEL = "gemini-2.0-flash"
 
 
 class TestGoogleWire(LLMWireContract):
+    structured_output = True
     kind = "google"
     model = MODEL
     sdk = "google.genai"

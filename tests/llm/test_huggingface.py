@@ -17,6 +17,7 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 class TestHuggingFaceWire(LLMWireContract):
+    structured_output = True
     kind = "huggingface"
     model = MODEL
     sdk = "huggingface_hub"

@@ -20,6 +20,7 @@ MODEL = "llama3.2"
 
 
 class TestOllamaWire(LLMWireContract):
+    structured_output = True
     kind = "ollama"
     model = MODEL
     sdk = "ollama"

@@ -240,6 +240,17 @@ async def test_fake_answers_a_valid_instance_deterministically() -> None:
     assert plain.parsed is None
 
 
+def test_the_sync_facade_takes_schema_too() -> None:
+    from nbinfra.llm.sync import SyncLLM
+
+    llm = SyncLLM(fake())
+    response = llm.generate("a ticket", schema=Ticket)
+    assert isinstance(response.parsed, Ticket)
+    assert llm("a dict", schema=TICKET_DICT).parsed["priority"] in ("low", "high")
+    with pytest.raises(InvalidOptionError, match="not with streams"):
+        list(llm.stream("x", schema=Ticket))
+
+
 async def test_streams_refuse_a_schema_in_one_line() -> None:
     llm = fake()
     with pytest.raises(InvalidOptionError, match=r"schema= works with generate\(\)") as info:

@@ -49,6 +49,8 @@ HEAVY = (
     "atlassian",
     "tiktoken",
     "sqlalchemy",
+    "pydantic",  # imported only when a schema= is a pydantic class
+    "jsonschema",  # imported only when a schema= dict is checked
 )
 
 
