@@ -120,6 +120,8 @@ def mask_url(url: str) -> str:
             name, sep, _value = piece.partition("=")
             pieces.append(f"{name}={MASK}" if sep and is_secret_key(name) else piece)
         query = "&".join(pieces)
+    if netloc == parts.netloc and query == parts.query:
+        return redact(url)  # nothing to mask: as written (urlunsplit drops "////" slashes)
     masked = SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment)
     return redact(urlunsplit(masked))
 

@@ -46,6 +46,9 @@ HEAVY = {
     "msgpack",
     "yaml",
     "asyncio",
+    "sqlalchemy",
+    "sqlglot",
+    "pymysql",
 }
 
 

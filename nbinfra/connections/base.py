@@ -107,6 +107,21 @@ class ConnectionManager(ErrorMapping, abc.ABC):
         (no CTE names, nothing in literals or comments); none unless ``frames_by_name``."""
         return []
 
+    @classmethod
+    def inline_settings(cls, target: str) -> dict[str, Any] | None:
+        """The settings for ``kind:target`` written inline (``%%conn sql:sqlite:///f.db``,
+        ``nbinfra.conn("sql:...")``), or None when this kind takes no inline target."""
+        return None
+
+    def statements(self, script: str) -> list[str]:
+        """``split_script`` for this connection; a kind whose dialect depends on its
+        settings (``sql``: the URL's) overrides it. ``%%conn`` calls this one."""
+        return self.split_script(script)
+
+    def binds(self, statement: str) -> list[str]:
+        """``bind_names`` for this connection (see ``statements``)."""
+        return self.bind_names(statement)
+
     def __init__(
         self,
         settings: ConnectionSettings | Mapping[str, Any] | None = None,

@@ -33,13 +33,15 @@ __all__ = [
 
 
 class ConnectionType(str, Enum):
-    """Kinds of connection (the seed's nine, plus DuckDB as the embedded SQL default)."""
+    """Kinds of connection (the seed's nine, plus DuckDB as the embedded SQL default and
+    SQL for any engine SQLAlchemy reaches)."""
 
     # Databases
     POSTGRES = "postgres"
     MONGODB = "mongodb"
     REDIS = "redis"
     DUCKDB = "duckdb"
+    SQL = "sql"
     # Vector stores
     QDRANT = "qdrant"
     PGVECTOR = "pgvector"
@@ -85,7 +87,12 @@ def create(
         entries = connection_entries(settings)
     note(f"connections.{key}")
     raw: dict[str, Any] = dict(entries.get(key, {}))
-    kind = raw.get("kind") or key
+    name = key
+    inline = None if key in entries else _inline(key)
+    if inline is not None:  # kind:target, e.g. sql:sqlite:///file.db
+        kind, raw = inline
+        name = kind  # the target (masked) is shown as the manager's target
+    kind = raw.get("kind") or (inline[0] if inline else key)
     if not isinstance(kind, str):
         kind = str(getattr(kind, "value", kind))
     try:
@@ -94,11 +101,27 @@ def create(
         raise _unknown(key, kind, entries) from exc
     raw["kind"] = cls.kind or kind.lower()
     raw.update(overrides)
-    config = validate(cls.settings_class, raw, f"connections.{key}", settings)
-    return cls(config, name=key)
+    config = validate(cls.settings_class, raw, f"connections.{name}", settings)
+    return cls(config, name=name)
 
 
 get_connection_manager = create  # the seed's name
+
+
+def _inline(key: str) -> tuple[str, dict[str, Any]] | None:
+    """``(kind, settings)`` for an inline ``kind:target`` whose kind takes one, else None.
+
+    What the target means is the kind's own ``inline_settings`` (``sql``: a URL)."""
+    kind, sep, target = key.partition(":")
+    if not sep or not target or kind.lower() not in ConnectionRegistry.kinds():
+        return None
+    settings = ConnectionRegistry.get(kind).inline_settings(target)
+    return None if settings is None else (kind.lower(), dict(settings))
+
+
+def is_inline(key: str) -> bool:
+    """True when ``key`` is an inline ``kind:target`` (see ``create``)."""
+    return _inline(key) is not None
 
 
 def _unknown(key: str, kind: str, entries: dict[str, dict[str, Any]]) -> UnknownKindError:

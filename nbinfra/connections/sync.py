@@ -10,13 +10,17 @@ other coroutine method of the manager is available synchronously by attribute:
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import inspect
+import os
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from nbinfra import _loop
 from nbinfra.connections.base import BaseConnectionManager, ConnectionManager
 from nbinfra.connections.inline import NeedsLoop, run_here
+from nbinfra.connections.settings import mask_text
 from nbinfra.connections.types import HealthStatus, QueryResult
 from nbinfra.errors import Interrupted, QueryError
 
@@ -185,10 +189,13 @@ def _sync_iter(method: Callable[..., Any]) -> Callable[..., Any]:
 def conn(
     name: str | None = None, *, session: Session | None = None, **overrides: Any
 ) -> SyncConnection:
-    """The session's connection ``name`` (a configured name or a kind; default DuckDB).
+    """The session's connection ``name`` (a configured name, a kind, or an inline
+    ``kind:target`` such as ``sql:sqlite:///file.db``; default DuckDB).
 
     The manager is created on first use and kept in the session (``nbinfra.session()``
-    unless ``session`` is given); ``overrides`` only apply when it is created.
+    unless ``session`` is given). ``overrides`` (``url=...``) are part of what it is kept
+    under: ``conn("sql", url=a)`` and ``conn("sql", url=b)`` are two connections, and
+    asking again with the same ones gives the same manager.
     """
     from nbinfra.connections.factory import create
 
@@ -198,6 +205,11 @@ def conn(
         session = default_session()
     current = session
     key = name or str(current.settings.get("default_connection", DEFAULT_CONNECTION))
+    # Kept under a name with nothing secret in it (an inline URL's password is masked;
+    # a keyed digest tells apart what the mask made alike).
+    held = mask_text(key)
+    if overrides or held != key:
+        held = f"{held} {_digest({'key': key, **overrides})}"
 
     def make() -> ConnectionManager:
         return create(key, session=current, **overrides)
@@ -205,6 +217,16 @@ def conn(
     def resolve(last: ConnectionManager | None = None) -> ConnectionManager:
         if last is not None and current.closed:
             return last
-        return current.get(COMPONENT, key, make)
+        return current.get(COMPONENT, held, make)
 
     return SyncConnection(resolve(), resolve)
+
+
+_SALT = os.urandom(16)  # this process's key for _digest
+
+
+def _digest(values: dict[str, Any]) -> str:
+    """A short tag of ``values``, the same for the same values in this process; keyed
+    with a random salt, so it says nothing of a secret among them."""
+    text = repr(sorted((k, repr(v)) for k, v in values.items()))
+    return "#" + hmac.new(_SALT, text.encode(), hashlib.sha256).hexdigest()[:12]

@@ -109,10 +109,11 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
             raise UsageError(f"--params {args.params}: no dict variable named {args.params!r}.")
         extra = dict(value)
     conn = _connection(name or default_name(magics))  # None: default_connection
-    # What the kind says of itself: whether it speaks SQL, how to split, how it binds.
-    manager = type(conn.manager)
+    # What the connection says of itself: whether it speaks SQL, how to split, how it
+    # binds (its kind's rules, or its own where they depend on its settings: a URL's dialect).
+    manager = conn.manager
     sql = manager.speaks_sql
-    statements = manager.split_script(query)
+    statements = manager.statements(query)
     if not statements:
         raise UsageError("No statement to run (only comments or semicolons).")
     results = []
@@ -128,7 +129,7 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
     if len(statements) > 1 and script is not None:
         # One call on one connection: the script is one transaction (all or nothing), or
         # its own BEGIN ... COMMIT/ROLLBACK spans the statements.
-        params = sql_params(manager.bind_names(query), values) or None
+        params = sql_params(manager.binds(query), values) or None
         found = frames.among(statements) if frames else {}
         with _explained(frames):
             results = list(
@@ -144,7 +145,7 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
         for statement in statements:
             params = None
             if sql:
-                params = sql_params(manager.bind_names(statement), values) or None
+                params = sql_params(manager.binds(statement), values) or None
             elif extra:
                 params = extra
             found = frames.among([statement]) if frames else {}
@@ -255,14 +256,17 @@ def _check_name(name: str, *, kinds: bool = False) -> None:
     if name in names:
         return
     if kinds:
-        from nbinfra.connections.factory import ConnectionRegistry
+        from nbinfra.connections.factory import ConnectionRegistry, is_inline
 
-        if name.lower() in ConnectionRegistry.kinds():
-            return
+        if name.lower() in ConnectionRegistry.kinds() or is_inline(name):
+            return  # a kind, or an inline kind:target (sql:sqlite:///file.db)
     close = difflib.get_close_matches(name, names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
+    from nbinfra.connections.settings import mask_text
+
     raise UsageError(
-        f"no connection named {name[:60]!r}; configured: {', '.join(names) or 'none'}.{hint}"
+        f"no connection named {mask_text(name)[:60]!r}; configured: "
+        f"{', '.join(names) or 'none'}.{hint}"
     )
 
 

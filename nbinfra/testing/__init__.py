@@ -3,7 +3,8 @@
 Load the fixtures with ``pytest_plugins = ["nbinfra.testing"]`` in a ``conftest.py``.
 
 - ``servers``: ``RedisServer``, ``PostgresServer`` (with pgvector), ``MongoServer``,
-  ``S3Server``, ``free_port`` and the missing-service policy (``service_unavailable``:
+  ``S3Server``, ``MariaDBServer``, ``free_port`` and the missing-service policy
+  (``service_unavailable``:
   a skip, or a failure under ``NBINFRA_REQUIRE_SERVICES=1``, which CI sets).
 - ``http``: ``LocalHTTPServer``, ``Request``, ``Response``, for faking REST and
   streaming (SSE/NDJSON) APIs: Jira, Confluence, LLM providers.
@@ -20,6 +21,7 @@ The names of the first three are importable from ``nbinfra.testing`` itself.
 from __future__ import annotations
 
 from nbinfra.testing.fixtures import local_http_server as local_http_server
+from nbinfra.testing.fixtures import mariadb_server as mariadb_server
 from nbinfra.testing.fixtures import mongo_server as mongo_server
 from nbinfra.testing.fixtures import nbinfra_session as nbinfra_session
 from nbinfra.testing.fixtures import postgres_server as postgres_server
@@ -30,6 +32,7 @@ from nbinfra.testing.fixtures import silent_port as silent_port
 from nbinfra.testing.http import Handler as Handler
 from nbinfra.testing.http import LocalHTTPServer, Request, Response
 from nbinfra.testing.servers import (
+    MariaDBServer,
     MongoServer,
     PostgresServer,
     RedisServer,
@@ -44,6 +47,7 @@ from nbinfra.testing.servers import warnings_ignored as warnings_ignored
 
 __all__ = [
     "LocalHTTPServer",
+    "MariaDBServer",
     "MongoServer",
     "PostgresServer",
     "RedisServer",

@@ -12,6 +12,7 @@ import pytest
 
 from nbinfra.testing.http import LocalHTTPServer
 from nbinfra.testing.servers import (
+    MariaDBServer,
     MongoServer,
     PostgresServer,
     RedisServer,
@@ -21,6 +22,7 @@ from nbinfra.testing.servers import (
 
 __all__ = [
     "local_http_server",
+    "mariadb_server",
     "mongo_server",
     "nbinfra_session",
     "postgres_server",
@@ -71,6 +73,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         service_unavailable("embedded PostgreSQL", f"{exc}: pip install 'nbinfra[embedded]'")
     except Exception as exc:  # noqa: BLE001 - any start failure means "unavailable"
         service_unavailable("embedded PostgreSQL", repr(exc))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """One private MariaDB (``mariadbd``) for the whole test session; tests that restart
+    it must leave it running."""
+    try:
+        server = MariaDBServer().start()
+    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        service_unavailable("MariaDB server", str(exc))
     try:
         yield server
     finally:

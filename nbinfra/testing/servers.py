@@ -6,6 +6,9 @@
 - ``MongoServer``: a private ``nx-27017`` (MongoDB's wire protocol over SQLite) on a free
   port, with its data in a temporary folder.
 - ``S3Server``: moto's threaded S3 server on 127.0.0.1.
+- ``MariaDBServer``: a private ``mariadbd`` over a data folder made by
+  ``mariadb-install-db`` in a temporary folder, on a free port and a Unix socket there,
+  with a password-protected user (``user``/``password``) and database ``nbinfra``.
 
 A missing service skips the test, unless ``NBINFRA_REQUIRE_SERVICES=1``, which turns the
 skip into a failure (CI sets it): ``service_unavailable`` applies that policy.
@@ -31,10 +34,12 @@ import pytest
 from nbinfra._child import ChildProcess
 
 __all__ = [
+    "MariaDBServer",
     "MongoServer",
     "PostgresServer",
     "RedisServer",
     "S3Server",
+    "find_mariadbd",
     "find_redis_server",
     "free_port",
     "require_services",
@@ -204,6 +209,17 @@ class PostgresServer:
                 self._server._stop()
             self._running = False
 
+    def running_statements(self) -> list[str]:
+        """The statements running now (``pg_stat_activity``), seen from a new connection."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT query FROM pg_stat_activity "
+                "WHERE state = 'active' AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def restart(self) -> None:
         self.stop()
         with self._server._lock:
@@ -300,3 +316,7 @@ class S3Server:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+# MariaDB lives in its own module; it is part of this one's surface.
+from nbinfra.testing.mariadb import MariaDBServer, find_mariadbd  # noqa: E402

@@ -21,10 +21,27 @@ vector search)::
 
 Every test works in a table of its own (``table``), made with ``text_type`` and
 ``int_type`` columns and dropped afterwards, so a shared server is fine.
+
+Optional, for a server engine (each test skips without its hook, saying why):
+
+- ``slow_statement`` (runs for a minute: ``SELECT SLEEP(60)``) and ``running_statements``
+  (what a *second* connection sees running: ``SHOW PROCESSLIST``, ``pg_stat_activity``):
+  an interrupt of the synchronous facade must stop the statement on the server, and
+  the connection must stay usable;
+- ``unreachable`` (ConnectionContract's: nothing listening, short timeouts): a statement
+  fails with ``ConnectionUnavailableError`` within the configured timeouts;
+- ``secret`` with ``unreachable``, and ``secret_entry`` (the ``connections:`` entry of a
+  configured connection holding it): the secret is absent from repr, str, errors, their
+  cause chains, logs and ``%conn list``.
 """
 
 from __future__ import annotations
 
+import _thread
+import logging
+import threading
+import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,7 +50,7 @@ from typing import Any, ClassVar
 import pytest
 
 from nbinfra.connections.base import ConnectionManager
-from nbinfra.errors import QueryError
+from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.testing.connection_contract import ConnectionContract
 
 __all__ = ["HOSTILE", "SQLContract"]
@@ -46,6 +63,16 @@ class SQLContract(ConnectionContract):
 
     text_type: ClassVar[str] = "VARCHAR(200)"
     int_type: ClassVar[str] = "INTEGER"
+    slow_statement: ClassVar[str | None] = None  # runs for about a minute; None skips
+
+    def running_statements(self, manager: ConnectionManager) -> list[str]:
+        """The statements the server runs now, as seen from a second connection."""
+        pytest.skip(f"{manager.kind}: no view of the server's running statements")
+
+    def secret_entry(self) -> dict[str, Any] | None:
+        """A ``connections:`` entry (``kind`` included) that holds ``secret``; None skips
+        the ``%conn list`` part of the secret test."""
+        return None
 
     def bind(self, manager: ConnectionManager, name: str) -> str:
         """``name`` as a placeholder in the manager's bind style (``:id``, ``@id``...)."""
@@ -271,3 +298,118 @@ class SQLContract(ConnectionContract):
         wrong = notebook.run_cell(f"%%conn {db.kind}\n{query}")
         assert wrong.error_in_exec is not None
         assert "not a DataFrame" in str(wrong.error_in_exec)
+
+    # -- scripts, interrupts, dead servers, secrets ---------------------------------------
+    async def test_a_failed_script_leaves_no_rows(self, db: ConnectionManager, table: str) -> None:
+        script = getattr(db, "execute_script", None)
+        if script is None:
+            pytest.skip(f"{db.kind} runs one statement per call (%%conn splits cells)")
+        insert = f"INSERT INTO {table} (id, name) VALUES"
+        with pytest.raises(QueryError) as info:
+            await script(f"{insert} (1, 'a'); {insert} (2, 'b;c'); {insert} (1, 'duplicate')")
+        assert "\n" not in str(info.value)
+        assert (await db.sql(f"SELECT count(*) FROM {table}")).scalar() == 0
+        assert db.is_healthy()
+
+    def test_an_interrupt_cancels_the_statement_on_the_server(self, db: ConnectionManager) -> None:
+        from nbinfra.connections.sync import SyncConnection
+
+        slow = self.slow_statement
+        if slow is None:
+            pytest.skip(f"{db.kind}: no slow statement to interrupt")
+        assert not self._running(db, slow)  # the hook is there (else this skips)
+        seen = threading.Event()
+        calling = threading.Event()
+
+        def interrupt_once_running() -> None:
+            deadline = time.monotonic() + 20
+            while calling.is_set() and time.monotonic() < deadline:
+                if self._running(db, slow):
+                    seen.set()
+                    if calling.is_set():
+                        _thread.interrupt_main()
+                    return
+                time.sleep(0.05)
+
+        conn = SyncConnection(db)
+        watcher = threading.Thread(target=interrupt_once_running, daemon=True)
+        calling.set()
+        watcher.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(KeyboardInterrupt) as info:
+                conn.sql(slow)
+        finally:
+            calling.clear()
+            watcher.join(25)
+        assert seen.is_set(), "the slow statement never showed on the server"
+        assert time.monotonic() - started < 30
+        assert "\n" not in str(info.value)
+        deadline = time.monotonic() + 5
+        while self._running(db, slow) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not self._running(db, slow), "the statement still runs on the server"
+        assert len(conn.sql(self.query)) >= 1  # the connection stays usable
+        assert db.is_healthy()
+
+    def _running(self, db: ConnectionManager, statement: str) -> bool:
+        return any(statement.strip() in (text or "") for text in self.running_statements(db))
+
+    async def test_a_statement_on_a_dead_server_fails_within_its_timeout(
+        self, unreachable: ConnectionManager
+    ) -> None:
+        s = unreachable.settings
+        limit = s.connect_timeout * (s.retries + 1) + s.retry_max_backoff * s.retries + 2
+        started = time.monotonic()
+        with pytest.raises(ConnectionUnavailableError) as info:
+            await unreachable.sql(self.query)
+        assert time.monotonic() - started <= limit
+        assert "\n" not in str(info.value)
+
+    async def test_the_secret_never_shows(
+        self, unreachable: ConnectionManager, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    ) -> None:
+        secret = self.secret
+        if not secret:
+            pytest.skip("no secret in this backend's settings")
+        caplog.set_level(logging.DEBUG, logger="nbinfra")
+        with pytest.raises(ConnError) as info:
+            await unreachable.sql(self.query)
+        shown = {
+            "repr": repr(unreachable),
+            "settings": f"{unreachable.settings!r} {unreachable.settings}",
+            "target": unreachable.target,
+            "error": f"{info.value!r} {info.value}",
+            "cause chain": "".join(traceback.format_exception(info.value)),
+            "logs": caplog.text,
+        }
+        entry = self.secret_entry()
+        if entry is not None:
+            shown["%conn list"] = _conn_list(tmp_path, entry)
+        leaks = [where for where, text in shown.items() if secret in text]
+        assert not leaks, f"the secret shows in: {', '.join(leaks)}"
+
+
+def _conn_list(folder: Path, entry: dict[str, Any]) -> str:
+    """What ``%conn list`` shows (text and HTML) for a session with connection ``entry``."""
+    import yaml
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from nbinfra.session import Session, use_session
+
+    (folder / "application-db.yaml").write_text(yaml.safe_dump({"connections": {"leaky": entry}}))
+    for part in ("vector", "external"):
+        (folder / f"application-{part}.yaml").write_text("connections: {}\n")
+    session = Session(resources=folder)
+    shell = InteractiveShell.instance()
+    try:
+        with use_session(session):
+            shell.run_line_magic("load_ext", "nbinfra")
+            try:
+                table = shell.run_line_magic("conn", "list")
+            finally:
+                shell.run_line_magic("unload_ext", "nbinfra")
+    finally:
+        session.close()
+    assert "leaky" in repr(table)
+    return f"{table!r} {table._repr_html_()}"

@@ -22,15 +22,23 @@ RESOURCES = Path(__file__).resolve().parents[2] / "nbinfra" / "resources"
 
 class TestPostgresContract(SQLContract):
     secret = SECRET
+    slow_statement = "SELECT pg_sleep(60) AS nbinfra_slow"
 
     @pytest.fixture
     def manager(self, postgres_server: PostgresServer) -> PostgresConnectionManager:
+        self.server = postgres_server
         return PostgresConnectionManager(url=postgres_server.url, max_size=2)
 
     @pytest.fixture
     def unreachable(self) -> PostgresConnectionManager:
-        url = f"postgresql://app:{SECRET}@127.0.0.1:{free_port()}/db"
-        return PostgresConnectionManager(url=url, connect_timeout=2, retries=1)
+        self.dead = f"postgresql://app:{SECRET}@127.0.0.1:{free_port()}/db"
+        return PostgresConnectionManager(url=self.dead, connect_timeout=2, retries=1)
+
+    def secret_entry(self) -> dict[str, object]:
+        return {"kind": "postgres", "url": self.dead, "connect_timeout": 2, "retries": 0}
+
+    def running_statements(self, manager: object) -> list[str]:
+        return self.server.running_statements()
 
     async def sever(self, manager: PostgresConnectionManager) -> None:
         # Terminate every other backend: the pool's connections die under the manager.
