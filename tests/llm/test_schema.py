@@ -115,6 +115,26 @@ def test_strict_schema_closes_every_object_and_requires_every_property() -> None
     assert "note" not in Ticket.model_json_schema()["required"]
 
 
+class Inner(BaseModel):
+    x: int = 3
+
+
+class Outer(BaseModel):
+    """A docstring becomes the description."""
+
+    a: Inner = Field(description="an inner with a description: a $ref with a sibling")
+    b: Inner | None = None
+    c: list[Inner | str]
+    d: dict[str, int] = Field(default_factory=dict)
+
+
+@pytest.mark.parametrize("model", [Ticket, Person, Outer, Inner])
+def test_strict_schema_is_what_the_openai_sdk_makes(model: type[BaseModel]) -> None:
+    from openai.lib._pydantic import to_strict_json_schema
+
+    assert strict_schema(model.model_json_schema()) == to_strict_json_schema(model)
+
+
 def test_strict_schema_inlines_a_ref_with_siblings_and_flattens_one_allof() -> None:
     schema = {
         "type": "object",
@@ -164,6 +184,7 @@ def test_parse_checks_a_dict_schema_with_jsonschema() -> None:
 # -- the generator ----------------------------------------------------------------------
 SCHEMAS: list[dict[str, Any]] = [
     Ticket.model_json_schema(),
+    Outer.model_json_schema(),
     TICKET_DICT,
     strict_schema(Ticket.model_json_schema()),
     {
@@ -214,6 +235,13 @@ def test_example_is_valid_and_deterministic(schema: dict[str, Any], seed: str) -
     broken = broken_example(schema, seed)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
+
+
+@pytest.mark.parametrize("model", [Ticket, Outer, Person])
+def test_example_of_a_model_validates_into_it(model: type[BaseModel]) -> None:
+    for seed in ("", "x", "y"):
+        model.model_validate(example(model.model_json_schema(), seed))
+        model.model_validate(example(strict_schema(model.model_json_schema()), seed))
 
 
 def test_example_enums_follow_the_seed() -> None:
