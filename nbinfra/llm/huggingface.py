@@ -76,12 +76,13 @@ class HuggingFaceProvider(FixedTimeoutProvider):
 
     def _schema_format(self, schema: OutputSchema) -> dict[str, Any]:
         """``response_format`` for ``schema=``: TGI's grammar (``{"type": "json", "value":
-        schema}``) on a ``base_url`` server, OpenAI's ``json_schema`` on Inference Providers."""
+        schema}``) on a ``base_url`` server, OpenAI's strict ``json_schema`` on Inference
+        Providers (OpenAI-compatible routes, which want the strict form)."""
         if self.base_url:
             return {"type": "json", "value": schema.json_schema}
         return {
             "type": "json_schema",
-            "json_schema": {"name": schema.name, "schema": schema.json_schema, "strict": True},
+            "json_schema": {"name": schema.name, "schema": schema.strict_schema, "strict": True},
         }
 
     # -- hooks ---------------------------------------------------------------------

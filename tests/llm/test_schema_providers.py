@@ -116,7 +116,11 @@ def test_huggingface_without_base_url_sends_openai_json_schema() -> None:
     llm = HuggingFaceProvider(settings=ProviderSettings())
     assert llm._schema_format(as_schema(Ticket)) == {
         "type": "json_schema",
-        "json_schema": {"name": "Ticket", "schema": Ticket.model_json_schema(), "strict": True},
+        "json_schema": {
+            "name": "Ticket",
+            "schema": as_schema(Ticket).strict_schema,
+            "strict": True,
+        },
     }
 
 
