@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from nbinfra.errors import (
@@ -26,6 +26,7 @@ from nbinfra.errors import (
     SchemaError,
 )
 from nbinfra.llm.ratelimit import AdaptiveLimiter, Limits
+from nbinfra.llm.replay import request_key
 from nbinfra.llm.types import LLMResponse, Message, MessagesLike
 from nbinfra.logs import get_logger
 
@@ -180,7 +181,18 @@ class MapWork:
     # -- the run -------------------------------------------------------------------
     async def run(self) -> None:
         await self._from_store()
-        todo = [r for r in self.rows if r.state == "pending"]
+        todo: list[Row] = []
+        copies: list[tuple[Row, Row]] = []  # (row, the row with the same request)
+        first: dict[str, Row] = {}
+        for row in self.rows:
+            if row.state != "pending":
+                continue
+            key = request_key(self._prepare(row, 0)[2])
+            leader = first.setdefault(key, row)
+            if leader is row:
+                todo.append(row)
+            else:
+                copies.append((row, leader))  # the same prompt twice is asked once
         await self._phase(todo)
         again = [r for r in self.rows if r.state == "failed" and r.retryable and not r.retried]
         for row in again:  # the one retry at the end, from the first provider again
@@ -193,6 +205,12 @@ class MapWork:
         for row in again:
             if row.state == "pending":  # the budget stopped the retry
                 self._done(row, "budget", error="budget")
+        for row, leader in copies:
+            row.level, row.exc, row.retryable = leader.level, leader.exc, leader.retryable
+            if leader.response is not None:
+                self._answered(row, replace(leader.response, cached=True))
+            else:
+                self._done(row, leader.state, error=leader.error)
 
     async def _from_store(self) -> None:
         """Rows answered before (by this provider or a fallback) come from the store."""

@@ -246,7 +246,7 @@ class MapRun:
             return None
         spent = f"{s.cost:.4f}" if s.cost is not None else "0"
         return (
-            f"Budget reached: {spent} of {self.work.budget:g} {s.currency} spent; "
+            f"Budget reached: {spent} of {self.work.budget:.4f} {s.currency} spent; "
             f"{s.not_sent:,} of {s.total:,} rows were not sent (error 'budget'). Raise "
             "budget= and run the same map again to answer only those."
         )

@@ -354,3 +354,10 @@ def test_schema_rows_are_parsed_repaired_and_resumed(wire: LLMWireServer, tmp_pa
     again = llm.map([f"p{i}" for i in range(6)], schema=Label, concurrency=1, store=store)
     assert wire.traffic.count == 0
     assert [p.model_dump() for p in again["parsed"]] == [p.model_dump() for p in out["parsed"]]
+
+
+def test_the_same_prompt_twice_is_asked_once(wire: LLMWireServer) -> None:
+    out = _llm(wire).map(["a", "b", "a", "a", "c", "b"], concurrency=3, store=_memory())
+    assert wire.traffic.count == 3
+    assert out["error"].isna().all()
+    assert out["cached"].tolist() == [False, False, True, True, False, True]
