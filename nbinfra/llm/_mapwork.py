@@ -308,6 +308,7 @@ class MapWork:
                 response = await provider.complete(messages, opts)
             finally:
                 self.in_flight -= 1
+                limiter.release()
         except RateLimitError as exc:
             row.waited += limiter.rate_limited(exc.retry_after, sent)
             if row.waited > self.max_wait:

@@ -14,8 +14,12 @@ A rate-limit answer (HTTP 429) slows the whole batch, not one row:
   429s are frequent (an exponentially weighted share of recent answers above 30 %): an
   occasional 429 only closes the gate, while a limit lower than configured (a key shared
   with another process) is found quickly. A 429 to a request sent before the last cut
-  causes no further cut (one cut per round trip). Each success adds back a little (additive
-  increase, about 5 % of the configured rate per second), up to the configured rate.
+  causes no further cut (one cut per round trip). Each success adds back a little
+  (additive increase, about 5 % of the configured rate per second), up to that rate;
+- the **window** of requests in flight, unlimited until 429s are frequent, is then halved
+  (once per round trip) and grows by one per window of answers, as TCP's congestion
+  window does: it paces a server whose limit is not configured, and a reopened gate lets
+  a few requests go rather than every waiting worker at once.
 
 Limits come from ``llm.providers.<kind>.rpm``/``tpm`` (or the model's entry under
 ``models:``), overridable per call. Pure asyncio; no SDK.
@@ -24,6 +28,7 @@ Limits come from ``llm.providers.<kind>.rpm``/``tpm`` (or the model's entry unde
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 
@@ -34,6 +39,7 @@ PRESSURE_CUT = 0.3  # share of 429s above which the rate is cut
 CUT_FACTOR = 0.5
 RECOVER_PER_SECOND = 0.05  # share of the configured rate regained per second of successes
 MIN_SHARE = 0.02  # the rate is never cut below this share of the configured one
+MAX_WINDOW = 4096.0  # a window grown this far is no limit again
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,13 @@ class AdaptiveLimiter:
         self.cuts = 0  # times the rate was cut
         self._streak = 0  # 429s in a row without a Retry-After
         self._lock = asyncio.Lock()
+        # How many may be in flight: unlimited until a 429, then halved per round trip and
+        # grown by one per window of answers (TCP's congestion window), so a reopened gate
+        # lets a few requests go, not every waiting worker at once.
+        self.window = math.inf
+        self.in_flight = 0
+        self.last_halving = now
+        self._freed = asyncio.Event()
 
     @property
     def rate(self) -> float | None:
@@ -120,13 +133,23 @@ class AdaptiveLimiter:
                     wait = max(wait, self.requests.wait_time(1, now))
                 if self.tokens is not None and tokens:
                     wait = max(wait, self.tokens.wait_time(tokens, now))
+                if wait <= 0 and self.in_flight >= self.window:
+                    self._freed.clear()
+                    await self._freed.wait()  # a request in flight must end first
+                    continue
                 if wait <= 0:
                     if self.requests is not None:
                         self.requests.take(1, now)
                     if self.tokens is not None and tokens:
                         self.tokens.take(tokens, now)
+                    self.in_flight += 1
                     return now
                 await asyncio.sleep(wait)
+
+    def release(self) -> None:
+        """A request that ``acquire`` let go has ended (answered or not)."""
+        self.in_flight -= 1
+        self._freed.set()
 
     def debit(self, tokens: int) -> None:
         """Count ``tokens`` more against the token bucket (an answer longer than reserved)."""
@@ -135,6 +158,10 @@ class AdaptiveLimiter:
 
     def succeeded(self) -> None:
         self._streak = 0
+        if self.window != math.inf:  # +1 request in flight per window's worth of answers
+            self.window += 1.0 / self.window
+            if self.window > MAX_WINDOW:
+                self.window = math.inf
         self.pressure *= 1 - PRESSURE_WEIGHT
         bucket, top = self.requests, self.max_rate
         if bucket is not None and top is not None and bucket.rate < top:
@@ -157,6 +184,10 @@ class AdaptiveLimiter:
         else:
             wait = min(max(retry_after, 0.0), self.max_backoff)
         self.gate_until = max(self.gate_until, now + wait)
+        if self.pressure > PRESSURE_CUT and (sent is None or sent >= self.last_halving):
+            # The requests in flight at once were too many: half as many (at least one).
+            self.window = max(1.0, min(self.window, self.in_flight + 1.0) / 2)
+            self.last_halving = now
         bucket, top = self.requests, self.max_rate
         if (
             bucket is not None
