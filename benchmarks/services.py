@@ -1,6 +1,7 @@
 """Real services shared by every benchmark area of one run (started once, closed at the end).
 
-An embedded PostgreSQL takes seconds to initialise; the areas that need one share it.
+An embedded PostgreSQL takes seconds to initialise; the areas that need one share it
+(and MariaDB's data folder likewise).
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ def postgres() -> Any:
 
         _started["postgres"] = PostgresServer().start()
     return _started["postgres"]
+
+
+def mariadb() -> Any:
+    """The run's private MariaDB (``nbinfra.testing.MariaDBServer``)."""
+    if "mariadb" not in _started:
+        from nbinfra.testing import MariaDBServer
+
+        _started["mariadb"] = MariaDBServer().start()
+    return _started["mariadb"]
 
 
 def close_all() -> None:

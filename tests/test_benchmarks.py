@@ -27,6 +27,7 @@ AREAS = [
     "frames",
     "notebook",
     "parse",
+    "sql",
     "vector",
 ]
 

@@ -39,13 +39,14 @@ from nbinfra._bounds import AtLeastOne, NonNegativeInt, PositiveFloat
 from nbinfra._deadline import within
 from nbinfra._secrets import remember_url
 from nbinfra.connections.base import BaseConnectionManager
+from nbinfra.connections.errormap import is_read_only_sql
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.settings import ConnectionSettings, mask_text, one_line
 from nbinfra.connections.sqla_engine import (
     AUTOCOMMIT_BACKENDS,
-    CONNECT_TIMEOUT_ARGS,
     DEFAULT_PORTS,
     Running,
+    engine_options,
     load_dialect,
     stop,
 )
@@ -71,6 +72,7 @@ class SQLAlchemySettings(ConnectionSettings):
     pool_pre_ping: bool = True  # check a pooled connection before use (survives restarts)
     batch_size: AtLeastOne = 10_000  # rows per fetch for stream()
     connect_args: dict[str, Any] = field(default_factory=dict)  # passed to the driver
+    arrow: bool = True  # read through ADBC/connectorx when installed (see sqla_arrow.py)
 
     def __post_init__(self) -> None:
         remember_url(self.url)
@@ -110,6 +112,7 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
         self.backend = backend_of(url) if url else ""
         self.text = dialect_text(DIALECTS.get(self.backend))
         self._engine: Any = None
+        self._arrow: Any = None  # an ArrowReader when one is installed for this URL
         self._autocommit = self.backend in AUTOCOMMIT_BACKENDS
         self._tx_isolation: str | None = None
         self._connect_args: dict[str, Any] = {}
@@ -171,6 +174,10 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
             engine.dispose()
             raise
         self._engine = engine
+        if self.settings.arrow:
+            from nbinfra.connections.sqla_arrow import arrow_reader
+
+            self._arrow = arrow_reader(url, engine, self._connect_args)
 
     def _dialect(self) -> tuple[Any, Any]:
         """The parsed URL and its dialect class; a missing dialect or driver is a
@@ -196,34 +203,13 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
         )
 
     def _engine_options(self, url: Any, dialect: Any) -> dict[str, Any]:
-        from sqlalchemy.pool import QueuePool, StaticPool
-
-        s = self.settings
-        args = dict(s.connect_args)
-        timeout_arg = CONNECT_TIMEOUT_ARGS.get(url.get_driver_name())
-        if timeout_arg and timeout_arg not in args:
-            args[timeout_arg] = max(1, round(s.connect_timeout))
-        options: dict[str, Any] = {"pool_pre_ping": s.pool_pre_ping}
-        if self.backend == "sqlite" and (url.database or ":memory:") == ":memory:":
-            # One in-memory database shared by every worker thread.
-            args.setdefault("check_same_thread", False)
-            options["poolclass"] = StaticPool
-        elif issubclass(dialect.get_pool_class(url), QueuePool):
-            options.update(
-                pool_size=s.pool_size,
-                max_overflow=s.max_overflow,
-                pool_timeout=s.connect_timeout,
-                pool_recycle=-1 if s.pool_recycle is None else s.pool_recycle,
-            )
-        if self._autocommit:
-            options["isolation_level"] = "AUTOCOMMIT"
-            options["pool_reset_on_return"] = None  # nothing to roll back between calls
-        self._connect_args = args
-        options["connect_args"] = args
+        options = engine_options(self.settings, url, dialect, autocommit=self._autocommit)
+        self._connect_args = options["connect_args"]
         return options
 
     def _close_sync(self) -> None:
         engine, self._engine = self._engine, None
+        self._arrow = None
         if engine is not None:
             engine.dispose()
 
@@ -290,6 +276,10 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
             if not isinstance(query, str):
                 raise QueryError(f"sql queries are SQL text, not {type(query).__name__}.")
             statements = self.statements(query) or [query]
+            if self._arrow is not None and tx is None and limit is None and len(statements) == 1:
+                fast = self._read_arrow(statements[0], running)
+                if fast is not None:
+                    return [fast]
             if tx is not None:  # inside transaction(): that block commits or rolls back
                 return self._run_all(tx, running, statements, params, limit)
             if len(statements) > 1 and not autocommit and not controls_transaction(statements):
@@ -299,6 +289,15 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
                 return self._run_own(conn, running, statements, params, limit)
         finally:
             running.done.set()
+
+    def _read_arrow(self, statement: str, running: Running) -> QueryResult | None:
+        """A read-only statement without binds through Arrow (None: run it by the cursor)."""
+        if not is_read_only_sql(statement) or self.text.binds(statement):
+            return None
+        result = self._arrow.result(statement, running)
+        if result is None and running.cancelled:
+            raise QueryError(f"sql '{self.name}': the statement was cancelled.")
+        return result  # type: ignore[no-any-return]
 
     def _transactional(self) -> Any:
         conn = self._require().connect()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ __all__ = [
     "AUTOCOMMIT_BACKENDS",
     "DEFAULT_PORTS",
     "Running",
+    "engine_options",
+    "kill_marked",
     "load_dialect",
     "stop",
 ]
@@ -97,6 +100,34 @@ CONNECT_TIMEOUT_ARGS = {
 }
 
 
+def engine_options(settings: Any, url: Any, dialect: Any, *, autocommit: bool) -> dict[str, Any]:
+    """``create_engine`` options for ``settings`` (a ``SQLAlchemySettings``): the pool,
+    pre-ping, the driver's connect timeout, AUTOCOMMIT where the dialect has it."""
+    from sqlalchemy.pool import QueuePool, StaticPool
+
+    s = settings
+    args = dict(s.connect_args)
+    timeout_arg = CONNECT_TIMEOUT_ARGS.get(url.get_driver_name())
+    if timeout_arg and timeout_arg not in args:
+        args[timeout_arg] = max(1, round(s.connect_timeout))
+    options: dict[str, Any] = {"pool_pre_ping": s.pool_pre_ping, "connect_args": args}
+    if url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:":
+        # One in-memory database shared by every worker thread.
+        args.setdefault("check_same_thread", False)
+        options["poolclass"] = StaticPool
+    elif issubclass(dialect.get_pool_class(url), QueuePool):
+        options.update(
+            pool_size=s.pool_size,
+            max_overflow=s.max_overflow,
+            pool_timeout=s.connect_timeout,
+            pool_recycle=-1 if s.pool_recycle is None else s.pool_recycle,
+        )
+    if autocommit:
+        options["isolation_level"] = "AUTOCOMMIT"
+        options["pool_reset_on_return"] = None  # nothing to roll back between calls
+    return options
+
+
 def load_dialect(url: Any, name: str, shown: str) -> Any:
     """The dialect class of SQLAlchemy ``url`` with its driver importable, or a
     ``MissingDependencyError`` saying what to install. ``shown`` is the masked URL."""
@@ -138,6 +169,7 @@ class Running:
     server_id: int | None = None
     cancelled: bool = False
     done: threading.Event = field(default_factory=threading.Event)
+    cancel: Callable[[], None] | None = None  # how to stop a read outside the pool (Arrow)
 
     def attach(self, dbapi: Any, backend: str) -> None:
         self.server_id = _server_id(dbapi, backend)
@@ -180,7 +212,7 @@ def stop(engine: Any, running: Running, connect_args: dict[str, Any]) -> None:
     deadline = time.monotonic() + GRACE
     pause = 0.02 if backend == "sqlite" else 0.3
     while not running.done.is_set() and time.monotonic() < deadline:
-        if running.dbapi is not None:
+        if running.cancel is not None or running.dbapi is not None:
             try:
                 _cancel_once(engine, running, backend, connect_args)
             except Exception as exc:  # noqa: BLE001 - best effort: the call is cancelled anyway
@@ -190,6 +222,9 @@ def stop(engine: Any, running: Running, connect_args: dict[str, Any]) -> None:
 
 
 def _cancel_once(engine: Any, running: Running, backend: str, connect_args: dict[str, Any]) -> None:
+    if running.cancel is not None:
+        running.cancel()
+        return
     dbapi = running.dbapi
     if backend == "sqlite":
         dbapi.interrupt()
@@ -206,15 +241,34 @@ def _cancel_once(engine: Any, running: Running, backend: str, connect_args: dict
         cancel()
 
 
-def _on_second_connection(engine: Any, statement: str, connect_args: dict[str, Any]) -> None:
-    """Run ``statement`` on a new DB-API connection outside the pool (which may be full)."""
+def _on_second_connection(
+    engine: Any, statement: str, connect_args: dict[str, Any], params: Any = None
+) -> list[Any]:
+    """Run ``statement`` on a new DB-API connection outside the pool (which may be full);
+    the rows it returns."""
     dialect = engine.dialect
     cargs, cparams = dialect.create_connect_args(engine.url)
     cparams = {**cparams, **connect_args}
     conn = dialect.connect(*cargs, **cparams)
     try:
         cursor = conn.cursor()
-        cursor.execute(statement)
+        cursor.execute(statement, params)
+        rows = list(cursor.fetchall()) if cursor.description else []
         cursor.close()
+        return rows
     finally:
         conn.close()
+
+
+def kill_marked(engine: Any, marker: str, connect_args: dict[str, Any]) -> None:
+    """``KILL QUERY`` on MySQL/MariaDB for every statement carrying ``marker`` (a comment
+    nbinfra put in it: a read through connectorx, whose connection id is not known)."""
+    rows = _on_second_connection(
+        engine,
+        "SELECT ID FROM information_schema.PROCESSLIST "
+        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+        connect_args,
+        (f"%{marker}%",),
+    )
+    for (pid,) in rows:
+        _on_second_connection(engine, f"KILL QUERY {int(pid)}", connect_args)

@@ -88,6 +88,15 @@ class TestMariaDBContract(SQLContract):
             conn.close()
 
 
+class TestMariaDBCursorContract(TestMariaDBContract):
+    """The same with Arrow off: every statement through PyMySQL's cursor."""
+
+    @pytest.fixture
+    def manager(self, mariadb_server: MariaDBServer) -> SQLAlchemyConnectionManager:
+        self.server = mariadb_server
+        return SQLAlchemyConnectionManager(url=mariadb_server.url, pool_size=2, arrow=False)
+
+
 class TestSQLAlchemyPostgresContract(SQLContract):
     slow_statement = "SELECT pg_sleep(60) AS nbinfra_slow"
 
@@ -284,3 +293,59 @@ def test_a_cell_on_an_inline_url(tmp_path: Path, nbinfra_session: Any) -> None:
         assert "pw-77aa" not in str(bad.error_in_exec) and "refused" in str(bad.error_in_exec)
     finally:
         shell.run_line_magic("unload_ext", "nbinfra")
+
+
+# -- results through Arrow (ADBC for SQLite, connectorx for MySQL/MariaDB) ------------------
+async def test_sqlite_reads_through_adbc_with_read_sql_dtypes(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("adbc_driver_sqlite")
+    from nbinfra.connections.sqla_arrow import ArrowResult
+
+    async with SQLAlchemyConnectionManager(url=f"sqlite:///{tmp_path / 'a.db'}") as db:
+        await db.execute_script(
+            "CREATE TABLE t (i INTEGER, f REAL, s TEXT, n INTEGER);"
+            "INSERT INTO t VALUES (1, 1.5, 'a', 4), (2, 2.5, NULL, NULL), (3, NULL, 'c', 6)"
+        )
+        result = await db.execute_query("SELECT * FROM t ORDER BY i")
+        assert isinstance(result, ArrowResult) and len(result) == 3
+        assert result.rows == [(1, 1.5, "a", 4), (2, 2.5, None, None), (3, None, "c", 6)]
+        pd.testing.assert_frame_equal(
+            result.df(), pd.read_sql("SELECT * FROM t ORDER BY i", db.engine)
+        )
+        assert result.arrow().num_rows == 3
+        bound = await db.execute_query("SELECT i FROM t WHERE i = :i", {"i": 2})
+        assert not isinstance(bound, ArrowResult) and bound.rows == [(2,)]  # binds: the cursor
+        empty = await db.execute_query("SELECT * FROM t WHERE i > 10")
+        assert not isinstance(empty, ArrowResult) and empty.columns == ["i", "f", "s", "n"]
+        off = SQLAlchemyConnectionManager(url=f"sqlite:///{tmp_path / 'a.db'}", arrow=False)
+        async with off:
+            assert not isinstance(await off.execute_query("SELECT * FROM t"), ArrowResult)
+
+
+async def test_mariadb_reads_through_connectorx_unless_a_column_would_differ(
+    maria: SQLAlchemyConnectionManager,
+) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("connectorx")
+    from nbinfra.connections.sqla_arrow import ArrowResult
+
+    await maria.execute_script(
+        "CREATE TABLE kinds (i BIGINT, f DOUBLE, s VARCHAR(10), d DATE, n INT, m DECIMAL(30, 20));"
+        "INSERT INTO kinds VALUES (1, 1.5, 'a', '2024-01-02', NULL, 0.12345678901234567890),"
+        " (2, NULL, NULL, '2024-02-03', 5, 2)"
+    )
+    query = "SELECT i, f, s, d, n FROM kinds ORDER BY i"
+    fast = await maria.execute_query(query)
+    assert isinstance(fast, ArrowResult)
+    pd.testing.assert_frame_equal(fast.df(), pd.read_sql(query, maria.engine))
+    assert fast.rows == [
+        (1, 1.5, "a", datetime.date(2024, 1, 2), None),
+        (2, None, None, datetime.date(2024, 2, 3), 5),
+    ]
+    # connectorx hands decimals back at scale 10: the cursor gives the exact values.
+    exact = await maria.execute_query("SELECT m FROM kinds ORDER BY i")
+    assert not isinstance(exact, ArrowResult)
+    assert exact.rows[0][0] == decimal.Decimal("0.12345678901234567890")
+    assert (
+        maria._arrow is not None and "SELECT m FROM kinds ORDER BY i" in maria._arrow._cursor_only
+    )
