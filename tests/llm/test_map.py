@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import re
 import subprocess
 import sys
 import textwrap
@@ -400,3 +401,37 @@ def test_one_gate_holds_every_worker_for_the_retry_after(wire: LLMWireServer) ->
     # After each 429 every worker waits for the gate: each pause costs a few refusals
     # (the requests already in flight), not one per worker per spin.
     assert wire.traffic.answered(429) <= 3 * 20
+
+
+def test_the_progress_line_is_throttled_and_says_rate_eta_tokens_and_cost(
+    wire: LLMWireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbinfra import progress
+
+    drawn: list[tuple[str, float | None, float]] = []
+    removed: list[bool] = []
+
+    class Recorder:
+        def draw(self, label: str, percent: float | None, elapsed: float) -> None:
+            drawn.append((label, percent, time.monotonic()))
+
+        def remove(self) -> None:
+            removed.append(True)
+
+    monkeypatch.setenv("NBINFRA_PROGRESS", "on")
+    previous = progress.set_display(lambda forced: Recorder())
+    try:
+        wire.latency = 0.05
+        start = time.monotonic()
+        _llm(wire).map([f"p{i}" for i in range(40)], concurrency=2, store=_memory())
+        elapsed = time.monotonic() - start
+    finally:
+        progress.set_display(previous)
+    assert drawn and removed == [True]
+    assert len(drawn) <= (elapsed - progress.DELAY) * 10 + 2  # at most ~10 a second
+    label = drawn[-1][0]
+    assert re.fullmatch(
+        r"LLM map: \d+/40 · [\d.]+ rows/s · ETA \d+ s · [\d,]+ tokens · 0\.\d{4} USD", label
+    ), label
+    percents = [p for _, p, _ in drawn]
+    assert None not in percents and percents == sorted(percents)  # type: ignore[type-var]
