@@ -63,6 +63,7 @@ BUILTINS: dict[str, dict[str, Entry]] = {
         "qdrant": Entry("nbinfra.connections.qdrant:QdrantConnectionManager", "qdrant"),
         "redis": Entry("nbinfra.connections.redis:RedisConnectionManager", "redis"),
         "s3": Entry("nbinfra.connections.s3:S3ConnectionManager", "s3"),
+        "spark": Entry("nbinfra.connections.spark:SparkConnectionManager", "spark"),
         "sql": Entry("nbinfra.connections.sqla:SQLAlchemyConnectionManager", "sql"),
     },
     "nbinfra.llms": {

@@ -29,6 +29,8 @@ HEAVY = {
     "psycopg_pool",
     "pymongo",
     "duckdb",
+    "pyspark",
+    "py4j",
     "qdrant_client",
     "chromadb",
     "boto3",

@@ -34,7 +34,7 @@ __all__ = [
 
 class ConnectionType(str, Enum):
     """Kinds of connection (the seed's nine, plus DuckDB as the embedded SQL default and
-    SQL for any engine SQLAlchemy reaches)."""
+    SQL for any engine SQLAlchemy reaches, and Spark for data beyond one machine)."""
 
     # Databases
     POSTGRES = "postgres"
@@ -42,6 +42,7 @@ class ConnectionType(str, Enum):
     REDIS = "redis"
     DUCKDB = "duckdb"
     SQL = "sql"
+    SPARK = "spark"  # Spark SQL: a local session or Spark Connect
     # Vector stores
     QDRANT = "qdrant"
     PGVECTOR = "pgvector"

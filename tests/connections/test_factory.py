@@ -33,7 +33,7 @@ def settings(connections: dict[str, object], **top: object) -> Settings:
 def test_connection_type_has_the_seed_values_and_duckdb() -> None:
     assert {t.value for t in ConnectionType} == {
         "postgres", "mongodb", "redis", "qdrant", "pgvector", "chromadb",
-        "confluence", "jira", "s3", "duckdb", "sql",
+        "confluence", "jira", "s3", "duckdb", "sql", "spark",
     }  # fmt: skip
     assert ConnectionType.POSTGRES == "postgres" and str(ConnectionType.DUCKDB) == "duckdb"
 

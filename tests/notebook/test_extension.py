@@ -51,6 +51,8 @@ HEAVY = (
     "sqlalchemy",
     "pydantic",  # imported only when a schema= is a pydantic class
     "jsonschema",  # imported only when a schema= dict is checked
+    "pyspark",
+    "py4j",
 )
 
 

@@ -160,6 +160,7 @@ connections:
   postgresql: {{kind: postgres, url: 'postgresql://fuzz@{DEAD}/fuzz', connect_timeout: 1}}
   mongo: {{kind: mongodb, url: 'mongodb://{DEAD}', connect_timeout: 1, retries: 0}}
   sql: {{url: 'mysql+pymysql://fuzz@{DEAD}/fuzz', connect_timeout: 1, retries: 0}}
+  spark: {{remote: 'sc://{DEAD}', connect_timeout: 1, retries: 0}}
 """,
     "application-vector.yaml": f"""
 connections:
