@@ -220,7 +220,8 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
             conn.execute(select(literal_column("1"))).fetchall()
         dialect = self._require().dialect
         version = ".".join(map(str, dialect.server_version_info or ()))
-        return f"{dialect.name} {version}".strip()
+        name = "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name
+        return f"{name} {version}".strip()
 
     def _require(self) -> Any:
         if self._engine is None:

@@ -38,7 +38,7 @@ def find_mariadbd() -> tuple[str, str] | None:
 class MariaDBServer(ChildProcess):
     """A private MariaDB on 127.0.0.1 with a user that logs in with a password.
 
-    ``root`` logs in without one over the Unix socket (``socket``), for setting up;
+    ``root()`` logs in without one over the Unix socket (``socket``), for setting up;
     ``url`` is a SQLAlchemy URL for ``user``. ``stop()``/``start()`` keep the port and the
     data (a restart, for fault tests); ``close()`` removes everything.
     """
@@ -130,10 +130,15 @@ class MariaDBServer(ChildProcess):
         raise TimeoutError(f"mariadbd did not answer on port {self.port} within {timeout} s")
 
     def root(self) -> Any:
-        """A PyMySQL connection as root over the Unix socket (autocommit)."""
+        """A PyMySQL connection as the administrator over the Unix socket (autocommit):
+        ``root``, or the user running the tests, whom mariadb-install-db's socket
+        authentication lets in without a password too."""
+        import getpass
+
         import pymysql
 
-        return pymysql.connect(unix_socket=self.socket, user="root", autocommit=True)
+        admin = "root" if os.geteuid() == 0 else getpass.getuser()
+        return pymysql.connect(unix_socket=self.socket, user=admin, autocommit=True)
 
     def _answers(self) -> bool:
         """The server takes connections on its socket (it sends its greeting first)."""

@@ -168,7 +168,7 @@ async def test_reconnects_after_the_server_restarts(
     mariadb_server.restart()
     assert (await maria.execute_query("SELECT 2")).scalar() == 2  # pool_pre_ping
     status = await maria.health_check()
-    assert status.ok and status.server_version and "mysql" in status.server_version
+    assert status.ok and status.server_version and "mariadb 10" in status.server_version
 
 
 async def test_dataframe_dtypes_match_pandas_read_sql(maria: SQLAlchemyConnectionManager) -> None:
@@ -349,3 +349,44 @@ async def test_mariadb_reads_through_connectorx_unless_a_column_would_differ(
     assert (
         maria._arrow is not None and "SELECT m FROM kinds ORDER BY i" in maria._arrow._cursor_only
     )
+
+
+async def test_a_script_s_own_transaction_reaches_the_server(
+    maria: SQLAlchemyConnectionManager,
+) -> None:
+    from nbinfra.errors import QueryError
+
+    await maria.execute_query("CREATE TABLE kinds (id INT PRIMARY KEY)")
+    await maria.execute_script("BEGIN; INSERT INTO kinds VALUES (1); ROLLBACK")
+    assert (await maria.execute_query("SELECT count(*) FROM kinds")).scalar() == 0
+    await maria.execute_script("START TRANSACTION; INSERT INTO kinds VALUES (2); COMMIT")
+    with pytest.raises(QueryError, match="left its transaction open"):
+        await maria.execute_script("BEGIN; INSERT INTO kinds VALUES (3)")
+    with pytest.raises(QueryError):
+        await maria.execute_script(
+            "BEGIN; INSERT INTO kinds VALUES (4); INSERT INTO kinds VALUES (4)"
+        )
+    await maria.execute_script(
+        "INSERT INTO kinds VALUES (5); INSERT INTO kinds VALUES (6)", autocommit=True
+    )
+    rows = await maria.execute_query("SELECT id FROM kinds ORDER BY id")
+    assert [r[0] for r in rows.rows] == [2, 5, 6]
+
+
+async def test_a_statement_over_its_time_limit_is_cancelled_on_the_server(
+    mariadb_server: MariaDBServer,
+) -> None:
+    import time
+
+    from nbinfra.errors import QueryError
+
+    slow = "SELECT SLEEP(30) AS nbinfra_timeout"
+    for arrow in (True, False):
+        manager = SQLAlchemyConnectionManager(url=mariadb_server.url, timeout=1, arrow=arrow)
+        async with manager:
+            started = time.monotonic()
+            with pytest.raises(QueryError, match="cancelled on the server after 1"):
+                await manager.execute_query(slow)
+            assert time.monotonic() - started < 8
+            assert not [s for s in mariadb_server.running_statements() if slow in s]
+            assert (await manager.execute_query("SELECT 1")).scalar() == 1
