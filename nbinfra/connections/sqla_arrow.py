@@ -73,6 +73,12 @@ class ArrowResult(SQLResult):
     def arrow(self) -> Any:
         return self._table
 
+    def pl(self) -> Any:
+        """A Polars DataFrame over the Arrow table (no copy through Python rows)."""
+        from nbinfra.connections.types import import_polars
+
+        return import_polars().from_arrow(self._table)
+
     def __repr__(self) -> str:
         return (
             f"QueryResult({self.rowcount} rows x {len(self.columns)} columns "

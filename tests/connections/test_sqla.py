@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import importlib.util
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -313,6 +314,8 @@ async def test_sqlite_reads_through_adbc_with_read_sql_dtypes(tmp_path: Path) ->
             result.df(), pd.read_sql("SELECT * FROM t ORDER BY i", db.engine)
         )
         assert result.arrow().num_rows == 3
+        if importlib.util.find_spec("polars") is not None:
+            assert result.pl().rows() == result.rows
         bound = await db.execute_query("SELECT i FROM t WHERE i = :i", {"i": 2})
         assert not isinstance(bound, ArrowResult) and bound.rows == [(2,)]  # binds: the cursor
         empty = await db.execute_query("SELECT * FROM t WHERE i > 10")
