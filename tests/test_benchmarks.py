@@ -27,6 +27,7 @@ AREAS = [
     "frames",
     "notebook",
     "parse",
+    "spark",
     "sql",
     "vector",
 ]

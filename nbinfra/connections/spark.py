@@ -82,6 +82,15 @@ NOTEBOOK_CONF = {
     "spark.ui.showConsoleProgress": "false",
 }
 LOCAL_CONF = {"spark.sql.shuffle.partitions": "8"}
+# A throwaway local session (tests, benchmarks): no UI, few partitions, loopback only.
+QUICK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+}
 # A Connect session takes runtime SQL settings only (the server's own are fixed).
 CONNECT_CONF = {"spark.sql.execution.arrow.pyspark.enabled": "true"}
 

@@ -33,12 +33,14 @@ class SparkResult(QueryResult):
         *,
         schema: Any = None,
         timezone: str | None = None,
+        structs: str | None = None,
         truncated: bool = False,
         rowcount: int | None = None,
     ) -> None:
         self._table = table
         self._schema = schema  # the Spark schema, for pandas conversion
         self._timezone = timezone
+        self._structs = structs
         self._rows: list[tuple[Any, ...]] | None = None
         self.columns = list(table.column_names) if table is not None else []
         self.elapsed = 0.0
@@ -71,7 +73,7 @@ class SparkResult(QueryResult):
             import pandas as pd
 
             return pd.DataFrame()
-        return to_pandas(self._table, self._schema, self._timezone)
+        return to_pandas(self._table, self._schema, self._timezone, self._structs)
 
     def arrow(self) -> Any:
         """The pyarrow Table the rows were collected as (shared, not copied)."""
@@ -100,8 +102,14 @@ def collect(frame: Any, limit: int | None, *, classic: bool) -> SparkResult:
     truncated = limit is not None and table.num_rows > limit
     if truncated:
         table = table.slice(0, limit)
-    timezone = frame.sparkSession.conf.get("spark.sql.session.timeZone")
-    return SparkResult(table, schema=schema, timezone=timezone, truncated=truncated)
+    conf = frame.sparkSession.conf
+    return SparkResult(
+        table,
+        schema=schema,
+        timezone=conf.get("spark.sql.session.timeZone"),
+        structs=conf.get("spark.sql.execution.pandas.structHandlingMode", "legacy"),
+        truncated=truncated,
+    )
 
 
 def _written(frame: Any) -> int | None:
@@ -127,14 +135,25 @@ def quiet_pandas() -> Iterator[None]:
         yield
 
 
-def to_pandas(table: Any, schema: Any, timezone: str | None) -> Any:
-    """``table`` as pandas, column by column through PySpark's own converters."""
+def to_pandas(table: Any, schema: Any, timezone: str | None, structs: str | None = None) -> Any:
+    """``table`` as pandas, column by column through PySpark's own converters (``structs``:
+    the session's ``spark.sql.execution.pandas.structHandlingMode``)."""
     with quiet_pandas():
-        return _to_pandas(table, schema, timezone)
+        return _to_pandas(table, schema, timezone, structs)
 
 
-def _to_pandas(table: Any, schema: Any, timezone: str | None) -> Any:
+def _to_pandas(table: Any, schema: Any, timezone: str | None, structs: str | None) -> Any:
     import pandas as pd
+
+    if schema is not None:
+        try:  # PySpark 4.1+: the helper toPandas() itself calls
+            from pyspark.sql.pandas.conversion import _convert_arrow_table_to_pandas
+        except ImportError:
+            pass
+        else:
+            return _convert_arrow_table_to_pandas(
+                table, schema, timezone=timezone, struct_handling_mode=structs, date_as_object=True
+            )
     from pyspark.sql.pandas.types import _create_converter_to_pandas
 
     names = list(table.column_names)
@@ -148,8 +167,8 @@ def _to_pandas(table: Any, schema: Any, timezone: str | None) -> Any:
             field.dataType,
             field.nullable,
             timezone=timezone,
-            struct_in_pandas="dict",
-            error_on_duplicated_field_names=False,
+            struct_in_pandas="dict" if structs in (None, "legacy") else structs,
+            error_on_duplicated_field_names=structs == "legacy",
         )(series)
         for (_, series), field in zip(frame.items(), schema.fields, strict=True)
     ]

@@ -17,13 +17,7 @@ import pytest
 
 from nbinfra.testing import free_port, service_unavailable
 
-SPARK_TEST_CONF = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "2",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.host": "127.0.0.1",
+CONNECT_SERVER_CONF = {
     "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
     "spark.connect.grpc.binding.address": "127.0.0.1",
 }
@@ -46,6 +40,7 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # and the notebook tests' teardown (user_ns.clear()) empties the module it reads.
     from pyspark.sql import SparkSession
 
+    from nbinfra.connections.spark import QUICK_CONF
     from nbinfra.connections.sparkframes import quiet_pandas
 
     with quiet_pandas():
@@ -54,7 +49,8 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     port = free_port()
     builder = SparkSession.Builder().master("local[2]").appName("nbinfra-tests")
     conf = {
-        **SPARK_TEST_CONF,
+        **QUICK_CONF,
+        **CONNECT_SERVER_CONF,
         "spark.connect.grpc.binding.port": str(port),
         "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse")),
     }
