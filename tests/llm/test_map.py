@@ -435,3 +435,12 @@ def test_the_progress_line_is_throttled_and_says_rate_eta_tokens_and_cost(
     ), label
     percents = [p for _, p, _ in drawn]
     assert None not in percents and percents == sorted(percents)  # type: ignore[type-var]
+
+
+def test_a_rejected_key_raises_at_once(wire: LLMWireServer) -> None:
+    from nbinfra.errors import AuthenticationError
+
+    wire.push(Fault.unauthorized())
+    with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
+        _llm(wire).map([f"k{i}" for i in range(50)], concurrency=1, store=_memory())
+    assert wire.traffic.count < 5  # not one refused request per row
