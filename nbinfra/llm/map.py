@@ -327,6 +327,13 @@ def run_map(
     from nbinfra import _loop
     from nbinfra.progress import Progress
 
+    if _loop.in_loop_thread():
+        from nbinfra.errors import LoopError
+
+        raise LoopError(
+            "The synchronous map was called from nbinfra's own event loop; use "
+            "await llm.amap(...) there instead."
+        )
     run = MapRun(llm, data, template, **kw)
     shown = Progress("LLM map") if progress else None
     future = asyncio.run_coroutine_threadsafe(run.execute(), _loop.get_loop())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import asyncio
 import re
 import subprocess
 import sys
@@ -444,3 +445,20 @@ def test_a_rejected_key_raises_at_once(wire: LLMWireServer) -> None:
     with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
         _llm(wire).map([f"k{i}" for i in range(50)], concurrency=1, store=_memory())
     assert wire.traffic.count < 5  # not one refused request per row
+
+
+def test_amap_is_the_async_core_and_the_facade_refuses_the_loop(wire: LLMWireServer) -> None:
+    from nbinfra import _loop
+    from nbinfra.errors import LoopError
+
+    llm = _llm(wire)
+
+    async def inside() -> Any:
+        with pytest.raises(LoopError, match="amap"):
+            llm.map(["x"], store=_memory())
+        return await llm.llm.amap(["a", "b"], store=_memory())
+
+    out = _loop.run_sync(inside())
+    assert out["error"].isna().all() and wire.traffic.count == 2
+    elsewhere = asyncio.run(llm.llm.amap(["c"], store=_memory()))  # another loop: forwarded
+    assert elsewhere["answer"].iloc[0] == wire.default.text
