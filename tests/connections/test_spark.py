@@ -28,27 +28,60 @@ pa = pytest.importorskip("pyarrow")
 from nbinfra.connections.spark import SparkConnectionManager  # noqa: E402
 from nbinfra.connections.sparkframes import quiet_pandas  # noqa: E402
 
+TOKEN = "tok-" + uuid.uuid4().hex  # a Spark Connect token that must never show
+
 
 class SparkHooks:
-    """What Spark's default (file) tables differ in: no keys, no DELETE."""
+    """What Spark's default (file) tables differ in (no keys, no DELETE), a statement that
+    runs for a minute (4 tasks of 120 rows sleeping 0.5 s each, on 2 cores), what the JVM
+    runs (its status store), and a dead Spark Connect endpoint holding a token."""
 
     key_clause = ""
     deletes = False
+    secret = TOKEN
+    slow_statement = (
+        "SELECT count(s) FROM (SELECT reflect('java.lang.Thread', 'sleep', "
+        "CAST(id * 0 + 500 AS BIGINT)) AS s FROM range(0, 480, 1, 4))"
+    )
 
     def refused(self, table: str) -> str:
         return f"INSERT INTO {table} SELECT 1, raise_error('refused by the test')"
+
+    def running_statements(self, manager: Any) -> list[str]:
+        """The statements of the jobs the run's JVM is running: a classic session's job
+        description names it; a Connect job carries the statement's tag."""
+        from pyspark.sql import SparkSession
+
+        jobs = SparkSession._instantiatedSession.sparkContext._jsc.sc().statusStore().jobsList(None)
+        group = manager.last_group
+        out = []
+        for i in range(jobs.size()):
+            job = jobs.apply(i)
+            if str(job.status()) != "RUNNING":
+                continue
+            text = job.description().getOrElse(None) if job.description().isDefined() else ""
+            if str(text).startswith("nbinfra: "):
+                out.append(str(text).removeprefix("nbinfra: "))
+            elif group is not None and group.id in str(job.jobTags()):
+                out.append(group.description.removeprefix("nbinfra: "))
+        return out
+
+    @pytest.fixture
+    def unreachable(self) -> SparkConnectionManager:
+        return SparkConnectionManager(**self._dead())
+
+    def secret_entry(self) -> dict[str, Any]:
+        return {"kind": "spark", **self._dead()}
+
+    def _dead(self) -> dict[str, Any]:
+        url = f"sc://127.0.0.1:{free_port()}/;token={TOKEN}"
+        return {"remote": url, "retries": 0, "connect_timeout": 2}
 
 
 class TestSparkContract(SparkHooks, SQLContract):
     @pytest.fixture
     def manager(self, spark_session: Any) -> SparkConnectionManager:
         return SparkConnectionManager()  # local[*]: finds the run's session and uses it
-
-    @pytest.fixture
-    def unreachable(self) -> SparkConnectionManager:
-        return SparkConnectionManager(
-            remote=f"sc://127.0.0.1:{free_port()}", retries=0, connect_timeout=2
-        )
 
 
 class TestSparkConnectContract(SparkHooks, SQLContract):
