@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,11 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not java_found():
         service_unavailable("Java (for Spark)", "apt-get install openjdk-17-jre-headless")
     pytest.importorskip("pyspark")
-    # Imported now: the Connect client checks sys.modules["__main__"].__spec__ on import,
-    # and the notebook tests' teardown (user_ns.clear()) empties the module it reads.
+    # The Connect client reads sys.modules["__main__"].__spec__ on import; the notebook
+    # tests' teardown (user_ns.clear()) empties IPython's __main__ module, that included.
+    main = sys.modules["__main__"]
+    if not hasattr(main, "__spec__"):
+        main.__spec__ = None
     from pyspark.sql import SparkSession
 
     from nbinfra.connections.spark import QUICK_CONF
@@ -56,7 +61,12 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     }
     for key, value in conf.items():
         builder = builder.config(key, value)
+    # PySpark's SparkContext takes over SIGINT (cancelling every job of the context):
+    # given back, so the rest of the run keeps its handler and the interrupt tests see
+    # nbinfra's own cancel of the statement's job group.
+    previous = signal.getsignal(signal.SIGINT)
     spark = builder.getOrCreate()
+    signal.signal(signal.SIGINT, previous)
     spark.sparkContext.setLogLevel("FATAL")
     spark.connect_url = f"sc://127.0.0.1:{port}"  # type: ignore[attr-defined]
     try:

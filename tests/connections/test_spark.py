@@ -355,9 +355,8 @@ def test_progress_follows_the_stages_throttled(
 
 
 def test_an_interrupt_cancels_the_jobs_and_the_session_stays_usable(open_spark: Any) -> None:
-    """A notebook's Interrupt is SIGINT on the main thread. (PySpark's own SIGINT handler
-    cancels every job of the context as well; the time limit below has only nbinfra's
-    cancel of the statement's group.)"""
+    """A notebook's Interrupt is SIGINT on the main thread. (PySpark's own SIGINT handler,
+    which cancels every job of the context as well, is not installed here: conftest.py.)"""
     from nbinfra.errors import Interrupted
 
     timer = threading.Timer(2.0, _thread.interrupt_main)
