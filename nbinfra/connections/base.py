@@ -26,6 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 from nbinfra import _loop
 from nbinfra._deadline import within
+from nbinfra.connections.cellsyntax import CellSyntax
 from nbinfra.connections.errormap import ErrorMapping, is_read_only_sql
 from nbinfra.connections.inline import NeedsLoop, driven
 from nbinfra.connections.settings import (
@@ -57,7 +58,7 @@ T = TypeVar("T")
 log = get_logger(__name__)
 
 
-class ConnectionManager(ErrorMapping, abc.ABC):
+class ConnectionManager(CellSyntax, ErrorMapping, abc.ABC):
     """What every connection manager offers; subclass one of the two bases below."""
 
     kind: ClassVar[str] = ""
@@ -74,53 +75,6 @@ class ConnectionManager(ErrorMapping, abc.ABC):
     # The line shown when a notebook interrupt cancels a call (the awaiting task is
     # cancelled; a backend that also stops the work on the server says so).
     interrupted: ClassVar[str] = "Interrupted: the call was cancelled"
-    # What ``%%conn`` does with a cell, read from the class the registry gives for a kind:
-    # a kind that speaks SQL has its cell split by ``split_script`` and its named binds
-    # (``bind_style``: ``":name"``, ``"@name"``...) filled from the notebook's variables.
-    speaks_sql: ClassVar[bool] = False
-    bind_style: ClassVar[str] = ":name"
-    # ``sql(..., frames=)`` (and ``execute_script``, if any) reads DataFrames by name; see
-    # frames.py for what ``%%conn`` passes.
-    frames_by_name: ClassVar[bool] = False
-
-    @classmethod
-    def split_script(cls, script: str) -> list[str]:
-        """The statements of ``script``, each run on its own (one unless SQL)."""
-        if not cls.speaks_sql:
-            text = script.strip()
-            return [text] if text else []
-        from nbinfra.connections.sqltext import split_statements
-
-        return split_statements(script)
-
-    @classmethod
-    def bind_names(cls, statement: str) -> list[str]:
-        """The names ``statement`` binds in this kind's ``bind_style`` (none unless SQL)."""
-        if not cls.speaks_sql:
-            return []
-        from nbinfra.connections.sqltext import placeholders
-
-        return list(dict.fromkeys(placeholders(statement, cls.bind_style)))
-
-    def table_names(self, statement: str) -> list[str]:
-        """The unqualified names ``statement`` reads as tables, per the engine's own parser
-        (no CTE names, nothing in literals or comments); none unless ``frames_by_name``."""
-        return []
-
-    @classmethod
-    def inline_settings(cls, target: str) -> dict[str, Any] | None:
-        """The settings for ``kind:target`` written inline (``%%conn sql:sqlite:///f.db``,
-        ``nbinfra.conn("sql:...")``), or None when this kind takes no inline target."""
-        return None
-
-    def statements(self, script: str) -> list[str]:
-        """``split_script`` for this connection; a kind whose dialect depends on its
-        settings (``sql``: the URL's) overrides it. ``%%conn`` calls this one."""
-        return self.split_script(script)
-
-    def binds(self, statement: str) -> list[str]:
-        """``bind_names`` for this connection (see ``statements``)."""
-        return self.bind_names(statement)
 
     def __init__(
         self,

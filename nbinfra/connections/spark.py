@@ -30,30 +30,38 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import os
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 
-from nbinfra._bounds import PositiveFloat
 from nbinfra._deadline import within
 from nbinfra._interrupt import call_interruptibly
-from nbinfra._secrets import Secret, remember
 from nbinfra.connections import sparktext
 from nbinfra.connections.base import BaseConnectionManager
 from nbinfra.connections.factory import ConnectionRegistry, ConnectionType
 from nbinfra.connections.inline import driven
-from nbinfra.connections.settings import ConnectionSettings, one_line
+from nbinfra.connections.settings import one_line
 from nbinfra.connections.sparkframes import SparkResult, collect, quiet_pandas, to_spark
 from nbinfra.connections.sparkjobs import JobGroup
+from nbinfra.connections.sparksettings import (
+    CONNECT_CONF,
+    CONNECT_PORT,
+    LOCAL_CONF,
+    NO_JAVA,
+    NOTEBOOK_CONF,
+    QUICK_CONF,
+    SparkSettings,
+    alive,
+    conf_text,
+    find_java,
+    live_session,
+    quiet,
+)
 from nbinfra.connections.types import QueryResult
 from nbinfra.errors import (
     ConnectionUnavailableError,
@@ -64,101 +72,11 @@ from nbinfra.errors import (
 )
 from nbinfra.progress import Progress
 
-__all__ = ["SparkConnectionManager", "SparkResult", "SparkSettings"]
+__all__ = ["QUICK_CONF", "SparkConnectionManager", "SparkResult", "SparkSettings"]
 
 T = TypeVar("T")
 
 CANCELLED = "Interrupted: the Spark jobs were cancelled (running tasks interrupted)"
-CONNECT_PORT = 15002
-NO_JAVA = (
-    "spark '{name}' needs Java 17 or later for a local session and none was found: "
-    "apt-get install openjdk-17-jre-headless (or set JAVA_HOME to a JDK), or set remote "
-    "to a Spark Connect server (sc://host:15002)."
-)
-# A notebook's defaults; ``conf`` entries win. Arrow for pandas in and out, Spark's console
-# progress bar off (nbinfra draws its own), few shuffle partitions on one machine.
-NOTEBOOK_CONF = {
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.ui.showConsoleProgress": "false",
-}
-LOCAL_CONF = {"spark.sql.shuffle.partitions": "8"}
-# A throwaway local session (tests, benchmarks): no UI, few partitions, loopback only.
-QUICK_CONF = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "2",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.host": "127.0.0.1",
-}
-# A Connect session takes runtime SQL settings only (the server's own are fixed).
-CONNECT_CONF = {"spark.sql.execution.arrow.pyspark.enabled": "true"}
-
-
-@dataclass
-class SparkSettings(ConnectionSettings):
-    """Where Spark runs: ``master`` (classic) or ``remote`` (Spark Connect)."""
-
-    master: str = "local[*]"
-    remote: str = ""  # sc://host:15002[/;token=...]: the token is redacted everywhere
-    url: str = ""  # either form
-    token: Secret = field(default_factory=lambda: Secret(""))  # Spark Connect bearer token
-    app_name: str = "nbinfra"
-    conf: dict[str, Any] = field(default_factory=dict)  # spark.* settings for the session
-    # Spark's log level (the JVM's, and PySpark's query-error loggers, which otherwise
-    # print every failed statement as JSON on stderr); nbinfra's errors say it in one line.
-    log_level: str = "FATAL"
-    embedded_start_timeout: PositiveFloat = 180.0  # seconds for a local session to start
-
-    def __post_init__(self) -> None:
-        for url in (self.remote, self.url, self.master):
-            for part in url.split(";")[1:]:
-                key, _, value = part.partition("=")
-                if key.strip().lower() == "token":
-                    remember(value)  # redacted from every message from now on
-
-    def connect_url(self) -> str:
-        """The Spark Connect URL (token included), or ``""`` for a classic session."""
-        url = next((u for u in (self.remote, self.url, self.master) if u), "")
-        if not url.startswith("sc://"):
-            return ""
-        token = self.token.reveal()
-        return url.rstrip("/") + f"/;token={token}" if token else url
-
-    def master_url(self) -> str:
-        url = self.url
-        return url if url and not url.startswith("sc://") else (self.master or "local[*]")
-
-    def target(self) -> str:
-        url = self.connect_url()
-        if not url:
-            return self.master_url()
-        base, *params = url.split(";")
-        shown = [p for p in params if p.partition("=")[0].strip().lower() != "token"]
-        hidden = " (token ********)" if len(shown) < len(params) else ""
-        return ";".join([base.rstrip("/"), *shown]) + hidden
-
-
-def _java() -> str | None:
-    """The java binary a local session would start (JAVA_HOME first, then PATH)."""
-    home = os.environ.get("JAVA_HOME", "")
-    if home:
-        binary = Path(home) / "bin" / "java"
-        return str(binary) if binary.exists() else None
-    return shutil.which("java")
-
-
-def _live_session() -> Any:
-    """The classic session already running in this process, if any."""
-    spark = SparkSession._instantiatedSession
-    return spark if spark is not None and _alive(spark) else None
-
-
-def _alive(spark: Any) -> bool:
-    with contextlib.suppress(Exception):
-        jsc = spark.sparkContext._jsc
-        return jsc is not None and not jsc.sc().isStopped()
-    return False
 
 
 @ConnectionRegistry.register(ConnectionType.SPARK)
@@ -229,7 +147,7 @@ class SparkConnectionManager(BaseConnectionManager):
 
     @property
     def pending_start(self) -> str | None:
-        if self._connected or not self.classic or _live_session() is not None:
+        if self._connected or not self.classic or live_session() is not None:
             return None
         return f"a local Spark session ({self.settings.master_url()})"
 
@@ -259,7 +177,7 @@ class SparkConnectionManager(BaseConnectionManager):
         await super().connect()
 
     def _open_sync(self) -> None:
-        if self._spark is not None and (not self.classic or _alive(self._spark)):
+        if self._spark is not None and (not self.classic or alive(self._spark)):
             return
         self._spark = None
         if self.classic:
@@ -268,19 +186,19 @@ class SparkConnectionManager(BaseConnectionManager):
             self._open_remote()
 
     def _start_local(self) -> None:
-        _quiet(self.settings.log_level)
-        live = _live_session()
+        quiet(self.settings.log_level)
+        live = live_session()
         if live is not None:
             self._spark, self._owned = live, False
             return
-        if _java() is None:
+        if find_java() is None:
             raise MissingDependencyError(NO_JAVA.format(name=self.name))
         s = self.settings
         master = s.master_url()
         builder = SparkSession.Builder().master(master).appName(s.app_name)
         conf = {**NOTEBOOK_CONF, **(LOCAL_CONF if master.startswith("local") else {}), **s.conf}
         for key, value in conf.items():
-            builder = builder.config(str(key), _conf_text(value))
+            builder = builder.config(str(key), conf_text(value))
         spark = builder.getOrCreate()
         with contextlib.suppress(Exception):
             spark.sparkContext.setLogLevel(s.log_level)
@@ -301,9 +219,9 @@ class SparkConnectionManager(BaseConnectionManager):
 
         builder = ConnectSession.Builder().remote(url)
         for key, value in {**CONNECT_CONF, **self.settings.conf}.items():
-            builder = builder.config(str(key), _conf_text(value))
+            builder = builder.config(str(key), conf_text(value))
         spark = builder.create()
-        _quiet(self.settings.log_level)
+        quiet(self.settings.log_level)
         try:
             spark.version  # noqa: B018 - the first round trip: the server answers
         except BaseException:
@@ -331,7 +249,7 @@ class SparkConnectionManager(BaseConnectionManager):
         if spark is None:
             return False
         if self.classic:
-            return _alive(spark)
+            return alive(spark)
         return not getattr(spark, "is_stopped", False)
 
     def _require(self) -> Any:
@@ -523,20 +441,3 @@ def _args(statement: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
             f"(given: {', '.join(sorted(map(str, given))) or 'none'})."
         )
     return {n: given[n] for n in names}
-
-
-def _quiet(level: str) -> None:
-    """PySpark's loggers of failed statements at ``level`` (they print each one as JSON)."""
-    import logging
-
-    from pyspark.logger import PySparkLogger
-
-    name = level.upper()
-    value = logging.CRITICAL + 1 if name in ("FATAL", "OFF") else logging.getLevelName(name)
-    for logger in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
-        with contextlib.suppress(Exception):
-            PySparkLogger.getLogger(logger).setLevel(value if isinstance(value, int) else 50)
-
-
-def _conf_text(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
