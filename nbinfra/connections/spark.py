@@ -199,7 +199,8 @@ class SparkConnectionManager(BaseConnectionManager):
         conf = {**NOTEBOOK_CONF, **(LOCAL_CONF if master.startswith("local") else {}), **s.conf}
         for key, value in conf.items():
             builder = builder.config(str(key), conf_text(value))
-        spark = builder.getOrCreate()
+        with quiet_pandas():  # PySpark warns about pandas 3 while it starts
+            spark = builder.getOrCreate()
         with contextlib.suppress(Exception):
             spark.sparkContext.setLogLevel(s.log_level)
         self._spark, self._owned = spark, True
@@ -220,7 +221,8 @@ class SparkConnectionManager(BaseConnectionManager):
         builder = ConnectSession.Builder().remote(url)
         for key, value in {**CONNECT_CONF, **self.settings.conf}.items():
             builder = builder.config(str(key), conf_text(value))
-        spark = builder.create()
+        with quiet_pandas():
+            spark = builder.create()
         quiet(self.settings.log_level)
         try:
             spark.version  # noqa: B018 - the first round trip: the server answers
