@@ -8,7 +8,10 @@ inherits these; a kind overrides what differs.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from nbinfra.connections.profile import ProfileSQL
 
 __all__ = ["CellSyntax"]
 
@@ -24,6 +27,9 @@ class CellSyntax:
     # ``sql(..., frames=)`` (and ``execute_script``, if any) reads DataFrames by name; see
     # frames.py for what ``%%conn`` passes.
     frames_by_name: ClassVar[bool] = False
+    # The sqlglot name of the SQL dialect the kind speaks (``duckdb``, ``postgres``...): the
+    # rules the SQL nbinfra writes for it (profiles, plots) follows; None: standard SQL.
+    dialect_name: ClassVar[str | None] = None
 
     @classmethod
     def split_script(cls, script: str) -> list[str]:
@@ -63,3 +69,17 @@ class CellSyntax:
     def binds(self, statement: str) -> list[str]:
         """``bind_names`` for this connection (see ``statements``)."""
         return self.bind_names(statement)
+
+    def sql_dialect(self) -> str | None:
+        """``dialect_name`` for this connection; the ``sql`` kind's is its URL's."""
+        return self.dialect_name
+
+    def profile_sql(self) -> ProfileSQL:
+        """The SQL that profiles a table on this connection (see connections/profile.py)."""
+        from nbinfra.connections.profile import ProfileSQL
+
+        if not self.speaks_sql:
+            from nbinfra.errors import QueryError
+
+            raise QueryError("This connection does not speak SQL: no table to profile.")
+        return ProfileSQL(self.sql_dialect())

@@ -90,6 +90,7 @@ class DuckDBConnectionManager(BaseConnectionManager):
 
     kind = "duckdb"
     speaks_sql = True
+    dialect_name = "duckdb"
     settings_class = DuckDBSettings
     direct_sync = True
     frames_by_name = True

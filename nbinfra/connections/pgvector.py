@@ -61,6 +61,7 @@ class PgVectorConnectionManager(VectorStore, PostgresConnectionManager):
 
     kind = "pgvector"
     speaks_sql = True
+    dialect_name = "postgres"
     settings_class = PgVectorSettings
     settings: PgVectorSettings
 

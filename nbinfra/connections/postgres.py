@@ -125,6 +125,7 @@ class PostgresConnectionManager(ScriptMixin, CopyMixin, AsyncBaseConnectionManag
 
     kind = "postgres"
     speaks_sql = True
+    dialect_name = "postgres"
     # psycopg sends a cancel request when the awaiting task is cancelled
     interrupted = "Interrupted: the query was cancelled on the server"
     settings_class = PostgresSettings

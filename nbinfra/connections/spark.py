@@ -85,6 +85,7 @@ class SparkConnectionManager(BaseConnectionManager):
 
     kind = "spark"
     speaks_sql = True
+    dialect_name = "spark"
     bind_style = ":name"
     frames_by_name: ClassVar[bool] = True
     settings_class = SparkSettings

@@ -141,6 +141,10 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
     def binds(self, statement: str) -> list[str]:
         return self.text.binds(statement)
 
+    def sql_dialect(self) -> str | None:
+        """The URL's dialect (sqlglot's name: ``mysql`` for MariaDB, ``sqlite``...)."""
+        return DIALECTS.get(self.backend)
+
     @property
     def engine(self) -> Any:
         """The live ``sqlalchemy.Engine`` (None until connected)."""

@@ -27,7 +27,7 @@ __all__ = [
 
 LLM_SUBCOMMANDS = ("chats", "history", "list", "map", "replay", "reset", "usage", "use")
 CACHE_SUBCOMMANDS = ("clear", "delete", "get", "list", "set", "stats", "use")
-CONN_SUBCOMMANDS = ("health", "list", "use")
+CONN_SUBCOMMANDS = ("health", "list", "profile", "use")
 REPLAY_MODES = ("load", "off", "on", "record")
 HELP_OPTIONS = ("-h", "--help")  # every magic answers them with its help text
 # Options a %cache sub-command reads after its own arguments.
@@ -188,7 +188,7 @@ def _conn(magics: Any, line: _Line) -> list[Candidate]:
     if not line.positionals:
         commands = [] if line.cell or line.options_used else _typed(CONN_SUBCOMMANDS, "command")
         return [*commands, *_connections()]
-    if len(line.positionals) == 1 and line.positionals[0] in ("use", "health"):
+    if len(line.positionals) == 1 and line.positionals[0] in ("use", "health", "profile"):
         return _typed(connection_names(), "connection")
     return []
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import difflib
 import re
+import shlex
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -36,9 +37,10 @@ class ConnLine(NamedTuple):
 
 
 _NO_NAME = (
-    "Usage: %conn list | health [NAME] | use NAME | NAME QUERY, or %%conn [NAME] "
-    "with the query in the cell."
+    "Usage: %conn list | health [NAME] | use NAME | profile NAME TABLE | NAME QUERY, "
+    "or %%conn [NAME] with the query in the cell."
 )
+_TAKES_OUTPUT = frozenset({"profile"})  # sub-commands whose result -o keeps
 
 
 def parse(line: str, cell: str | None = None) -> ConnLine:
@@ -62,10 +64,18 @@ def parse(line: str, cell: str | None = None) -> ConnLine:
         return ConnLine(None, [], args, args.command[0] if args.command else None, cell)
     args, rest = parse_options(parser, line)
     word, query = first_word(rest)
+    if word in _TAKES_OUTPUT:  # options may follow its words: profile duckdb t -o prof
+        after = parse_all(parser, query, most=6)
+        if args.output and after.output:
+            raise UsageError("-o given twice.")
+        after.output = after.output or args.output
+        args, query = after, " ".join(shlex.quote(word) for word in after.command)
     if word in SUBCOMMANDS:
-        if args.output or args.limit is not None or args.params or args.autocommit:
-            raise UsageError(f"%conn {word} takes no -o/--limit/--params/--autocommit.")
-        argv = [t.value for t in tokens(query, 3)]  # none takes more than 1 word
+        if args.limit is not None or args.params or args.autocommit:
+            raise UsageError(f"%conn {word} takes no --limit/--params/--autocommit.")
+        if args.output and word not in _TAKES_OUTPUT:
+            raise UsageError(f"%conn {word} takes no -o.")
+        argv = [t.value for t in tokens(query, 3)]  # none takes more than 2 words
         return ConnLine(word, argv, args, None, "")
     if not word:
         raise UsageError(_NO_NAME)
@@ -74,15 +84,18 @@ def parse(line: str, cell: str | None = None) -> ConnLine:
 
 def run(magics: Any, line: str, cell: str | None) -> Any:
     parsed = parse(line, cell)
-    if parsed.command is not None:
-        return SUBCOMMANDS[parsed.command](magics, parsed.argv)
     name, args = parsed.name, parsed.options
+    if args.output:
+        check_output_name(args.output, getattr(magics.shell, "user_ns_hidden", ()))
+    if parsed.command is not None:
+        result = SUBCOMMANDS[parsed.command](magics, parsed.argv)
+        if args.output:
+            magics.user_ns[args.output] = result
+        return result
     if name is not None:
         _check_name(name, kinds=True)
     if not parsed.query:
         raise UsageError(f"No query for {name!r}: %conn {name} QUERY, or %%conn {name}.")
-    if args.output:
-        check_output_name(args.output, getattr(magics.shell, "user_ns_hidden", ()))
     return execute(magics, args, name, parsed.query)
 
 
@@ -250,6 +263,13 @@ def _use(magics: Any, argv: list[str]) -> Any:
     return None
 
 
+def _profile(magics: Any, argv: list[str]) -> Any:
+    if len(argv) != 2:
+        raise UsageError("Usage: %conn profile NAME TABLE (-o VAR keeps the profile)")
+    _check_name(argv[0], kinds=True)
+    return _connection(argv[0]).profile(argv[1])
+
+
 def _check_name(name: str, *, kinds: bool = False) -> None:
     """A configured connection's name (or, with ``kinds``, a kind: ``%conn duckdb ...``)."""
     names = sorted(_specs())
@@ -283,5 +303,6 @@ def connection_names() -> list[str]:
 SUBCOMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {
     "health": _health,
     "list": _list,
+    "profile": _profile,
     "use": _use,
 }

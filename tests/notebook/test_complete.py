@@ -79,17 +79,22 @@ def test_conn_d_completes_duckdb_alone(ip: TestingShell, configured: Session) ->
 
 def test_conn_names_kinds_and_subcommands(ip: TestingShell, configured: Session) -> None:
     found = tab(ip, "%conn ")
-    assert found[:5] == [
+    assert found[:6] == [
         ("health", "command"),
         ("list", "command"),
+        ("profile", "command"),
         ("use", "command"),
         ("duckdb", "connection"),
         ("warehouse", "connection"),
     ]
-    kinds = [t for t, kind in found[5:] if kind == "kind"]
+    kinds = [t for t, kind in found[6:] if kind == "kind"]
     assert kinds == sorted(kinds) and {"postgres", "redis", "s3"} <= set(kinds)
     assert "duckdb" not in kinds  # a configured name is offered once, as a connection
-    assert tab(ip, "%conn p") == [("pgvector", "kind"), ("postgres", "kind")]
+    assert tab(ip, "%conn p") == [
+        ("profile", "command"),
+        ("pgvector", "kind"),
+        ("postgres", "kind"),
+    ]
     assert tab(ip, "%conn use w") == [("warehouse", "connection")]
     assert tab(ip, "%conn health d") == [("duckdb", "connection")]
     assert texts(ip, "%conn -o r ") == ["duckdb", "warehouse", *kinds]  # no sub-command now
