@@ -39,6 +39,7 @@ HEAVY = {
     "pandas",
     "numpy",
     "pyarrow",
+    "matplotlib",
     "ipywidgets",
     "IPython",
     "httpx",

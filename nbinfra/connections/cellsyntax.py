@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from nbinfra.connections.plotsql import PlotSQL
     from nbinfra.connections.profile import ProfileSQL
 
 __all__ = ["CellSyntax"]
@@ -83,3 +84,13 @@ class CellSyntax:
 
             raise QueryError("This connection does not speak SQL: no table to profile.")
         return ProfileSQL(self.sql_dialect())
+
+    def plot_sql(self) -> PlotSQL:
+        """The SQL of plots computed on this connection (see connections/plotsql.py)."""
+        from nbinfra.connections.plotsql import PlotSQL
+
+        if not self.speaks_sql:
+            from nbinfra.errors import QueryError
+
+            raise QueryError("This connection does not speak SQL: --plot needs a SQL query.")
+        return PlotSQL(self.sql_dialect())

@@ -131,6 +131,13 @@ class QueryResult:
             return native_pl()
         return polars.DataFrame(self.rows, schema=list(self.columns), orient="row")
 
+    def plot(self, kind: str, x: str | None = None, y: str | None = None, **options: Any) -> Any:
+        """A matplotlib Figure of these rows (``hist``, ``bar``, ``line``, ``scatter``,
+        ``box``); for a query too big to pull, ``%%conn NAME --plot`` computes in the engine."""
+        from nbinfra.plots import plot_result
+
+        return plot_result(self, kind, x, y, **options)
+
     def arrow(self) -> Any:
         """A pyarrow Table (zero-copy when the driver produced Arrow)."""
         native_arrow = getattr(self.native, "arrow", None)

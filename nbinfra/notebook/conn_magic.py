@@ -55,6 +55,8 @@ def parse(line: str, cell: str | None = None) -> ConnLine:
     parser = magic_parser("conn")
     if cell is not None:
         args = parse_all(parser, line)  # %%conn: options may follow the name
+        if args.plot:  # %%conn NAME --plot KIND COL...
+            _plot_words(args)
         if len(args.command) > 1:
             raise UsageError(
                 "%%conn takes one connection name on its line; put the query in the cell."
@@ -63,6 +65,8 @@ def parse(line: str, cell: str | None = None) -> ConnLine:
             raise UsageError("The cell is empty: write the query below %%conn.")
         return ConnLine(None, [], args, args.command[0] if args.command else None, cell)
     args, rest = parse_options(parser, line)
+    if args.plot:
+        raise UsageError("--plot is for a %%conn cell: %%conn NAME --plot KIND COL...")
     word, query = first_word(rest)
     if word in _TAKES_OUTPUT:  # options may follow its words: profile duckdb t -o prof
         after = parse_all(parser, query, most=6)
@@ -136,6 +140,8 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
             f"--autocommit is for SQL connections; {conn.manager.kind or name!r} is not one."
         )
     values = ChainMap(extra, ns)
+    if getattr(args, "plot", None):
+        return _plot(magics, args, conn, statements, values)
     # A kind that reads DataFrames by name: the notebook's pandas/Polars/Arrow variables
     # among the names each statement reads as tables (the kind's own parser says which).
     frames = _Frames(conn.manager, ns) if sql and manager.frames_by_name else None
@@ -177,6 +183,33 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
         for result in results[:-1]:
             display(result)
     return results[-1]
+
+
+def _plot_words(args: Any) -> None:
+    """``--plot KIND COL...`` -> ``args.plot`` (the kind) and ``args.plot_columns``."""
+    from nbinfra.plots import KINDS
+
+    kind, *columns = args.plot
+    if kind not in KINDS:
+        raise UsageError(f"--plot {kind}: use one of {', '.join(KINDS)}, then the columns.")
+    if not columns:
+        raise UsageError(f"Usage: %%conn NAME --plot {kind} COL...: name the columns to plot.")
+    args.plot, args.plot_columns = kind, columns
+
+
+def _plot(magics: Any, args: Any, conn: Any, statements: list[str], values: Any) -> Any:
+    """``--plot``: the cell's one query, plotted with its aggregates computed in the engine."""
+    if len(statements) != 1:
+        raise UsageError("--plot takes one query in the cell (a SELECT); run the others first.")
+    from nbinfra.plots import plot_query
+
+    params = sql_params(conn.manager.binds(statements[0]), values) or None
+    figure = plot_query(
+        conn, statements[0], args.plot, args.plot_columns, params=params, bins=args.bins
+    )
+    if args.output:
+        magics.user_ns[args.output] = figure
+    return figure
 
 
 class _Frames:

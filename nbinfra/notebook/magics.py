@@ -230,10 +230,18 @@ class NbinfraMagics(Magics):
         "transaction, rolled back on any failure, unless it has its own BEGIN/COMMIT).",
     )
     @argument(
+        "--plot",
+        nargs="+",
+        metavar="KIND COL",
+        help="%%conn NAME --plot hist|bar|line|box|scatter COL...: plot the cell's query with "
+        "the aggregates computed in the engine (only the bins/groups/sample are fetched).",
+    )
+    @argument("--bins", type=int, default=20, metavar="N", help="Histogram bins (--plot hist).")
+    @argument(
         "command",
         nargs="*",
-        help="list | health [NAME] | use NAME | NAME QUERY. In %%conn the query is the cell "
-        "body; SQL ':name' binds the variable name as a parameter.",
+        help="list | health [NAME] | use NAME | profile NAME TABLE | NAME QUERY. In %%conn "
+        "the query is the cell body; SQL ':name' binds the variable name as a parameter.",
     )
     @no_var_expand
     @line_cell_magic

@@ -106,7 +106,8 @@ def test_conn_options(ip: TestingShell, configured: Session) -> None:
     assert {kind for _, kind in options} == {"option"}
     assert texts(ip, "%conn --l") == ["--limit"]
     assert texts(ip, "%conn --h") == ["--help"] and texts(ip, "%llm -h") == ["-h"]
-    assert texts(ip, "%%conn duckdb --p") == ["--params"]  # %%conn: options after the name
+    assert texts(ip, "%%conn duckdb --pa") == ["--params"]  # %%conn: options after the name
+    assert texts(ip, "%%conn duckdb --p") == ["--params", "--plot"]
 
 
 def test_cell_conn_completes_only_its_first_line(ip: TestingShell, configured: Session) -> None:

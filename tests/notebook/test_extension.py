@@ -30,6 +30,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 HEAVY = (
     "pandas",
     "numpy",
+    "matplotlib",
     "pyarrow",
     "ipywidgets",
     "httpx",

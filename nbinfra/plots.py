@@ -1,0 +1,222 @@
+"""Plots: aggregates computed in the engine (``plot_query``), or from rows already pulled
+(``plot_result``, ``QueryResult.plot``), drawn with matplotlib (``pip install
+'nbinfra[plot]'``; imported on first use, never by ``import nbinfra``).
+
+``plot_query(conn, query, kind, columns)`` wraps ``query`` as a subquery and asks the
+engine only for what is drawn (see connections/plotsql.py): a 100M-row table's histogram
+fetches its bins. ``PlotData`` keeps those numbers and how many rows came back; the
+figure carries it as ``figure.nbinfra_plot``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nbinfra.connections.plotsql import QUARTILES, PlotSQL
+from nbinfra.connections.types import QueryResult
+from nbinfra.errors import QueryError
+
+__all__ = ["KINDS", "PlotData", "draw", "plot_query", "plot_result"]
+
+KINDS = ("bar", "box", "hist", "line", "scatter")
+PLOT_HINT = "pip install 'nbinfra[plot]'"
+BINS = 20
+CAP = 10_000  # rows at most for line and scatter; groups at most for bar: 50
+BAR_CAP = 50
+
+
+class _Runs(Protocol):
+    def sql(self, statement: str, params: Any = None, limit: int | None = None) -> QueryResult: ...
+
+
+@dataclass
+class PlotData:
+    """What a plot draws: ``x``/``y`` series (hist: bin edges and counts; box: the five
+    numbers per column) and the rows the engine sent back for it."""
+
+    kind: str
+    columns: list[str]
+    x: list[Any] = field(default_factory=list)
+    y: list[Any] = field(default_factory=list)
+    boxes: list[dict[str, float]] = field(default_factory=list)
+    rows_fetched: int = 0
+    statements: list[str] = field(default_factory=list)
+
+
+def _arity(kind: str, columns: list[str]) -> None:
+    if kind not in KINDS:
+        raise QueryError(f"Unknown plot {kind!r}: use one of {', '.join(KINDS)}.")
+    need = {"hist": (1, 1), "box": (1, 8), "bar": (1, 2), "line": (2, 2), "scatter": (2, 2)}
+    low, high = need[kind]
+    if not low <= len(columns) <= high:
+        what = {"hist": "COL", "box": "COL...", "bar": "X [Y]", "line": "X Y", "scatter": "X Y"}
+        raise QueryError(f"--plot {kind} takes {what[kind]}; got {len(columns)} column(s).")
+
+
+class _Session:
+    """Runs the plot's statements on ``conn`` and counts the rows they return."""
+
+    def __init__(self, conn: _Runs, params: Any, data: PlotData) -> None:
+        self.conn, self.params, self.data = conn, params, data
+
+    def rows(self, statement: str) -> list[tuple[Any, ...]]:
+        result = self.conn.sql(statement, self.params)
+        self.data.rows_fetched += len(result.rows)
+        self.data.statements.append(statement)
+        return result.rows
+
+
+def _float(value: Any) -> float:
+    return float(value)
+
+
+def plot_data(
+    conn: _Runs,
+    query: str,
+    kind: str,
+    columns: list[str],
+    *,
+    dialect: str | None,
+    params: Any = None,
+    bins: int = BINS,
+    cap: int = CAP,
+) -> PlotData:
+    """The numbers of a ``kind`` plot of ``query``'s ``columns``, computed in the engine."""
+    _arity(kind, columns)
+    if bins < 1:
+        raise QueryError("--bins must be 1 or more.")
+    gen = PlotSQL(dialect)
+    data = PlotData(kind, list(columns))
+    run = _Session(conn, params, data)
+    if kind == "hist":
+        low, high, count = run.rows(gen.range_sql(query, columns[0]))[0]
+        if not count:
+            return data
+        low, high = _float(low), _float(high)
+        width = (high - low) / bins if high > low else 1.0
+        counts = [0] * bins
+        for index, n in run.rows(gen.hist_sql(query, columns[0], bins, low, high)):
+            counts[int(index)] += int(n)
+        data.x = [low + i * width for i in range(bins + 1)]
+        data.y = counts
+    elif kind == "box":
+        for column in columns:
+            data.boxes.append(_box(run, gen, query, column))
+    elif kind == "bar":
+        y = columns[1] if len(columns) > 1 else None
+        for x, value in run.rows(gen.bar_sql(query, columns[0], y, BAR_CAP)):
+            data.x.append(x)
+            data.y.append(_float(value) if value is not None else 0.0)
+    else:
+        total = int(run.rows(gen.count_sql(query))[0][0])
+        if kind == "line":
+            statement = gen.line_sql(query, columns[0], columns[1], math.ceil(total / cap))
+        else:
+            fraction = min(1.0, 1.2 * cap / total) if total else 1.0
+            statement = gen.scatter_sql(query, columns[0], columns[1], fraction, cap)
+        for x, y in run.rows(statement):
+            data.x.append(x)
+            data.y.append(y)
+    return data
+
+
+def _box(run: _Session, gen: PlotSQL, query: str, column: str) -> dict[str, float]:
+    statement = gen.box_sql(query, column)
+    if statement is not None:
+        low, q1, med, q3, high, _count = (_float(v) for v in run.rows(statement)[0])
+        return {"whislo": low, "q1": q1, "med": med, "q3": q3, "whishi": high}
+    # No quantile function (SQLite, MySQL): each quartile from the two values around it.
+    low, high, count = run.rows(gen.range_sql(query, column))[0]
+    if not count:
+        raise QueryError(f"{column!r} has no values to draw a box of.")
+    values = {"whislo": _float(low), "whishi": _float(high)}
+    for name, q in zip(("q1", "med", "q3"), QUARTILES, strict=True):
+        position = q * (int(count) - 1)
+        below = math.floor(position)
+        pair = [_float(row[0]) for row in run.rows(gen.nth_sql(query, column, below))]
+        above = pair[1] if len(pair) > 1 else pair[0]
+        values[name] = pair[0] + (above - pair[0]) * (position - below)
+    return values
+
+
+def _figure() -> tuple[Any, Any]:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        from nbinfra.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"matplotlib is not installed: {PLOT_HINT}", hint=PLOT_HINT
+        ) from exc
+    fig, ax = plt.subplots()
+    plt.close(fig)  # shown once, as the cell's value, not again by the inline backend
+    return fig, ax
+
+
+def draw(data: PlotData) -> Any:
+    """A matplotlib ``Figure`` of ``data`` (``figure.nbinfra_plot`` is ``data``)."""
+    fig, ax = _figure()
+    if data.kind == "hist":
+        if data.y:
+            widths = [b - a for a, b in zip(data.x, data.x[1:], strict=False)]
+            ax.bar(data.x[:-1], data.y, width=widths, align="edge")
+        ax.set_xlabel(data.columns[0])
+        ax.set_ylabel("count")
+    elif data.kind == "box":
+        stats = [dict(box, label=col) for box, col in zip(data.boxes, data.columns, strict=True)]
+        ax.bxp(stats, showfliers=False)
+    elif data.kind == "bar":
+        ax.bar([str(x) for x in data.x], data.y)
+        ax.set_xlabel(data.columns[0])
+        ax.set_ylabel(f"sum of {data.columns[1]}" if len(data.columns) > 1 else "count")
+    else:
+        (ax.plot if data.kind == "line" else ax.scatter)(data.x, data.y)
+        ax.set_xlabel(data.columns[0])
+        ax.set_ylabel(data.columns[1])
+    fig.nbinfra_plot = data
+    return fig
+
+
+def plot_query(
+    conn: Any,
+    query: str,
+    kind: str,
+    columns: list[str],
+    *,
+    params: Any = None,
+    bins: int = BINS,
+) -> Any:
+    """A ``Figure`` of ``query`` on ``conn`` (a ``nbinfra.conn(...)``) with the plot's
+    aggregates computed in the engine."""
+    dialect = conn.manager.plot_sql().dialect
+    return draw(plot_data(conn, query, kind, columns, dialect=dialect, params=params, bins=bins))
+
+
+def plot_result(
+    result: QueryResult, kind: str, x: str | None = None, y: str | None = None, *, bins: int = BINS
+) -> Any:
+    """A ``Figure`` of rows already pulled (``result.plot("hist", x="price")``)."""
+    columns = [c for c in (x, y) if c is not None]
+    _arity(kind, columns)
+    for column in columns:
+        if column not in result.columns:
+            raise QueryError(f"No column {column!r} in the result: {', '.join(result.columns)}.")
+    frame = result.df()
+    fig, ax = _figure()
+    if kind == "hist":
+        ax.hist(frame[columns[0]].dropna(), bins=bins)
+    elif kind == "box":
+        ax.boxplot([frame[c].dropna() for c in columns], tick_labels=columns)
+    elif kind == "bar":
+        groups = frame.groupby(columns[0])
+        values = groups[columns[1]].sum() if len(columns) > 1 else groups.size()
+        ax.bar([str(v) for v in values.index], values.to_numpy())
+    elif kind == "line":
+        ordered = frame.sort_values(columns[0])
+        ax.plot(ordered[columns[0]], ordered[columns[1]])
+    else:
+        ax.scatter(frame[columns[0]], frame[columns[1]])
+    ax.set_xlabel(columns[0])
+    return fig

@@ -1,0 +1,107 @@
+"""Plots computed in the engine, on real DuckDB, PostgreSQL and SQLite, checked against
+numpy on the same data; and plots of rows already pulled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbinfra.connections.sync import SyncConnection, conn
+from nbinfra.errors import QueryError
+from nbinfra.plots import plot_query
+from nbinfra.session import Session
+from nbinfra.testing import PostgresServer
+
+np = pytest.importorskip("numpy")
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+VALUES = np.random.default_rng(11).normal(50.0, 15.0, size=3_000)
+
+
+def fill(c: SyncConnection, table: str, float_type: str) -> None:
+    c.sql(f"DROP TABLE IF EXISTS {table}")
+    c.sql(f"CREATE TABLE {table} (v {float_type}, g INTEGER)")
+    rows = ", ".join(f"({float(v)!r}, {i % 4})" for i, v in enumerate(VALUES))
+    c.sql(f"INSERT INTO {table} VALUES {rows}, (NULL, 9)")
+
+
+def check_numbers(c: SyncConnection, table: str) -> None:
+    query = f"SELECT v, g FROM {table} WHERE g >= :low"
+    fig = plot_query(c, query, "hist", ["v"], params={"low": 0}, bins=17)
+    data = fig.nbinfra_plot
+    counts, edges = np.histogram(VALUES, bins=17)
+    assert data.y == counts.tolist()
+    assert np.allclose(data.x, edges)
+    assert data.rows_fetched <= 1 + 17  # the range row, then one row per non-empty bin
+    assert sum(p.get_height() for p in fig.axes[0].patches) == len(VALUES)
+    box = plot_query(c, query, "box", ["v"], params={"low": 0}).nbinfra_plot.boxes[0]
+    q1, med, q3 = np.quantile(VALUES, [0.25, 0.5, 0.75])
+    assert box["q1"] == pytest.approx(q1) and box["med"] == pytest.approx(med)
+    assert box["q3"] == pytest.approx(q3) and box["whishi"] == pytest.approx(VALUES.max())
+    bar = plot_query(c, query, "bar", ["g", "v"], params={"low": 0}).nbinfra_plot
+    sums = {g: VALUES[g::4].sum() for g in range(4)}
+    assert dict(zip(bar.x, bar.y, strict=True)) == pytest.approx({**sums, 9: 0.0})
+    line = plot_query(c, query, "line", ["v", "g"], params={"low": 0}).nbinfra_plot
+    assert line.x == sorted(line.x) and len(line.x) == len(VALUES)
+
+
+@pytest.fixture
+def duck(nbinfra_session: Session) -> SyncConnection:
+    c = conn("duckdb")
+    fill(c, "t", "DOUBLE")
+    return c
+
+
+def test_duckdb_plots_match_numpy(duck: SyncConnection) -> None:
+    check_numbers(duck, "t")
+
+
+def test_sqlite_plots_match_numpy(nbinfra_session: Session, tmp_path: Path) -> None:
+    c = conn(f"sql:sqlite:///{tmp_path / 'p.db'}")
+    fill(c, '"my t"', "REAL")
+    check_numbers(c, '"my t"')
+
+
+def test_postgres_plots_match_numpy(
+    nbinfra_session: Session, postgres_server: PostgresServer
+) -> None:
+    from nbinfra.connections.postgres import PostgresConnectionManager
+
+    c = SyncConnection(PostgresConnectionManager(url=postgres_server.url))
+    try:
+        fill(c, "plot_t", "DOUBLE PRECISION")
+        check_numbers(c, "plot_t")
+    finally:
+        c.sql("DROP TABLE IF EXISTS plot_t")
+        c.close()
+
+
+def test_ten_million_rows_fetch_only_the_bins(nbinfra_session: Session) -> None:
+    c = conn("duckdb")
+    c.sql("CREATE TABLE big AS SELECT (i * 7919) % 10007 AS v FROM range(10000000) r(i)")
+    data = plot_query(c, "SELECT v FROM big", "hist", ["v"], bins=50).nbinfra_plot
+    assert data.rows_fetched == 1 + 50
+    assert sum(data.y) == 10_000_000 and data.x[0] == 0 and data.x[-1] == 10006
+    scatter = plot_query(c, "SELECT v, v AS w FROM big", "scatter", ["v", "w"]).nbinfra_plot
+    assert 1_000 < len(scatter.x) <= 10_000 and scatter.rows_fetched == 1 + len(scatter.x)
+
+
+def test_sample_and_arity_errors(duck: SyncConnection) -> None:
+    with pytest.raises(QueryError, match="--plot line takes X Y; got 1"):
+        plot_query(duck, "SELECT * FROM t", "line", ["v"])
+    with pytest.raises(QueryError, match="Unknown plot 'pie'"):
+        plot_query(duck, "SELECT * FROM t", "pie", ["v"])
+
+
+def test_result_plot_draws_rows_already_pulled(duck: SyncConnection) -> None:
+    result = duck.sql("SELECT v, g FROM t WHERE v IS NOT NULL")
+    fig = result.plot("hist", x="v", bins=17)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == np.histogram(VALUES, bins=17)[0].tolist()
+    bars: Any = result.plot("bar", x="g").axes[0].patches
+    assert [b.get_height() for b in bars] == [750, 750, 750, 750]
+    with pytest.raises(QueryError, match="No column 'nope'"):
+        result.plot("hist", x="nope")
