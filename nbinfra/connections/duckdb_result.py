@@ -62,6 +62,16 @@ class DuckDBResult(QueryResult):
     def rows(self, value: list[tuple[Any, ...]]) -> None:
         self._rows = value
 
+    def head(self, n: int) -> list[tuple[Any, ...]]:
+        """The first ``n`` rows, fetched alone while DuckDB holds the result."""
+        if self._rows is None:
+            with self._lock:
+                if self._relation is not None:
+                    rows: list[tuple[Any, ...]] = self._relation.limit(n).fetchall()
+                    return rows
+                return _rows_of(self._table.slice(0, n))
+        return self._rows[:n]
+
     def __len__(self) -> int:
         return int(self.rowcount or 0)
 

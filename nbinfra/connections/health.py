@@ -19,15 +19,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nbinfra._deadline import within
 from nbinfra.connections.types import HealthStatus
+from nbinfra.logs import get_logger
 
 if TYPE_CHECKING:
     from nbinfra.session import Session
 
-__all__ = ["HEALTH_BOUND", "LIST_BOUND", "HealthReport", "check_health", "configured"]
+__all__ = [
+    "HEALTH_BOUND",
+    "LIST_BOUND",
+    "HealthReport",
+    "HealthRun",
+    "check_health",
+    "configured",
+    "start_health",
+]
 
 LIST_BOUND = 2.5  # seconds for each check in a listing (all of them run at once)
 HEALTH_BOUND = 10.0  # seconds for a check asked for with start=True
@@ -72,57 +82,121 @@ def check_health(
     """
     from nbinfra import _loop
 
-    current = _session(session)
-    specs = configured(current)
-    names = list(specs) if names is None else names
-    out: dict[str, HealthStatus] = {}
-    checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = {}
-    bounds: dict[str, float] = {}
-    for name in names:
-        try:
-            manager = _manager(name, current)
-            pending = manager.pending_start
-        except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
-            out[name] = _failed(specs.get(name), exc)
-            continue
-        bounds[name] = HEALTH_BOUND if start else LIST_BOUND
-        if pending and not start:
-            out[name] = HealthStatus(
-                ok=False, kind=manager.kind, target=manager.target, started=False
-            )
-            continue
-        extra = float(getattr(manager.settings, "embedded_start_timeout", 0.0))
-        if pending and extra:
-            bounds[name] += extra
-            print(
-                f"Starting {pending} for '{name}' (a first start initialises it and can take "
-                f"a minute; up to {extra:g} s)...",
-                flush=True,
-            )
-        checks[name] = manager.health_check
-    cache_checks = (
-        {kind: _cache_check(kind, current) for kind in _cache_kinds(current)} if caches else {}
-    )
+    plan = _Plan(names, start, caches, _session(session), slow_hint)
+    if plan.checks or plan.cache_checks:
+        return _loop.run_sync(plan.run(None))
+    return plan.report()
 
-    async def bounded(name: str, run: Callable[[], Awaitable[Any]], bound: float, spec: Any) -> Any:
+
+class HealthRun(NamedTuple):
+    """``start_health``'s answer: what is being checked, and the report to come."""
+
+    connections: list[str]  # names, in the order asked
+    caches: list[str]  # cache kinds
+    ready: dict[str, HealthStatus]  # connections answered without a check
+    future: Future[HealthReport]
+
+
+def start_health(
+    names: list[str] | None = None,
+    *,
+    caches: bool = False,
+    session: Session | None = None,
+    slow_hint: Callable[[str], str] | None = None,
+    on_status: Callable[[str, str, HealthStatus], None] | None = None,
+) -> HealthRun:
+    """``check_health`` without waiting: the checks run on nbinfra's loop and
+    ``on_status(group, name, status)`` (group ``connection`` or ``cache``) is called there
+    as each one returns; the returned ``future`` completes with the whole report."""
+    from nbinfra import _loop
+
+    plan = _Plan(names, False, caches, _session(session), slow_hint)
+    future: Future[HealthReport] = asyncio.run_coroutine_threadsafe(
+        plan.run(on_status), _loop.get_loop()
+    )
+    return HealthRun(plan.names, list(plan.cache_checks), dict(plan.out), future)
+
+
+class _Plan:
+    """The checks one listing runs: built on the caller's thread, run on the loop."""
+
+    def __init__(
+        self,
+        names: list[str] | None,
+        start: bool,
+        caches: bool,
+        current: Session,
+        slow_hint: Callable[[str], str] | None,
+    ) -> None:
+        self.specs = specs = configured(current)
+        self.names = list(specs) if names is None else names
+        self.start = start
+        self.slow_hint = slow_hint
+        self.out: dict[str, HealthStatus] = {}
+        self.checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = {}
+        self.bounds: dict[str, float] = {}
+        for name in self.names:
+            try:
+                manager = _manager(name, current)
+                pending = manager.pending_start
+            except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
+                self.out[name] = _failed(specs.get(name), exc)
+                continue
+            self.bounds[name] = HEALTH_BOUND if start else LIST_BOUND
+            if pending and not start:
+                self.out[name] = HealthStatus(
+                    ok=False, kind=manager.kind, target=manager.target, started=False
+                )
+                continue
+            extra = float(getattr(manager.settings, "embedded_start_timeout", 0.0))
+            if pending and extra:
+                self.bounds[name] += extra
+                print(
+                    f"Starting {pending} for '{name}' (a first start initialises it and can "
+                    f"take a minute; up to {extra:g} s)...",
+                    flush=True,
+                )
+            self.checks[name] = manager.health_check
+        self.cache_checks = (
+            {kind: _cache_check(kind, current) for kind in _cache_kinds(current)} if caches else {}
+        )
+        self.cache_out: dict[str, HealthStatus] = {}
+
+    def report(self) -> HealthReport:
+        return HealthReport({name: self.out[name] for name in self.names}, self.cache_out)
+
+    async def _bounded(
+        self, name: str, run: Callable[[], Awaitable[Any]], bound: float, spec: Any
+    ) -> Any:
         try:
             return await within(run(), bound)
         except (TimeoutError, asyncio.TimeoutError):
-            more = slow_hint(name) if slow_hint and not start and spec is not _CACHE else ""
+            hint = self.slow_hint
+            more = hint(name) if hint and not self.start and spec is not _CACHE else ""
             message = f"no answer within {bound:g} s; check that the service is up{more}"
             return _failed(spec, TimeoutError(message))
         except Exception as exc:  # noqa: BLE001 - shown in the listing, the others go on
             return _failed(spec, exc)
 
-    async def everything() -> list[Any]:
-        tasks = [bounded(n, run, bounds[n], specs.get(n)) for n, run in checks.items()]
-        tasks += [bounded(k, run, LIST_BOUND, _CACHE) for k, run in cache_checks.items()]
-        return list(await asyncio.gather(*tasks))
+    async def run(self, on_status: Callable[[str, str, HealthStatus], None] | None) -> HealthReport:
+        async def one(group: str, name: str, run: Callable[[], Awaitable[Any]]) -> None:
+            cache = group == "cache"
+            bound = LIST_BOUND if cache else self.bounds[name]
+            status = await self._bounded(
+                name, run, bound, _CACHE if cache else self.specs.get(name)
+            )
+            (self.cache_out if cache else self.out)[name] = status
+            if on_status is not None:
+                try:
+                    on_status(group, name, status)
+                except Exception as exc:  # noqa: BLE001 - a display callback must not stop the rest
+                    get_logger(__name__).warning("health display of %s failed: %s", name, exc)
 
-    results = _loop.run_sync(everything()) if checks or cache_checks else []
-    out.update(zip(checks, results[: len(checks)], strict=True))
-    cache_out = dict(zip(cache_checks, results[len(checks) :], strict=True))
-    return HealthReport({name: out[name] for name in names}, cache_out)
+        tasks = [one("connection", n, run) for n, run in self.checks.items()]
+        tasks += [one("cache", k, run) for k, run in self.cache_checks.items()]
+        await asyncio.gather(*tasks)
+        self.cache_out = {k: self.cache_out[k] for k in self.cache_checks}
+        return self.report()
 
 
 def _session(session: Session | None) -> Session:

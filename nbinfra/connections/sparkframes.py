@@ -64,6 +64,13 @@ class SparkResult(QueryResult):
     def rows(self, value: list[tuple[Any, ...]]) -> None:
         self._rows = value
 
+    def head(self, n: int) -> list[tuple[Any, ...]]:
+        """The first ``n`` rows, converted from the Arrow table alone."""
+        if self._rows is not None or self._table is None:
+            return list(self.rows[:n])
+        part = self._table.slice(0, n)
+        return list(zip(*(c.to_pylist() for c in part.columns), strict=True))
+
     def __len__(self) -> int:
         return 0 if self._table is None else int(self._table.num_rows)
 

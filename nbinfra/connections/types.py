@@ -93,6 +93,16 @@ class QueryResult:
             f"rowcount={self.rowcount}, elapsed={self.elapsed * 1000:.1f} ms)"
         )
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """A cell's last value shows the first rows as a table (HTML and plain text)."""
+        from nbinfra.notebook.display import query_bundle
+
+        return query_bundle(self)
+
+    def head(self, n: int) -> list[tuple[Any, ...]]:
+        """The first ``n`` rows (without converting the others where the driver holds them)."""
+        return list(self.rows[:n])
+
     @property
     def row_count(self) -> int:
         return int(self.rowcount or 0)

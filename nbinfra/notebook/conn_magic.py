@@ -251,6 +251,7 @@ def _list(magics: Any, argv: list[str]) -> Any:
         raise UsageError("Usage: %conn list")
     from nbinfra.notebook.display import Table
     from nbinfra.notebook.health import check, detail
+    from nbinfra.notebook.tables import Column, mark
 
     specs = _specs()
     statuses = check(list(specs)).connections
@@ -262,12 +263,20 @@ def _list(magics: Any, argv: list[str]) -> Any:
                 name,
                 spec.kind,
                 st.target,  # the manager's: what the connection really uses
-                st.state,
+                mark(st.state),
                 "" if st.latency is None else f"{st.latency * 1000:.1f} ms",
                 detail(name, st),
             )
         )
-    return Table(["name", "kind", "target", "health", "latency", "error"], rows)
+    columns: list[str | Column] = [
+        "name",
+        "kind",
+        "target",
+        "health",
+        Column("latency", right=True),
+        Column("error", wide=True),
+    ]
+    return Table(columns, rows)
 
 
 def _health(magics: Any, argv: list[str]) -> Any:
@@ -282,9 +291,11 @@ def _health(magics: Any, argv: list[str]) -> Any:
     from nbinfra.notebook.health import check
 
     statuses = check(list(_specs())).connections
+    from nbinfra.notebook.tables import Column, mark
+
     return Table(
-        ["name", "status"],
-        [(name, str(status)) for name, status in statuses.items()],
+        ["name", "health", Column("status", wide=True)],
+        [(name, mark(status.state), str(status)) for name, status in statuses.items()],
     )
 
 

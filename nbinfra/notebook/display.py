@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbinfra._secrets import redact
+from nbinfra.notebook import tables
+from nbinfra.notebook.tables import escape
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -20,84 +22,68 @@ __all__ = [
     "health_text",
     "llm_markdown",
     "llm_text",
+    "query_bundle",
     "query_html",
     "query_text",
     "register",
     "show",
     "stats_html",
     "stats_text",
+    "summary",
     "unregister",
 ]
 
-DEFAULT_LIMIT = 10
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
-_MAX_CELL = 120  # characters shown per table cell; the full value stays in the result
+DEFAULT_LIMIT = 20
 
 _limit: Callable[[], int] = lambda: DEFAULT_LIMIT  # noqa: E731 - replaced by register()
-
-
-def escape(text: str) -> str:
-    """``html.escape`` without importing ``html`` (its entity table is slow to import)."""
-    return text.translate(_ESCAPES)
-
-
-def _cell(value: Any) -> str:
-    text = redact("NULL" if value is None else str(value))
-    if len(text) > _MAX_CELL:
-        text = text[: _MAX_CELL - 1] + "…"
-    return text
 
 
 def _elapsed(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def _summary(result: Any, shown: int) -> str:
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'s' if count != 1 else ''}"
+
+
+def summary(result: Any, shown: int) -> str:
+    """``5 rows x 2 columns · showing first 20 · 12.3 ms`` (with a multiplication sign)."""
     total = result.row_count
-    parts = [f"{total:,} row{'s' if total != 1 else ''}"]
-    if shown < len(result.rows):
+    parts = [f"{_plural(total, 'row')} \u00d7 {_plural(len(result.columns), 'column')}"]
+    if shown < total:
         parts.append(f"showing first {shown:,}")
     if getattr(result, "truncated", False):
         parts.append("fetch stopped at the limit")
     parts.append(_elapsed(float(result.elapsed or 0.0)))
-    return " · ".join(parts)
+    return " \u00b7 ".join(parts)
+
+
+def _head(result: Any, limit: int) -> list[Any]:
+    head = getattr(result, "head", None)
+    return list(head(limit)) if callable(head) else list(result.rows[:limit])
 
 
 # -- QueryResult -------------------------------------------------------------------
 def query_html(result: Any, limit: int | None = None) -> str:
-    """The first ``limit`` rows as an HTML table, with row count and elapsed time."""
-    limit = _limit() if limit is None else limit
-    rows: Sequence[Sequence[Any]] = result.rows[:limit]
-    head = "".join(f"<th>{escape(_cell(c))}</th>" for c in result.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
-    table = (
-        f"<table class='nbinfra-result'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        if result.columns
-        else ""
-    )
-    return f"<div>{table}<small>{escape(_summary(result, len(rows)))}</small></div>"
+    """The first ``limit`` rows as a themed HTML table, with the size and elapsed time."""
+    rows = _head(result, _limit() if limit is None else limit)
+    return tables.html(result.columns, rows, footer=summary(result, len(rows)))
 
 
 def query_text(result: Any, limit: int | None = None) -> str:
     """The first ``limit`` rows as an aligned text table."""
-    limit = _limit() if limit is None else limit
-    rows = [[_cell(v) for v in row] for row in result.rows[:limit]]
-    header = [_cell(c) for c in result.columns]
-    lines: list[str] = []
-    if header:
-        widths = [len(h) for h in header]
-        for row in rows:
-            for i, v in enumerate(row[: len(widths)]):
-                widths[i] = max(widths[i], len(v))
-        lines.append(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
-        lines.append("-+-".join("-" * w for w in widths))
-        lines.extend(
-            " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) for row in rows
-        )
-    lines.append(_summary(result, len(rows)))
-    return "\n".join(lines)
+    rows = _head(result, _limit() if limit is None else limit)
+    return tables.text(result.columns, rows, footer=summary(result, len(rows)))
+
+
+def query_bundle(result: Any) -> dict[str, str]:
+    """``QueryResult._repr_mimebundle_``: the table in HTML and plain text."""
+    rows = _head(result, _limit())
+    foot = summary(result, len(rows))
+    return {
+        "text/html": tables.html(result.columns, rows, footer=foot),
+        "text/plain": tables.text(result.columns, rows, footer=foot),
+    }
 
 
 # -- LLMResponse -------------------------------------------------------------------
@@ -119,19 +105,23 @@ def health_text(status: Any) -> str:
 
 
 def health_html(status: Any) -> str:
-    mark = "🟢" if status.ok else "🔴" if getattr(status, "started", True) else "⚪"
-    latency = "" if status.latency is None else f" · {status.latency * 1000:.1f} ms"
-    extra = ""
-    if status.server_version:
-        extra += f" · {escape(redact(status.server_version))}"
-    if status.error:
-        extra += f" · <code>{escape(redact(status.error))}</code>"
+    return tables.html(*_health_table(status))
+
+
+def _health_table(status: Any) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    detail = status.error or ""
     if not getattr(status, "started", True):
-        extra += " · not started (starts on first use)"
-    return (
-        f"<span>{mark} <b>{escape(status.kind)}</b> "
-        f"{escape(redact(status.target))}{latency}{extra}</span>"
+        detail = "starts on first use"
+    columns = ["", "kind", "target", "latency", "version", tables.Column("detail", wide=True)]
+    row = (
+        tables.mark(status.state),
+        status.kind,
+        redact(status.target),
+        "" if status.latency is None else _elapsed(status.latency),
+        redact(status.server_version or ""),
+        redact(detail),
     )
+    return columns, [row]
 
 
 # -- cache stats ---------------------------------------------------------------------
@@ -213,6 +203,8 @@ def register(shell: Any, limit: Callable[[], int] | None = None) -> None:
 
 
 def unregister(shell: Any) -> None:
+    global _limit
+    _limit = lambda: DEFAULT_LIMIT  # noqa: E731
     formatters = shell.display_formatter.formatters
     for module, name, renders in _TYPES:
         for mime in renders:
@@ -225,33 +217,23 @@ def unregister(shell: Any) -> None:
 class Table:
     """A small listing (``%llm list``, ``%conn list``...) shown as HTML or aligned text."""
 
-    def __init__(self, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-        self.columns = columns
+    def __init__(
+        self,
+        columns: Sequence[str | tables.Column],
+        rows: list[tuple[Any, ...]],
+        *,
+        footer: str = "",
+    ) -> None:
+        self.header = list(columns)
+        self.columns = [c.name if isinstance(c, tables.Column) else str(c) for c in columns]
         self.rows = rows
+        self.footer = footer
 
     def dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=False)) for row in self.rows]
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{escape(_cell(c))}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>"
-            for row in self.rows
-        )
-        return (
-            f"<table class='nbinfra-table'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>"
-        )
+        return tables.html(self.header, self.rows, footer=self.footer)
 
     def __repr__(self) -> str:
-        header = [_cell(c) for c in self.columns]
-        rows = [[_cell(v) for v in row] for row in self.rows]
-        widths = [
-            max([len(h)] + [len(r[i]) for r in rows if i < len(r)]) for i, h in enumerate(header)
-        ]
-        lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
-        lines.append("-+-".join("-" * w for w in widths))
-        lines.extend(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) for r in rows)
-        if not rows:
-            lines.append("(none)")
-        return "\n".join(lines)
+        return tables.text(self.header, self.rows, footer=self.footer, empty="(none)")

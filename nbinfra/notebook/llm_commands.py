@@ -58,11 +58,12 @@ def _history(magics: Any, argv: list[str]) -> Any:
     if len(argv) != 1:
         raise UsageError("Usage: %llm history NAME")
     from nbinfra.notebook.display import Table
+    from nbinfra.notebook.tables import Column
 
     chat = _chat(magics, argv[0])
     preview = chat.manager.preview()
     rows = [(e.index, e.role, e.tokens, e.status, e.text) for e in preview.entries]
-    return Table(["#", "role", "tokens", "status", "text"], rows)
+    return Table(["#", "role", "tokens", "status", Column("text", wide=True)], rows)
 
 
 def _reset(magics: Any, argv: list[str]) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbinfra.notebook.display import escape
+from nbinfra.notebook.tables import Column, html
 
 __all__ = ["CallRecord", "UsageMeter", "footer_text"]
 
@@ -107,30 +107,32 @@ class UsageMeter:
             f"{label}, cost {_cost(tot['cost'])}, {tot['cached']} from cache"
         )
 
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{escape(str(v))}</td>"
-                for v in (
-                    row["cell"] if row["cell"] is not None else "-",
-                    row["calls"],
-                    row["input"],
-                    row["output"],
-                    _cost(row["cost"]),
-                    f"{row['latency']:.2f} s",
-                )
+    def _table(self) -> tuple[list[Any], list[tuple[Any, ...]]]:
+        columns: list[Any] = [
+            "cell",
+            "calls",
+            "input",
+            "output",
+            Column("cost", right=True),
+            Column("latency", right=True),
+        ]
+        rows: list[tuple[Any, ...]] = [
+            (
+                row["cell"] if row["cell"] is not None else "-",
+                row["calls"],
+                row["input"],
+                row["output"],
+                _cost(row["cost"]),
+                f"{row['latency']:.2f} s",
             )
-            + "</tr>"
             for row in self.per_cell()
-        )
-        head = "".join(
-            f"<th>{h}</th>" for h in ("cell", "calls", "input", "output", "cost", "latency")
-        )
-        return (
-            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-            f"<p>{escape(repr(self))}</p>"
-        )
+        ]
+        tot = self.totals()
+        rows.append(("session", tot["calls"], tot["input"], tot["output"], _cost(tot["cost"]), ""))
+        return columns, rows
+
+    def _repr_html_(self) -> str:
+        return html(*self._table(), footer=repr(self))
 
 
 def _cost(cost: float | None) -> str:

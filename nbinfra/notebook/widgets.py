@@ -12,30 +12,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbinfra._secrets import redact
-from nbinfra.notebook.display import escape
+from nbinfra.notebook import tables
+from nbinfra.notebook.tables import Column, Mark, escape
 
 __all__ = ["context_preview", "health_panel", "provider_picker", "results_table"]
-
-_MAX_CELL = 120
 
 
 def _w() -> Any:
     import ipywidgets
 
     return ipywidgets
-
-
-def _cell(value: Any) -> str:
-    text = redact("NULL" if value is None else str(value))
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
-
-
-def _html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{escape(_cell(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 # -- results_table -------------------------------------------------------------------
@@ -117,7 +103,7 @@ def results_table(result_or_df: Any, page_size: int = 20) -> Any:
     def render(*_: Any) -> None:
         start = (page.value - 1) * page_size
         rows = data.page(start, start + page_size)
-        body.value = _html_table(data.columns, rows)
+        body.value = tables.html(data.columns, rows)
         shown = f"{start + 1:,}-{start + len(rows):,}" if rows else "0"
         info.value = (
             f"<small>{total:,} rows · showing {shown} · page {page.value:,} of {pages:,}</small>"
@@ -173,32 +159,59 @@ def _provider_label(st: Any) -> str:
     return f"{st.provider} ({key}, {reach}{extra})"
 
 
+def _in_use(spec: str, settings: Any, statuses: dict[str, Any]) -> tuple[str, str, str]:
+    """(provider, model, why) that ``%llm`` uses for ``spec`` ('' = the configured default)."""
+    from nbinfra.llm.factory import resolve, select_default
+    from nbinfra.llm.settings import LLMSettings
+
+    try:
+        conf = LLMSettings.load(settings)
+        chosen = resolve(spec, conf) if spec else select_default(conf, settings=settings)
+    except Exception:  # noqa: BLE001 - the picker still opens, on no choice
+        return "", "", ""
+    st = statuses.get(chosen.kind)
+    model = chosen.model or (st.default_model if st is not None else "") or ""
+    why = "set by %llm use or this picker" if spec else chosen.reason
+    return chosen.kind, model, why
+
+
 def provider_picker(*, probe: bool = False, magics: Any = None) -> Any:
-    """Providers and models with key/reachability state; choosing sets ``%llm``'s default."""
+    """Providers and models with key/reachability state; choosing sets ``%llm``'s default.
+
+    It opens on what ``%llm`` uses now (the provider and model, named in its label);
+    opening it changes nothing."""
     from nbinfra.llm import provider_statuses
     from nbinfra.session import session
 
     w = _w()
     target = magics if magics is not None else _magics()
-    statuses = {
-        st.provider: st for st in provider_statuses(session().settings, probe_reachability=probe)
-    }
-    current = (getattr(target, "default_provider", "") or "").partition(":")
+    settings = session().settings
+    statuses = {st.provider: st for st in provider_statuses(settings, probe_reachability=probe)}
+    spec = getattr(target, "default_provider", "") or ""
+    kind, current_model, why = _in_use(spec, settings, statuses)
     provider = w.Dropdown(
         options=[(_provider_label(st), name) for name, st in statuses.items()],
-        value=current[0] if current[0] in statuses else None,
+        value=kind if kind in statuses else None,
         description="provider",
     )
     model = w.Dropdown(options=[], description="model")
     state = w.HTML()
+    opening = True
 
-    def models_for(name: str | None) -> None:
+    def models_for(name: str | None, wanted: str = "") -> None:
         st = statuses.get(name or "")
-        model.options = list(st.models) if st is not None else []
-        if st is not None and st.default_model in model.options:
-            model.value = current[2] if current[2] in model.options else st.default_model
+        options = list(st.models) if st is not None else []
+        if wanted and wanted not in options:
+            options = sorted([*options, wanted])
+        model.options = options
+        if st is not None:
+            pick = wanted or st.default_model
+            if pick in options:
+                model.value = pick
 
     def chosen(*_: Any) -> None:
+        if opening:
+            return
         if provider.value is None:
             state.value = "<small>%llm uses the configured default.</small>"
             return
@@ -217,20 +230,30 @@ def provider_picker(*, probe: bool = False, magics: Any = None) -> Any:
         models_for(change["new"])
         chosen()
 
-    models_for(provider.value)
+    models_for(provider.value, current_model)
     provider.observe(provider_changed, names="value")
     model.observe(chosen, names="value")
     box = w.VBox([w.HBox([provider, model]), state])
     box.provider = provider
     box.model = model
     box.status = state
-    box.value = ""
-    chosen()
+    in_use = f"{kind}:{model.value}" if kind and model.value else kind
+    box.value = in_use
+    if in_use:
+        reason = f" ({escape(why)})" if why else ""
+        state.value = f"<small>%llm uses <code>{escape(in_use)}</code>{reason}.</small>"
+    else:
+        state.value = "<small>%llm uses the configured default.</small>"
+    opening = False
     return box
 
 
 # -- context_preview -----------------------------------------------------------------
-_STATUS_STYLE = {"kept": "#1a7f37", "dropped": "#9a9a9a", "summarised": "#9a6700"}
+_STATUS = {
+    "kept": Mark("\u25cf", "kept", "ok"),  # ●
+    "dropped": Mark("\u25cb", "dropped", "idle"),  # ○
+    "summarised": Mark("\u25d0", "summarised", "warn"),  # ◐
+}
 
 
 def context_preview(chat: Any, *, max_budget: int | None = None) -> Any:
@@ -270,16 +293,12 @@ def context_preview(chat: Any, *, max_budget: int | None = None) -> Any:
             table.value = ""
             summary.value = f"<small>{escape(redact(str(exc)).splitlines()[0])}</small>"
             return
-        rows = "".join(
-            f"<tr style='color:{_STATUS_STYLE.get(e.status, 'inherit')}'><td>{e.index}</td>"
-            f"<td>{escape(e.role)}</td><td>{e.tokens}</td><td>{escape(e.status)}</td>"
-            f"<td>{escape(_cell(e.text))}</td></tr>"
+        rows = [
+            (e.index, e.role, e.tokens, _STATUS.get(e.status, e.status), e.text)
             for e in preview.entries
-        )
-        table.value = (
-            "<table><thead><tr><th>#</th><th>role</th><th>tokens</th><th>status</th>"
-            f"<th>text</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
+        ]
+        columns: list[str | Column] = ["#", "role", "tokens", "status", Column("text", wide=True)]
+        table.value = tables.html(columns, rows)
         label = "exact" if getattr(preview, "exact", True) else "estimated"
         over = " · over budget" if preview.total_tokens > preview.budget else ""
         summary.value = (
@@ -318,61 +337,10 @@ def _manager_of(chat: Any) -> Any:
 
 # -- health_panel --------------------------------------------------------------------
 def health_panel(*, connections: bool = True, caches: bool = True) -> Any:
-    """Health of every configured connection and the cache backends, with a refresh button."""
-    w = _w()
-    table = w.HTML()
-    refresh = w.Button(description="refresh", icon="refresh")
-    checked = w.HTML()
+    """Health of every configured connection and the cache backends, with a refresh button.
 
-    def check(*_: Any) -> None:
-        import time
+    The panel is drawn at once, every row ``checking…``; each row fills in as its check
+    returns (the checks run on nbinfra's loop, the kernel is not blocked)."""
+    from nbinfra.notebook.health_widget import panel
 
-        rows = _rows(connections, caches)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
-        )
-        table.value = (
-            "<table><thead><tr><th></th><th>name</th><th>kind</th><th>target</th>"
-            f"<th>latency</th><th>detail</th></tr></thead><tbody>{body}</tbody></table>"
-        )
-        checked.value = f"<small>checked {time.strftime('%H:%M:%S')}</small>"
-        box.rows = rows
-
-    refresh.on_click(check)
-    box = w.VBox([w.HBox([refresh, checked]), table])
-    box.table = table
-    box.refresh = refresh
-    check()
-    return box
-
-
-def _mark(ok: bool) -> str:
-    return "🟢" if ok else "🔴"
-
-
-def _latency(seconds: float | None) -> str:
-    return "" if seconds is None else f"{seconds * 1000:.1f} ms"
-
-
-def _rows(connections: bool, caches: bool) -> list[tuple[str, str, str, str, str, str]]:
-    """One row per connection and cache kind, all checked at once (``check_health``)."""
-    from nbinfra.notebook import health
-
-    specs = health.specs() if connections else {}
-    statuses, cache_statuses = health.check(list(specs), caches=caches)
-    rows = [
-        (
-            _mark(st.ok) if st.started else "⚪",
-            name,
-            specs[name].kind,
-            st.target,  # the manager's: what the connection really uses
-            _latency(st.latency),
-            st.server_version or "" if st.ok else health.detail(name, st),
-        )
-        for name, st in statuses.items()
-    ]
-    rows += [
-        (_mark(st.ok), backend, "cache", st.target, _latency(st.latency), st.error or "")
-        for backend, st in cache_statuses.items()
-    ]
-    return rows
+    return panel(_w(), connections=connections, caches=caches)

@@ -218,7 +218,7 @@ def test_cache_use_and_completion(ip: TestingShell, session: Session) -> None:
 
 
 def test_health_panel_lists_the_kind(session: Session) -> None:
-    panel = nbinfra.widgets.health_panel(connections=False)
+    panel = nbinfra.widgets.health_panel(connections=False).wait(60)
     rows = {row[1]: row for row in panel.rows}
-    assert rows["tiny"][0] == "🟢" and rows["tiny"][3] == "tiny (from-yaml)"
-    assert rows["memory"][0] == "🟢"
+    assert rows["tiny"][0] == "ok" and rows["tiny"][3] == "tiny (from-yaml)"
+    assert rows["memory"][0] == "ok"

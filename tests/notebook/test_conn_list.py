@@ -63,7 +63,7 @@ def test_targets_are_what_the_connections_use(
     monkeypatch.delenv("MONGODB_URL", raising=False)
     with use_session(fresh):
         rows = rows_of(ip)
-        panel = nbinfra.widgets.health_panel(caches=False)
+        panel = nbinfra.widgets.health_panel(caches=False).wait(60)
     assert rows["redis"][2:4] == (redis_server.url, "ok"), rows["redis"]
     assert rows["mongodb"][2:4] == ("embedded (.nbinfra/mongodb)", "not started")
     targets = {row[1]: row[3] for row in panel.rows}
@@ -137,11 +137,40 @@ def test_health_panel_checks_caches_with_connections(
     fresh = Session(resources=folder)
     try:
         with use_session(fresh):
-            panel = nbinfra.widgets.health_panel()
+            panel = nbinfra.widgets.health_panel().wait(60)
     finally:
         fresh.close()
     rows = {row[1]: row for row in panel.rows}
     assert set(rows) == {"mongo", "memory", "redis"}
-    assert rows["mongo"][0] == "🟢" and rows["mongo"][5] == "MongoDB 7.0.0 (nx-27017)"
-    assert rows["memory"][0] == "🟢"
-    assert rows["redis"][0] == "🔴" and rows["redis"][5]
+    assert rows["mongo"][0] == "ok" and rows["mongo"][5] == "MongoDB 7.0.0 (nx-27017)"
+    assert rows["memory"][0] == "ok"
+    assert rows["redis"][0] == "down" and rows["redis"][5]
+
+
+def test_health_panel_draws_at_once_and_fills_rows_as_checks_return(
+    configured: Any, silent_port: int
+) -> None:
+    refused = free_port()
+    fresh = configured(
+        "connections:\n  duckdb:\n    database: ':memory:'\n"
+        f"  hung:\n    kind: mongodb\n    url: 'mongodb://127.0.0.1:{silent_port}/db'\n"
+        "    connect_timeout: 30\n"
+        f"  dead:\n    kind: mongodb\n    url: 'mongodb://127.0.0.1:{refused}/db'\n"
+        "    connect_timeout: 30\n"
+    )
+    with use_session(fresh):
+        started = time.perf_counter()
+        panel = nbinfra.widgets.health_panel(caches=False)
+        took = time.perf_counter() - started
+        first = {row[1]: row[0] for row in panel.rows}
+        # the silent server takes the whole bound (2.5 s): its row is still being checked
+        assert first["hung"] == "checking\u2026", first
+        assert set(first) == {"duckdb", "hung", "dead"}
+        assert "\u25cc checking\u2026" in panel.table.value
+        panel.wait(30)
+        done = {row[1]: row for row in panel.rows}
+    assert took < 1.5, f"health_panel() took {took:.2f} s to return"
+    assert done["duckdb"][0] == "ok"
+    assert done["dead"][0] == "down" and "refused the connection" in done["dead"][5]
+    assert done["hung"][0] == "down" and done["hung"][5].startswith("no answer within 2.5 s")
+    assert "checking" not in panel.table.value and "checked " in panel.checked.value

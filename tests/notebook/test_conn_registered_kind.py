@@ -162,7 +162,7 @@ def test_registered_kinds_are_listed_and_checked(ip: TestingShell, session: Sess
     assert sorted(report.connections) == ["echo", "lite", "vec"]
     assert all(st.ok for st in report.connections.values()), report
     assert report.connections["vec"].server_version.startswith("qdrant local mode")
-    panel = nbinfra.widgets.health_panel(caches=False)
+    panel = nbinfra.widgets.health_panel(caches=False).wait(60)
     assert {row[1]: row[2] for row in panel.rows} == {
         "lite": "atsqlite",
         "echo": "echotest",

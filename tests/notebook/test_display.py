@@ -12,9 +12,9 @@ def test_query_result_display_is_bounded(ip: TestingShell) -> None:
     ip.run_line_magic("config", "NbinfraMagics.display_limit = 5")
     result = QueryResult(["a", "b"], [(i, "x" * 500) for i in range(100_000)], elapsed=0.0123)
     data, _meta = ip.display_formatter.format(result)
-    assert "100,000 rows · showing first 5 · 12.3 ms" in data["text/html"]
+    assert "100,000 rows \u00d7 2 columns · showing first 5 · 12.3 ms" in data["text/html"]
     assert data["text/html"].count("<tr>") == 6
-    assert len(data["text/html"]) < 5_000
+    assert len(data["text/html"]) < 8_000
     assert "100,000 rows" in data["text/plain"]
 
 
@@ -23,7 +23,7 @@ def test_health_and_llm_response_display(ip: TestingShell) -> None:
         ok=False, kind="postgres", target="postgresql://u:****@h/db", latency=0.002, error="refused"
     )
     data, _ = ip.display_formatter.format(status)
-    assert "🔴" in data["text/html"] and "refused" in data["text/html"]
+    assert "\u00d7 down" in data["text/html"] and "refused" in data["text/html"]
     assert "down" in data["text/plain"]
     resp = LLMResponse(
         "**hi**",
@@ -42,12 +42,17 @@ def test_health_and_llm_response_display(ip: TestingShell) -> None:
 
 def test_unregistered_after_unload(_shell: TestingShell) -> None:
     _shell.run_line_magic("load_ext", "nbinfra")
+    _shell.run_line_magic("config", "NbinfraMagics.display_limit = 2")
     _shell.run_line_magic("unload_ext", "nbinfra")
-    data, _ = _shell.display_formatter.format(QueryResult(["a"], [(1,)]))
-    assert "text/html" not in data
+    formatters = _shell.display_formatter.formatters
+    deferred = formatters["text/html"].deferred_printers
+    assert ("nbinfra.connections.types", "QueryResult") not in deferred
+    # the result's own _repr_mimebundle_ remains, at the default limit again
+    data, _ = _shell.display_formatter.format(QueryResult(["a"], [(i,) for i in range(30)]))
+    assert data["text/html"].count("<tr>") == 1 + display.DEFAULT_LIMIT
 
 
 def test_table_text_and_html() -> None:
     table = display.Table(["a", "b"], [(1, "<x>")])
     assert "&lt;x&gt;" in table._repr_html_()
-    assert repr(table).splitlines()[0].startswith("a | b")
+    assert repr(table).splitlines()[0].split() == ["a", "b"]

@@ -89,7 +89,7 @@ def test_cache_paths_never_show_the_secret(ip: TestingShell, secret_session: Ses
         "%cache stats",
     ):
         _run(ip, cell, seen)
-    seen.append(_widget_state(nbinfra.widgets.health_panel(connections=False)))
+    seen.append(_widget_state(nbinfra.widgets.health_panel(connections=False).wait(60)))
     text = "\n".join(seen)
     assert "redis" in text  # the error paths were really taken
     assert "Error" in text
@@ -110,7 +110,7 @@ def test_connection_paths_never_show_the_secret(ip: TestingShell, secret_session
         "%%conn\nSELECT :nope",
     ):
         _run(ip, cell, seen)
-    seen.append(_widget_state(nbinfra.widgets.health_panel()))
+    seen.append(_widget_state(nbinfra.widgets.health_panel().wait(60)))
     text = "\n".join(seen)
     assert "admin:********@127.0.0.1" in text  # the masked target is shown
     assert "ConnectionUnavailableError" in text or "unavailable" in text

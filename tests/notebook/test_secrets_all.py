@@ -93,7 +93,7 @@ def test_no_output_shows_a_credential(
         _run(ip, cell, seen)
     ip.run_line_magic("config", "NbinfraMagics.short_errors = False")
     seen.append(_last_traceback(ip, wire))
-    seen.append(_widget_state(nbinfra.widgets.health_panel()))
+    seen.append(_widget_state(nbinfra.widgets.health_panel().wait(60)))
     seen.append(_widget_state(nbinfra.widgets.provider_picker(probe=True)))
     text = "\n".join(seen)
     assert "AuthenticationError" in text and "pg" in text  # the error paths were taken
@@ -247,7 +247,7 @@ def _census(ip: TestingShell, sess: Session, wire: LLMWireServer) -> dict[str, i
     for cell in ("%conn list", "%conn health", "%llm list", "%cache use redis", "%cache set k 1"):
         _run(ip, cell, seen)
     add("magics", "\n".join(seen))
-    add("widgets", _widget_state(nbinfra.widgets.health_panel()))
+    add("widgets", _widget_state(nbinfra.widgets.health_panel().wait(60)))
     return {kind: "\n".join(parts).count(SENTINEL) for kind, parts in texts.items()}
 
 

@@ -45,6 +45,23 @@ def test_choosing_a_provider_sets_the_llm_default(ip: TestingShell, session: Ses
     assert ip.user_ns["r"].provider == "fake"
 
 
+def test_picker_opens_on_what_llm_uses(ip: TestingShell, session: Session) -> None:
+    magics = ip._nbinfra_magics
+    magics.default_provider = ""
+    picker = nbinfra.widgets.provider_picker()
+    assert (picker.provider.value, picker.model.value) == ("fake", "fake-echo")
+    assert "%llm uses <code>fake:fake-echo</code> (llm.default)" in picker.status.value
+    assert magics.default_provider == "", "opening the picker must not change the default"
+    ip.run_line_magic("llm", "use openai:gpt-4o")
+    picker = nbinfra.widgets.provider_picker()
+    assert (picker.provider.value, picker.model.value) == ("openai", "gpt-4o")
+    assert "<code>openai:gpt-4o</code>" in picker.status.value
+    ip.run_line_magic("llm", "use openai")
+    picker = nbinfra.widgets.provider_picker()
+    assert (picker.provider.value, picker.model.value) == ("openai", "gpt-4o-mini")
+    assert magics.default_provider == "openai"
+
+
 def test_context_preview_of_a_magic_chat(ip: TestingShell, session: Session) -> None:
     ip.cell("%%llm -p fake --chat demo\nfirst")
     ip.cell("%%llm -p fake --chat demo\nsecond")
