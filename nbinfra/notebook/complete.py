@@ -27,7 +27,7 @@ __all__ = [
 
 LLM_SUBCOMMANDS = ("chats", "history", "list", "map", "replay", "reset", "usage", "use")
 CACHE_SUBCOMMANDS = ("clear", "delete", "get", "list", "set", "stats", "use")
-CONN_SUBCOMMANDS = ("health", "list", "profile", "use")
+CONN_SUBCOMMANDS = ("health", "list", "profile", "saved", "use")
 REPLAY_MODES = ("load", "off", "on", "record")
 HELP_OPTIONS = ("-h", "--help")  # every magic answers them with its help text
 # Options a %cache sub-command reads after its own arguments.

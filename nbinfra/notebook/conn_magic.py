@@ -37,7 +37,7 @@ class ConnLine(NamedTuple):
 
 
 _NO_NAME = (
-    "Usage: %conn list | health [NAME] | use NAME | profile NAME TABLE | NAME QUERY, "
+    "Usage: %conn list | health [NAME] | use NAME | profile NAME TABLE | saved | NAME QUERY, "
     "or %%conn [NAME] with the query in the cell."
 )
 _TAKES_OUTPUT = frozenset({"profile"})  # sub-commands whose result -o keeps
@@ -75,8 +75,8 @@ def parse(line: str, cell: str | None = None) -> ConnLine:
         after.output = after.output or args.output
         args, query = after, " ".join(shlex.quote(word) for word in after.command)
     if word in SUBCOMMANDS:
-        if args.limit is not None or args.params or args.autocommit:
-            raise UsageError(f"%conn {word} takes no --limit/--params/--autocommit.")
+        if args.limit is not None or args.params or args.autocommit or args.save:
+            raise UsageError(f"%conn {word} takes no --limit/--params/--autocommit/--save.")
         if args.output and word not in _TAKES_OUTPUT:
             raise UsageError(f"%conn {word} takes no -o.")
         argv = [t.value for t in tokens(query, 3)]  # none takes more than 2 words
@@ -133,6 +133,17 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
     statements = manager.statements(query)
     if not statements:
         raise UsageError("No statement to run (only comments or semicolons).")
+    saved = magics.state.saved
+    if args.save:
+        saved.save(conn.name, args.save, statements, manager.sql_dialect())
+        if args.no_execute:
+            return None
+    elif args.no_execute:
+        raise UsageError("--no-execute goes with --save NAME.")
+    if sql and saved.by_connection.get(conn.name):
+        composed = saved.compose(conn.name, statements, manager.sql_dialect())
+        if composed != statements:
+            statements, query = composed, ";\n".join(composed)
     results = []
     script = getattr(conn.manager, "execute_script", None)
     if args.autocommit and not sql:
@@ -314,6 +325,19 @@ def _profile(magics: Any, argv: list[str]) -> Any:
     return _connection(argv[0]).profile(argv[1])
 
 
+def _saved(magics: Any, argv: list[str]) -> Any:
+    saved = magics.state.saved
+    if argv[:1] == ["--delete"] and len(argv) == 2:
+        if not saved.delete(argv[1]):
+            raise UsageError(f"No saved query named {argv[1]!r}; %conn saved lists them.")
+        return None
+    if argv:
+        raise UsageError("Usage: %conn saved | saved --delete NAME")
+    from nbinfra.notebook.display import Table
+
+    return Table(["name", "connection", "query"], saved.rows())
+
+
 def _check_name(name: str, *, kinds: bool = False) -> None:
     """A configured connection's name (or, with ``kinds``, a kind: ``%conn duckdb ...``)."""
     names = sorted(_specs())
@@ -348,5 +372,6 @@ SUBCOMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {
     "health": _health,
     "list": _list,
     "profile": _profile,
+    "saved": _saved,
     "use": _use,
 }

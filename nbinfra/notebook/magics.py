@@ -49,6 +49,16 @@ class NotebookState:
         self.chats: dict[str, Any] = {}
         self.record_path: str | None = None  # %llm replay record FILE
         self._usage: Any = None
+        self._saved: Any = None
+
+    @property
+    def saved(self) -> Any:
+        """The saved queries (``%%conn NAME --save X``), created on first use."""
+        if self._saved is None:
+            from nbinfra.notebook.saved import SavedQueries
+
+            self._saved = SavedQueries()
+        return self._saved
 
     @property
     def usage(self) -> Any:
@@ -236,11 +246,19 @@ class NbinfraMagics(Magics):
         help="%%conn NAME --plot hist|bar|line|box|scatter COL...: plot the cell's query with "
         "the aggregates computed in the engine (only the bins/groups/sample are fetched).",
     )
+    @argument(
+        "--save",
+        metavar="NAME",
+        help="Save the cell's SELECT under NAME: later queries on this connection that read "
+        "NAME as a table run WITH NAME AS (...).",
+    )
+    @argument("--no-execute", action="store_true", help="With --save: save without running.")
     @argument("--bins", type=int, default=20, metavar="N", help="Histogram bins (--plot hist).")
     @argument(
         "command",
         nargs="*",
-        help="list | health [NAME] | use NAME | profile NAME TABLE | NAME QUERY. In %%conn "
+        help="list | health [NAME] | use NAME | profile NAME TABLE | saved [--delete NAME] | "
+        "NAME QUERY. In %%conn "
         "the query is the cell body; SQL ':name' binds the variable name as a parameter.",
     )
     @no_var_expand

@@ -79,15 +79,16 @@ def test_conn_d_completes_duckdb_alone(ip: TestingShell, configured: Session) ->
 
 def test_conn_names_kinds_and_subcommands(ip: TestingShell, configured: Session) -> None:
     found = tab(ip, "%conn ")
-    assert found[:6] == [
+    assert found[:7] == [
         ("health", "command"),
         ("list", "command"),
         ("profile", "command"),
+        ("saved", "command"),
         ("use", "command"),
         ("duckdb", "connection"),
         ("warehouse", "connection"),
     ]
-    kinds = [t for t, kind in found[6:] if kind == "kind"]
+    kinds = [t for t, kind in found[7:] if kind == "kind"]
     assert kinds == sorted(kinds) and {"postgres", "redis", "s3"} <= set(kinds)
     assert "duckdb" not in kinds  # a configured name is offered once, as a connection
     assert tab(ip, "%conn p") == [
@@ -108,6 +109,7 @@ def test_conn_options(ip: TestingShell, configured: Session) -> None:
     assert texts(ip, "%conn --h") == ["--help"] and texts(ip, "%llm -h") == ["-h"]
     assert texts(ip, "%%conn duckdb --pa") == ["--params"]  # %%conn: options after the name
     assert texts(ip, "%%conn duckdb --p") == ["--params", "--plot"]
+    assert texts(ip, "%%conn duckdb --s") == ["--save"]
 
 
 def test_cell_conn_completes_only_its_first_line(ip: TestingShell, configured: Session) -> None:
