@@ -20,6 +20,7 @@ AREAS = [
     "cache",
     "config",
     "connections",
+    "explore",
     "interrupt",
     "llm.context",
     "llm",
