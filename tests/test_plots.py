@@ -12,7 +12,7 @@ from nbinfra.connections.sync import SyncConnection, conn
 from nbinfra.errors import QueryError
 from nbinfra.plots import plot_query
 from nbinfra.session import Session
-from nbinfra.testing import PostgresServer
+from nbinfra.testing import MariaDBServer, PostgresServer
 
 np = pytest.importorskip("numpy")
 matplotlib = pytest.importorskip("matplotlib")
@@ -105,3 +105,12 @@ def test_result_plot_draws_rows_already_pulled(duck: SyncConnection) -> None:
     assert [b.get_height() for b in bars] == [750, 750, 750, 750]
     with pytest.raises(QueryError, match="No column 'nope'"):
         result.plot("hist", x="nope")
+
+
+def test_mariadb_plots_match_numpy(nbinfra_session: Session, mariadb_server: MariaDBServer) -> None:
+    c = conn(f"sql:{mariadb_server.url}")
+    try:
+        fill(c, "plot_t", "DOUBLE")
+        check_numbers(c, "plot_t")  # box quartiles by ORDER BY ... LIMIT 2 OFFSET k here
+    finally:
+        c.sql("DROP TABLE IF EXISTS plot_t")
