@@ -2,7 +2,9 @@
 
 The renderers are plain functions over the value types; ``register(shell)`` attaches them
 to IPython's formatters *by name* (``for_type_by_name``), so nothing is imported to attach
-them and a type's module is only needed once a value of it is displayed.
+them and a type's module is only needed once a value of it is displayed. A
+``QueryResult`` (and every subclass: DuckDB, Spark, the sql kind) draws itself through
+``_repr_mimebundle_`` with ``query_bundle``; ``register`` only sets how many rows it shows.
 """
 
 from __future__ import annotations
@@ -168,11 +170,6 @@ def _text(render: Callable[[Any], str]) -> Callable[[Any, Any, bool], None]:
 
 
 _TYPES: list[tuple[str, str, dict[str, Callable[..., Any]]]] = [
-    (
-        "nbinfra.connections.types",
-        "QueryResult",
-        {"text/html": query_html, "text/plain": _text(query_text)},
-    ),
     (
         "nbinfra.connections.types",
         "HealthStatus",

@@ -74,7 +74,7 @@ class NotebookState:
 class NbinfraMagics(Magics):
     """nbinfra's magics. Options: ``%config NbinfraMagics``."""
 
-    display_limit = Int(10, help="Rows shown by %conn results and tables.").tag(config=True)
+    display_limit = Int(20, help="Rows shown by %conn results and tables.").tag(config=True)
     default_provider = Unicode(
         "", help="Provider[:model] used by %llm when -p is not given ('' = configured default)."
     ).tag(config=True)

@@ -51,8 +51,10 @@ CSS = """<style>
  background:var(--jp-layout-color2,#eee);color:var(--jp-ui-font-color0,inherit);
  white-space:nowrap}
 .nbinfra-tbl table tbody tr:nth-child(odd){background:var(--jp-layout-color0,transparent)}
-.nbinfra-tbl table tbody tr:nth-child(even){background:var(--jp-layout-color1,#f7f7f7)}
-.nbinfra-tbl table tbody tr:hover{background:var(--jp-layout-color2,#eee)}
+.nbinfra-tbl table tbody tr:nth-child(even){
+ background:var(--jp-rendermime-table-row-background,#f5f5f5)}
+.nbinfra-tbl table tbody tr:hover{
+ background:var(--jp-rendermime-table-row-hover-background,#e1f5fe)}
 .nbinfra-tbl table td{white-space:nowrap}
 .nbinfra-tbl table th.nbinfra-num,.nbinfra-tbl table td.nbinfra-num{text-align:right;
  font-variant-numeric:tabular-nums}
@@ -65,7 +67,9 @@ CSS = """<style>
 .nbinfra-tbl .nbinfra-idle{color:var(--jp-ui-font-color2,#757575)}
 .nbinfra-tbl .nbinfra-foot{color:var(--jp-ui-font-color2,#757575);
  font-size:var(--jp-ui-font-size0,11px);padding:3px 2px}
-</style>""".replace("\n", "")
+</style>""".replace("\n", "").replace(".nbinfra-tbl ", ".nbinfra-tbl.jp-RenderedHTMLCommon ")
+# (both classes: more specific than JupyterLab's ":not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon
+# td {text-align: right}", so text cells stay left-aligned)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ def test_numbers_right_aligned_with_separators_and_null_visible() -> None:
     assert "<td class='nbinfra-num'>3,603.1</td>" in out
     assert "<th class=nbinfra-num>n</th>" in out and "<th>s</th>" in out
     assert out.count("<span class='nbinfra-null'>NULL</span>") == 2
-    for variable in ("--jp-layout-color0", "--jp-layout-color1", "--jp-border-color2"):
+    theme = ("--jp-layout-color0", "--jp-rendermime-table-row-background", "--jp-border-color2")
+    for variable in theme:
         assert f"var({variable}" in out
     assert "position:sticky" in out and "nth-child(even)" in out
     assert "jp-RenderedHTMLCommon" in out
@@ -134,6 +135,16 @@ def test_duckdb_result_displays_only_the_head(_shell: TestingShell) -> None:
     assert result._rows is None  # the display fetched 20 rows, not the result
     assert "\n" not in repr(result)
     _loop.run_sync(mgr.aclose())
+
+
+def test_subclass_results_render_as_the_table_with_the_extension(ip: TestingShell) -> None:
+    ip.run_line_magic("config", "NbinfraMagics.display_limit = 3")
+    ip.cell("%%conn duckdb -o r\nSELECT range AS n FROM range(1000)")
+    data, _ = ip.display_formatter.format(ip.user_ns["r"])
+    plain = data["text/plain"].splitlines()
+    assert plain[0].strip() == "n" and plain[2:5] == ["0", "1", "2"], plain
+    assert plain[-1].startswith("1,000 rows \u00d7 1 column · showing first 3 · ")
+    assert data["text/html"].count("<tr>") == 4
 
 
 def test_listing_table_uses_the_style() -> None:

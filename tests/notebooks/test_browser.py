@@ -396,3 +396,66 @@ def test_interrupting_a_long_duckdb_query(lab: str, browser: Any) -> None:
         raise
     finally:
         page.close()
+
+
+_TABLE_STYLE = """el => {
+    const rows = [...el.querySelectorAll('tbody tr')];
+    const style = node => getComputedStyle(node);
+    return {
+        numeric: style(rows[0].children[0]).textAlign,
+        text: style(rows[0].children[1]).textAlign,
+        numericHead: style(el.querySelector('thead th')).textAlign,
+        head: style(el.querySelector('thead th')).position,
+        wrap: style(rows[0].children[1]).whiteSpace,
+        odd: style(rows[0]).backgroundColor,
+        even: style(rows[1]).backgroundColor,
+        color: style(rows[0].children[1]).color,
+        cells: rows[0].innerText,
+    };
+}"""
+
+
+def _theme(page: Any, name: str, light: bool) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Settings$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Theme$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{name}$")).click()
+    page.wait_for_function(
+        "light => document.body.dataset.jpThemeLight === String(light)", arg=light
+    )
+    page.wait_for_timeout(500)  # the theme's stylesheet applied
+
+
+@pytest.mark.timeout(300)
+def test_result_table_style_in_light_and_dark(lab: str, browser: Any) -> None:
+    query = (
+        "%%conn duckdb\nSELECT range * 1000 AS n, 'item-' || range AS name, "
+        "range * 1.5 AS price FROM range(6)"
+    )
+    _new_notebook(lab, "table_style.ipynb", ["%load_ext nbinfra", query])
+    page = _open(browser, lab, "table_style.ipynb")
+    try:
+        _run_all(page, "table_style")
+        table = page.locator(".jp-OutputArea-output .nbinfra-tbl table").first
+        table.wait_for()
+        table.scroll_into_view_if_needed()
+        light = table.evaluate(_TABLE_STYLE)
+        assert light["numeric"] == "right" and light["numericHead"] == "right", light
+        assert light["text"] == "left" and light["wrap"] == "nowrap", light
+        assert light["head"] == "sticky", light
+        assert light["odd"] != light["even"], light  # zebra rows
+        assert "1,000" in page.locator(".nbinfra-tbl tbody tr").nth(1).inner_text()
+        footer = page.locator(".nbinfra-tbl .nbinfra-foot").first.inner_text()
+        assert footer.startswith("6 rows \u00d7 3 columns"), footer
+        _shot(page, "table-style-light", page.locator(".jp-OutputArea-output .nbinfra-tbl").first)
+        _theme(page, "JupyterLab Dark", light=False)
+        dark = table.evaluate(_TABLE_STYLE)
+        assert dark["numeric"] == "right" and dark["odd"] != dark["even"], dark
+        assert dark["color"] != light["color"] and dark["odd"] != light["odd"], (light, dark)
+        _shot(page, "table-style-dark", page.locator(".jp-OutputArea-output .nbinfra-tbl").first)
+    except Exception:
+        _shot(page, "table-style-failure")
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            _theme(page, "JupyterLab Light", light=True)  # the lab is shared with other tests
+        page.close()
