@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from nbinfra.connections.plotsql import QUARTILES, PlotSQL
+from nbinfra.connections.profile import RunsSQL
 from nbinfra.connections.types import QueryResult
 from nbinfra.errors import QueryError
 
@@ -25,10 +26,6 @@ PLOT_HINT = "pip install 'nbinfra[plot]'"
 BINS = 20
 CAP = 10_000  # rows at most for line and scatter; groups at most for bar: 50
 BAR_CAP = 50
-
-
-class _Runs(Protocol):
-    def sql(self, statement: str, params: Any = None, limit: int | None = None) -> QueryResult: ...
 
 
 @dataclass
@@ -58,11 +55,12 @@ def _arity(kind: str, columns: list[str]) -> None:
 class _Session:
     """Runs the plot's statements on ``conn`` and counts the rows they return."""
 
-    def __init__(self, conn: _Runs, params: Any, data: PlotData) -> None:
-        self.conn, self.params, self.data = conn, params, data
+    def __init__(self, conn: RunsSQL, params: Any, data: PlotData, frames: Any = None) -> None:
+        self.conn, self.params, self.data, self.frames = conn, params, data, frames
 
     def rows(self, statement: str) -> list[tuple[Any, ...]]:
-        result = self.conn.sql(statement, self.params)
+        extra = {"frames": self.frames} if self.frames else {}
+        result = self.conn.sql(statement, self.params, **extra)
         self.data.rows_fetched += len(result.rows)
         self.data.statements.append(statement)
         return result.rows
@@ -73,7 +71,7 @@ def _float(value: Any) -> float:
 
 
 def plot_data(
-    conn: _Runs,
+    conn: RunsSQL,
     query: str,
     kind: str,
     columns: list[str],
@@ -82,6 +80,7 @@ def plot_data(
     params: Any = None,
     bins: int = BINS,
     cap: int = CAP,
+    frames: Any = None,
 ) -> PlotData:
     """The numbers of a ``kind`` plot of ``query``'s ``columns``, computed in the engine."""
     _arity(kind, columns)
@@ -89,7 +88,7 @@ def plot_data(
         raise QueryError("--bins must be 1 or more.")
     gen = PlotSQL(dialect)
     data = PlotData(kind, list(columns))
-    run = _Session(conn, params, data)
+    run = _Session(conn, params, data, frames)
     if kind == "hist":
         low, high, count = run.rows(gen.range_sql(query, columns[0]))[0]
         if not count:
@@ -187,11 +186,15 @@ def plot_query(
     *,
     params: Any = None,
     bins: int = BINS,
+    frames: Any = None,
 ) -> Any:
     """A ``Figure`` of ``query`` on ``conn`` (a ``nbinfra.conn(...)``) with the plot's
-    aggregates computed in the engine."""
+    aggregates computed in the engine; ``frames`` as in ``conn.sql`` (DuckDB, Spark)."""
     dialect = conn.manager.plot_sql().dialect
-    return draw(plot_data(conn, query, kind, columns, dialect=dialect, params=params, bins=bins))
+    data = plot_data(
+        conn, query, kind, columns, dialect=dialect, params=params, bins=bins, frames=frames
+    )
+    return draw(data)
 
 
 def plot_result(

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from nbinfra.connections.types import QueryResult
 
-__all__ = ["PROFILE_COLUMNS", "ProfileSQL", "profile", "profile_sql_for"]
+__all__ = ["PROFILE_COLUMNS", "ProfileSQL", "RunsSQL", "profile", "profile_sql_for"]
 
 PROFILE_COLUMNS = [
     "column",
@@ -63,10 +63,17 @@ def is_numeric(type_name: str) -> bool:
     return bool(_NUMERIC.search(type_name)) and not _NOT_NUMERIC.search(type_name)
 
 
-class _Runs(Protocol):
+class RunsSQL(Protocol):
     """What ``profile`` needs of a connection: the synchronous facade's ``sql``."""
 
-    def sql(self, statement: str, params: Any = None, limit: int | None = None) -> QueryResult: ...
+    def sql(
+        self,
+        statement: str,
+        params: Any = None,
+        limit: int | None = None,
+        *,
+        frames: Any = None,
+    ) -> QueryResult: ...
 
 
 @dataclass(frozen=True)
@@ -208,20 +215,27 @@ def _number(value: Any) -> Any:
     return float(value) if isinstance(value, Decimal) else value
 
 
-def profile(conn: _Runs, table: str, dialect: str | None, *, top: int = TOP) -> QueryResult:
+def profile(
+    conn: RunsSQL, table: str, dialect: str | None, *, top: int = TOP, frames: Any = None
+) -> QueryResult:
     """The profile of ``table`` (one row per column, ``PROFILE_COLUMNS``), computed with
     three or four queries on ``conn`` in ``dialect``."""
     from nbinfra.errors import QueryError
 
+    extra = {"frames": frames} if frames else {}
+
+    def run(statement: str, params: Any = None) -> QueryResult:
+        return conn.sql(statement, params, **extra)
+
     started = time.perf_counter()
     gen = profile_sql_for(dialect)
     sql, params = gen.columns_sql(table)
-    described = conn.sql(sql, params)
+    described = run(sql, params)
     columns = [(str(row[0]), str(row[1])) for row in described.rows if row and row[0]]
     columns = [(n, t) for n, t in columns if not n.startswith("#")]  # Spark's DESCRIBE footer
     if not columns:
         raise QueryError(f"No table {table!r} (or it has no columns) on this connection.")
-    values = iter(conn.sql(gen.aggregate_sql(table, columns)).rows[0])
+    values = iter(run(gen.aggregate_sql(table, columns)).rows[0])
     total = int(next(values))
     stats: list[dict[str, Any]] = []
     for name, type_name in columns:
@@ -230,13 +244,13 @@ def profile(conn: _Runs, table: str, dialect: str | None, *, top: int = TOP) -> 
     if numeric and not gen.has_stddev():
         picked = [columns[i] for i in numeric]
         means = {f"m{j}": stats[i]["mean"] or 0.0 for j, i in enumerate(numeric)}
-        sums = conn.sql(gen.spread_sql(table, picked), means).rows[0]
+        sums = run(gen.spread_sql(table, picked), means).rows[0]
         for j, i in enumerate(numeric):
             count = int(stats[i]["count"])
             stats[i]["std"] = math.sqrt(float(sums[j]) / (count - 1)) if count > 1 else None
     tops: dict[int, list[str]] = {}
     if top > 0:
-        for i, value, n in conn.sql(gen.top_sql(table, columns, top)).rows:
+        for i, value, n in run(gen.top_sql(table, columns, top)).rows:
             tops.setdefault(int(i), []).append(f"{value} ({int(n)})")
     rows = []
     for i, (name, type_name) in enumerate(columns):

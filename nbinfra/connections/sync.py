@@ -100,15 +100,18 @@ class SyncConnection:
         extra = {"frames": frames} if frames else {}
         return _call(manager, manager.sql, statement, params, limit=limit, **extra)
 
-    def profile(self, table: str, *, top: int = 3) -> QueryResult:
+    def profile(
+        self, table: str, *, top: int = 3, frames: Mapping[str, object] | None = None
+    ) -> QueryResult:
         """Per column of ``table``: type, count, nulls, distinct, min/max, mean/std (number
         columns) and the ``top`` most frequent values, computed in the engine by a few
         aggregate queries (the table is never pulled). ``table`` may be ``schema.table``;
-        quote a part holding a dot: ``'"my.table"'``."""
+        quote a part holding a dot: ``'"my.table"'``. ``frames`` as in ``sql``: profile a
+        DataFrame by name on DuckDB or Spark (``profile("df", frames={"df": df})``)."""
         from nbinfra.connections.profile import profile
 
         manager = self.manager
-        return profile(self, table, manager.profile_sql().dialect, top=top)
+        return profile(self, table, manager.profile_sql().dialect, top=top, frames=frames)
 
     def health(self) -> HealthStatus:
         """Ping the backend now."""

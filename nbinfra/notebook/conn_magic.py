@@ -214,10 +214,20 @@ def _plot(magics: Any, args: Any, conn: Any, statements: list[str], values: Any)
         raise UsageError("--plot takes one query in the cell (a SELECT); run the others first.")
     from nbinfra.plots import plot_query
 
-    params = sql_params(conn.manager.binds(statements[0]), values) or None
-    figure = plot_query(
-        conn, statements[0], args.plot, args.plot_columns, params=params, bins=args.bins
-    )
+    manager = conn.manager
+    params = sql_params(manager.binds(statements[0]), values) or None
+    frames = _Frames(manager, magics.user_ns) if manager.frames_by_name else None
+    found = frames.among(statements) if frames else {}
+    with _explained(frames):
+        figure = plot_query(
+            conn,
+            statements[0],
+            args.plot,
+            args.plot_columns,
+            params=params,
+            bins=args.bins,
+            frames=found or None,
+        )
     if args.output:
         magics.user_ns[args.output] = figure
     return figure
@@ -322,7 +332,13 @@ def _profile(magics: Any, argv: list[str]) -> Any:
     if len(argv) != 2:
         raise UsageError("Usage: %conn profile NAME TABLE (-o VAR keeps the profile)")
     _check_name(argv[0], kinds=True)
-    return _connection(argv[0]).profile(argv[1])
+    conn = _connection(argv[0])
+    frames = None
+    if conn.manager.frames_by_name:  # %conn profile duckdb df: a notebook DataFrame by name
+        from nbinfra.connections.frames import frames_for
+
+        frames = frames_for([argv[1]], magics.user_ns).frames or None
+    return conn.profile(argv[1], frames=frames)
 
 
 def _saved(magics: Any, argv: list[str]) -> Any:

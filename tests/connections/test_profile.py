@@ -186,3 +186,36 @@ def test_missing_table_is_one_line(nbinfra_session: Session, tmp_path: Path) -> 
     c = conn(f"sql:sqlite:///{tmp_path / 'p.db'}")
     with pytest.raises(QueryError, match="No table 'nope'"):
         c.profile("nope")
+
+
+def test_postgres_types_without_min_or_equality(
+    nbinfra_session: Session, postgres_server: PostgresServer
+) -> None:
+    from nbinfra.connections.postgres import PostgresConnectionManager
+
+    c = SyncConnection(PostgresConnectionManager(url=postgres_server.url))
+    try:
+        c.sql("DROP TABLE IF EXISTS odd_types")
+        c.sql("CREATE TABLE odd_types (b boolean, j json, d date, n numeric(10, 2))")
+        c.sql(
+            "INSERT INTO odd_types VALUES (true, '{\"a\": 1}', '2024-01-02', 1.50), "
+            "(false, '{\"a\": 1}', NULL, 2.50), (true, '[]', '2024-03-04', NULL)"
+        )
+        rows = {row[0]: row for row in c.profile("odd_types").rows}
+        assert rows["b"][2:7] == (3, 0, 2, None, None)  # no MIN(boolean) in PostgreSQL
+        assert rows["b"][9] == "true (2), false (1)"
+        assert rows["j"][2:5] == (3, 0, 2)  # json counted distinct as text
+        assert str(rows["d"][5]) == "2024-01-02" and rows["d"][3] == 1
+        assert rows["n"][7] == pytest.approx(2.0) and rows["n"][8] == pytest.approx(0.7071067811)
+    finally:
+        c.sql("DROP TABLE IF EXISTS odd_types")
+        c.close()
+
+
+def test_an_empty_table(nbinfra_session: Session, tmp_path: Path) -> None:
+    c = conn(f"sql:sqlite:///{tmp_path / 'e.db'}")
+    c.sql("CREATE TABLE e (v REAL, s TEXT)")
+    assert c.profile("e").rows == [
+        ("v", "REAL", 0, 0, 0, None, None, None, None, ""),
+        ("s", "TEXT", 0, 0, 0, None, None, None, None, ""),
+    ]

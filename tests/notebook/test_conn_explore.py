@@ -60,3 +60,16 @@ def test_plot_usage_errors(ip: TestingShell, nbinfra_session: Session) -> None:
         ip.cell("%%conn duckdb --plot hist v\nSELECT 1 AS v; SELECT 2 AS v")
     with pytest.raises(UsageError, match="--plot pie: use one of bar, box, hist, line, scatter"):
         ip.cell("%%conn duckdb --plot pie v\nSELECT 1 AS v")
+
+
+def test_profile_and_plot_a_dataframe_by_name(ip: TestingShell, nbinfra_session: Session) -> None:
+    pd = pytest.importorskip("pandas")
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    ip.user_ns["sales"] = pd.DataFrame({"price": [1.0, 2.0, 2.0, None], "who": list("abba")})
+    rows = {row[0]: row for row in ip.run_line_magic("conn", "profile duckdb sales").rows}
+    assert rows["price"][2:8] == (3, 1, 2, 1.0, 2.0, pytest.approx(5 / 3))
+    assert rows["who"][9] == "a (2), b (2)"
+    fig = ip.cell("%%conn duckdb --plot bar who\nSELECT * FROM sales")
+    assert fig.nbinfra_plot.x == ["a", "b"] and fig.nbinfra_plot.y == [2.0, 2.0]
+    assert "sales" not in ip.cell("%%conn duckdb\nSHOW TABLES").df().to_numpy().ravel().tolist()
