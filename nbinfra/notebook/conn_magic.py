@@ -68,15 +68,17 @@ def parse(line: str, cell: str | None = None) -> ConnLine:
     if args.plot:
         raise UsageError("--plot is for a %%conn cell: %%conn NAME --plot KIND COL...")
     word, query = first_word(rest)
+    given = [args]
     if word in _TAKES_OUTPUT:  # options may follow its words: profile duckdb t -o prof
         after = parse_all(parser, query, most=6)
         if args.output and after.output:
             raise UsageError("-o given twice.")
         after.output = after.output or args.output
+        given.append(after)
         args, query = after, " ".join(shlex.quote(word) for word in after.command)
     if word in SUBCOMMANDS:
-        if args.limit is not None or args.params or args.autocommit or args.save:
-            raise UsageError(f"%conn {word} takes no --limit/--params/--autocommit/--save.")
+        if any(_query_options(ns) for ns in given):
+            raise UsageError(f"%conn {word} takes no --limit/--params/--autocommit/--save/--plot.")
         if args.output and word not in _TAKES_OUTPUT:
             raise UsageError(f"%conn {word} takes no -o.")
         argv = [t.value for t in tokens(query, 3)]  # none takes more than 2 words
@@ -84,6 +86,18 @@ def parse(line: str, cell: str | None = None) -> ConnLine:
     if not word:
         raise UsageError(_NO_NAME)
     return ConnLine(None, [], args, tokens(word)[0].value, query)
+
+
+def _query_options(args: argparse.Namespace) -> bool:
+    """Whether any option that only a query takes is set."""
+    return bool(
+        args.limit is not None
+        or args.params
+        or args.autocommit
+        or args.save
+        or args.no_execute
+        or args.plot
+    )
 
 
 def run(magics: Any, line: str, cell: str | None) -> Any:

@@ -27,6 +27,10 @@ def test_profile_usage_errors(ip: TestingShell, nbinfra_session: Session) -> Non
         ip.run_line_magic("conn", "profile duckdb")
     with pytest.raises(UsageError, match="no connection named 'nope'"):
         ip.run_line_magic("conn", "profile nope t")
+    with pytest.raises(UsageError, match="takes no --limit"):
+        ip.run_line_magic("conn", "--limit 3 profile duckdb t")
+    with pytest.raises(UsageError, match="takes no --limit"):
+        ip.run_line_magic("conn", "profile duckdb t --plot hist v")
     with pytest.raises(UsageError, match="takes no -o"):
         ip.run_line_magic("conn", "-o x list")
 
