@@ -114,3 +114,11 @@ def test_mariadb_plots_match_numpy(nbinfra_session: Session, mariadb_server: Mar
         check_numbers(c, "plot_t")  # box quartiles by ORDER BY ... LIMIT 2 OFFSET k here
     finally:
         c.sql("DROP TABLE IF EXISTS plot_t")
+
+
+def test_scatter_sample_is_spread_over_the_whole_table(nbinfra_session: Session) -> None:
+    c = conn("duckdb")
+    c.sql("CREATE TABLE s AS SELECT i AS x, i AS y FROM range(200000) r(i)")
+    data = plot_query(c, "SELECT * FROM s", "scatter", ["x", "y"]).nbinfra_plot
+    late = sum(1 for x in data.x if x >= 150_000)
+    assert 8_000 < len(data.x) <= 10_000 and late > 0.2 * len(data.x)  # not cut by LIMIT
