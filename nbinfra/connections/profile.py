@@ -152,6 +152,23 @@ class ProfileSQL:
             {"name": name, **({"schema": schema} if schema is not None else {})},
         )
 
+    def catalog_sql(self) -> str | None:
+        """Rows ``(table, column)`` of the current schema, in column order, for completion;
+        ``None`` where this dialect's catalogue is not read this way."""
+        if self.dialect == "sqlite":
+            return (
+                "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
+                "WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite_%' "
+                "ORDER BY m.name, p.cid"
+            )
+        if self.dialect in ("duckdb", "postgres", "mysql"):
+            current = "DATABASE()" if self.dialect == "mysql" else "current_schema()"
+            return (
+                "SELECT table_name, column_name FROM information_schema.columns "
+                f"WHERE table_schema = {current} ORDER BY table_name, ordinal_position"
+            )
+        return None
+
     # -- the aggregates -------------------------------------------------------------------
     def _comparable(self, column: str, type_name: str) -> str:
         expr = self.quote(column)

@@ -121,6 +121,10 @@ class _Matcher:
 
     def __call__(self, context: Any) -> dict[str, Any]:
         text: str = context.text_until_cursor
+        if context.cursor_line != 0 and _CONN_CELL.match(context.full_text):
+            from nbinfra.notebook import complete
+
+            return complete.match_cell(self.magics, context)
         found = _MAGIC_LINE.match(text)
         if found is None or (found.group(1) == "%%" and context.cursor_line != 0):
             return {"completions": [], "suppress": False}
@@ -130,6 +134,7 @@ class _Matcher:
 
 
 _MAGIC_LINE = re.compile(r"\s*(%%?)(?:llm|cache|conn)\s")
+_CONN_CELL = re.compile(r"\s*%%conn\b")
 
 
 def _register_completers(ipython: Any, magics: Any) -> None:

@@ -56,13 +56,29 @@ def match(magics: Any, context: Any) -> dict[str, Any]:
     Tab never shows a traceback: when the candidates cannot be read (a broken settings
     file, say), there are none, and running the cell reports the problem.
     """
-    from IPython.core.completer import SimpleCompletion
-
     try:
         fragment, found = complete(magics, context.text_until_cursor, context.cursor_line == 0)
     except Exception as exc:  # noqa: BLE001 - completion is best effort
         log.debug("completion of %r failed: %r", context.text_until_cursor[-80:], exc)
         return {"completions": [], "suppress": False}
+    return _result(fragment, found)
+
+
+def match_cell(magics: Any, context: Any) -> dict[str, Any]:
+    """IPython matcher result inside a ``%%conn`` cell's body: tables and columns."""
+    from nbinfra.notebook.sql_complete import complete_cell
+
+    try:
+        fragment, found = complete_cell(magics, context.full_text, context.text_until_cursor)
+    except Exception as exc:  # noqa: BLE001 - completion is best effort
+        log.debug("completion in a %%conn cell failed: %r", exc)
+        return {"completions": [], "suppress": False}
+    return _result(fragment, found)
+
+
+def _result(fragment: str, found: list[Candidate]) -> dict[str, Any]:
+    from IPython.core.completer import SimpleCompletion
+
     return {
         "completions": [SimpleCompletion(text, type=kind) for text, kind in found],
         "matched_fragment": fragment,

@@ -199,6 +199,7 @@ def execute(magics: Any, args: Any, name: str | None, query: str) -> Any:
                 else:
                     run = conn.sql if sql else conn.query
                     results.append(run(statement, params, limit=args.limit))
+    magics.state.ran(conn.name, statements)
     ns["_conn"] = results[-1]
     if args.output:
         ns[args.output] = results[-1] if len(results) == 1 else results

@@ -50,6 +50,24 @@ class NotebookState:
         self.record_path: str | None = None  # %llm replay record FILE
         self._usage: Any = None
         self._saved: Any = None
+        self._catalog: Any = None
+
+    @property
+    def catalog(self) -> Any:
+        """Tables and columns per connection for Tab in ``%%conn`` cells (sql_complete.py)."""
+        if self._catalog is None:
+            from nbinfra.notebook.sql_complete import CatalogCache
+
+            self._catalog = CatalogCache()
+        return self._catalog
+
+    def ran(self, connection: str, statements: list[str]) -> None:
+        """After a ``%%conn`` cell: DDL among ``statements`` makes Tab read the catalogue again."""
+        if self._catalog is not None:
+            from nbinfra.notebook.sql_complete import is_ddl
+
+            if any(is_ddl(s) for s in statements):
+                self._catalog.invalidate(connection)
 
     @property
     def saved(self) -> Any:

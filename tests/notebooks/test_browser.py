@@ -349,6 +349,46 @@ def test_tab_completes_a_connection_name(lab: str, browser: Any) -> None:
         page.close()
 
 
+def test_tab_in_a_conn_cell_offers_a_column(lab: str, browser: Any) -> None:
+    setup = "%%conn duckdb\nCREATE TABLE orders (order_id INT, amount_total DOUBLE)"
+    _new_notebook(lab, "tab_columns.ipynb", ["%load_ext nbinfra", setup, ""])
+    page = _open(browser, lab, "tab_columns.ipynb")
+    try:
+        cells = page.locator(".jp-Notebook .jp-CodeCell")
+        cells.nth(0).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.press("Shift+Enter")  # the CREATE TABLE cell, then the empty one
+        page.wait_for_function(
+            "el => /\\[2\\]/.test(el.textContent)",
+            arg=cells.nth(1).locator(".jp-InputPrompt").element_handle(),
+        )
+        editor = cells.nth(2).locator(".cm-content")
+        editor.click()
+        page.keyboard.type("%%conn duckdb")
+        page.keyboard.press("Enter")
+        page.keyboard.type("SELECT amount_t")
+        page.keyboard.press("Tab")
+        page.wait_for_function(
+            "([el, sel]) => el.textContent.includes('amount_total') || document.querySelector(sel)",
+            arg=[editor.element_handle(), ".jp-Completer-item"],
+            timeout=30_000,
+        )
+        items = page.locator(".jp-Completer-item")
+        if items.count():
+            labels = page.locator(".jp-Completer-item .jp-Completer-match").all_inner_texts()
+            assert labels == ["amount_total"], labels
+            page.keyboard.press("Enter")
+        page.wait_for_function(
+            "el => el.textContent.includes('SELECT amount_total')", arg=editor.element_handle()
+        )
+        _shot(page, "tab-completion-column")
+    except Exception:
+        _shot(page, "tab-completion-column-failure")
+        raise
+    finally:
+        page.close()
+
+
 @pytest.mark.timeout(300)
 def test_interrupting_a_long_duckdb_query(lab: str, browser: Any) -> None:
     long_query = "%conn duckdb SELECT sum(hash(range)) FROM range(10000000000)"
