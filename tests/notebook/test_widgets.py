@@ -47,26 +47,129 @@ def test_results_table_million_rows_sends_one_page() -> None:
     assert table.next_button.disabled
 
 
-def test_results_table_sorts_rows_and_frames() -> None:
+def _firsts(table: object) -> list[str]:
+    """The first cell of each shown row."""
+    import re
+
+    html = table.table.value  # type: ignore[attr-defined]
+    body = html[html.index("<tbody>") :]
+    return [re.sub("<[^>]+>", "", c) for c in re.findall(r"<tr><td[^>]*>(.*?)</td>", body)]
+
+
+def test_results_table_header_click_sorts_rows_and_frames() -> None:
     result = QueryResult(["n", "s"], [(3, "c"), (1, "a"), (None, "z"), (2, "b")])
     table = nbinfra.widgets.results_table(result, page_size=2)
-    assert table.table.value.index(">3</td>") < table.table.value.index(">1</td>")
-    table.sort_by.value = "n"
-    assert ">1</td>" in table.table.value and ">2</td>" in table.table.value
-    table.ascending.value = False
-    assert ">3</td>" in table.table.value and ">1</td>" not in table.table.value
+    assert _firsts(table) == ["3", "1"]
+    table.headers["n"].click()
+    assert _firsts(table) == ["1", "2"]
+    assert table.headers["n"].description == "n \u25b2" and "n \u25b2" in table.table.value
     table.page.value = 2
-    assert ">1</td>" in table.table.value  # None sorts last ascending, first descending
+    assert _firsts(table) == ["3", "NULL"]  # NULL last
+    table.headers["n"].click()  # descending, back on page 1
+    assert table.page.value == 1 and _firsts(table) == ["3", "2"]
+    assert table.headers["n"].description == "n \u25bc"
+    table.headers["n"].click()  # unsorted again
+    assert _firsts(table) == ["3", "1"] and table.headers["n"].description == "n"
+    table.headers["s"].click()
+    table.headers["s"].click()
+    assert _firsts(table) == ["NULL", "3"]  # z, c
 
     import pandas as pd
 
     frame = pd.DataFrame({"n": [3, 1, 2], "s": list("cab")})
     ftable = nbinfra.widgets.results_table(frame, page_size=1)
     assert "3 rows" in ftable.info.value and ">c</td>" in ftable.table.value
-    ftable.sort_by.value = "n"
+    ftable.click_header("n")
     assert ">a</td>" in ftable.table.value
     ftable.page.value = 3
     assert ">c</td>" in ftable.table.value
+
+
+def test_results_table_filters_in_the_engine() -> None:
+    rows = [(i, f"Name-{i}", i * 0.5) for i in range(100)]
+    table = nbinfra.widgets.results_table(QueryResult(["id", "name", "x"], rows), page_size=10)
+    table.filters["name"].value = "name-1"  # case-insensitive contains: 1, 10-19
+    assert "11 rows" in table.info.value and table.view.fetched == 10
+    table.filters["id"].value = ">15"
+    assert "4 rows" in table.info.value and _firsts(table) == ["16", "17", "18", "19"]
+    table.filters["id"].value = "17"
+    assert _firsts(table) == ["17"]
+    table.filters["name"].value = ""
+    table.filters["x"].value = "<=1.5"
+    assert "0 rows" in table.info.value  # id = 17 and x <= 1.5
+    table.filters["id"].value = "!=2"
+    assert _firsts(table) == ["0", "1", "3"]
+    table.filters["id"].value = "about five"
+    assert "not a number" in table.message.value and "Traceback" not in table.message.value
+    assert "\n" not in table.message.value
+    table.filters["id"].value = ""
+    assert table.message.value == "" and "4 rows" in table.info.value
+    quote = QueryResult(["s"], [("it's",), ("a'); DROP TABLE x; --",), ("plain",)])
+    qt = nbinfra.widgets.results_table(quote)
+    qt.filters["s"].value = "'"
+    assert "2 rows" in qt.info.value  # the value is bound, not pasted into SQL
+
+
+def test_results_table_page_size_choice() -> None:
+    rows = [(i,) for i in range(250)]
+    table = nbinfra.widgets.results_table(QueryResult(["id"], rows), page_size=20)
+    assert list(table.page_size.options) == [10, 20, 50, 100]
+    table.page.value = 3
+    table.page_size.value = 100
+    assert table.page.value == 1 and "page 1 of 3" in table.info.value
+    assert len(_firsts(table)) == 100 and table.view.fetched == 100
+    table.next_button.click()
+    table.next_button.click()
+    assert _firsts(table)[:1] == ["200"] and len(_firsts(table)) == 50
+    assert table.next_button.disabled
+
+
+def test_results_table_downloads_and_copy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    rows = [(i, f"n{i}") for i in range(1000)]
+    table = nbinfra.widgets.results_table(
+        QueryResult(["id", "name"], rows), page_size=10, download_dir=tmp_path
+    )
+    table.filters["id"].value = ">=900"
+    table.click_header("id")
+    table.click_header("id")
+    table.csv_button.click()
+    csv = table.download
+    assert csv.parent == tmp_path and csv.suffix == ".csv"
+    link = table.link.outputs[0]["data"]["text/html"]
+    assert link.startswith("<a href=") and csv.as_posix() in link
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "id,name" and lines[1] == "999,n999" and len(lines) == 101
+    table.parquet_button.click()
+    got = duckdb.sql(f"select count(*), max(id) from '{table.download}'").fetchall()
+    assert got == [(100, 999)]
+    table.copy_button.click()
+    copied = table.copied.value.splitlines()
+    assert copied[0] == "id\tname" and copied[1] == "999\tn999" and len(copied) == 11
+
+
+def test_results_table_pages_ten_million_duckdb_rows_without_pulling_them() -> None:
+    import duckdb
+
+    from nbinfra.connections.duckdb_result import DuckDBResult
+
+    con = duckdb.connect()
+    relation = con.sql("SELECT range AS id, 'r' || range::VARCHAR AS name FROM range(10000000)")
+    import threading
+
+    result = DuckDBResult(relation, threading.RLock(), elapsed=0.0, statement="", limit=None)
+    table = nbinfra.widgets.results_table(result, page_size=20)
+    assert "10,000,000 rows" in table.info.value and table.view.fetched == 20
+    table.page.value = 400_000
+    assert _firsts(table)[0] == "7,999,980" and table.view.fetched == 20
+    table.click_header("id")
+    table.click_header("id")
+    assert _firsts(table)[0] == "9,999,999" and table.view.fetched == 20
+    table.filters["name"].value = "R999999"
+    assert "11 rows" in table.info.value
+    assert result._rows is None  # the result's rows were never pulled into Python
+    con.close()
 
 
 def test_results_table_rejects_other_things() -> None:

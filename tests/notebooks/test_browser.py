@@ -257,18 +257,33 @@ def test_connections_notebook_results_table(lab: str, browser: Any) -> None:
         )
         assert table.locator("tbody tr td:first-child").all_inner_texts()[:2] == ["10", "11"]
 
-        # sort by score, descending: the best scores come first
-        sort = table.locator(".widget-dropdown", has_text="sort").locator("select")
-        sort.select_option(label="score")
-        table.locator("button", has_text="ascending").click()
+        # a header click sorts by score; a second one descending: the best scores first
+        header = table.locator(".widget-gridbox button", has_text="score")
+        header.click()
         page.wait_for_function(
-            "el => el.textContent.includes('page 2 of')", arg=info.element_handle()
+            "el => el.textContent.includes('page 1 of')", arg=info.element_handle()
         )
+        page.wait_for_function(
+            "el => [...el.querySelectorAll('tbody tr td:nth-child(3)')]"
+            ".every(td => td.textContent === '0')",
+            arg=table.element_handle(),
+        )
+        header.click()
         page.wait_for_function(
             "el => [...el.querySelectorAll('tbody tr td:nth-child(3)')]"
             ".every(td => td.textContent === '999')",
             arg=table.element_handle(),
         )
+        assert "score \u25bc" in header.inner_text()
+        # the name filter narrows the rows in the engine: item-99999 and item-999990..9
+        name_filter = table.locator(".widget-gridbox input").nth(1)
+        name_filter.fill("ITEM-99999")
+        name_filter.press("Enter")
+        page.wait_for_function(
+            "el => el.textContent.includes('11 rows')", arg=info.element_handle()
+        )
+        names = table.locator("tbody tr td:nth-child(2)").all_inner_texts()
+        assert len(names) == 10 and all("item-99999" in n for n in names), names
         _shot(page, "03-results-table-sorted", table)
         _shot(page, "03-notebook")
     except Exception:
