@@ -404,6 +404,29 @@ def test_tab_in_a_conn_cell_offers_a_column(lab: str, browser: Any) -> None:
         page.close()
 
 
+def test_a_plot_computed_in_the_engine_renders_as_an_image(lab: str, browser: Any) -> None:
+    plot = "%%conn duckdb --plot hist x\nSELECT sqrt(range) AS x FROM range(100000)"
+    _new_notebook(lab, "plot_image.ipynb", ["%load_ext nbinfra", plot])
+    page = _open(browser, lab, "plot_image.ipynb")
+    try:
+        cells = page.locator(".jp-Notebook .jp-CodeCell")
+        cells.nth(0).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.press("Shift+Enter")
+        image = cells.nth(1).locator(".jp-OutputArea-output img")
+        image.wait_for(timeout=60_000)
+        loaded = "el => el.complete && el.naturalWidth > 0"
+        page.wait_for_function(loaded, arg=image.element_handle())
+        assert image.get_attribute("src", timeout=5_000).startswith("data:image/png")
+        assert not cells.nth(1).locator(".jp-OutputArea-output[data-mime-type*=error]").count()
+        _shot(page, "plot-hist", cells.nth(1))
+    except Exception:
+        _shot(page, "plot-hist-failure")
+        raise
+    finally:
+        page.close()
+
+
 @pytest.mark.timeout(300)
 def test_interrupting_a_long_duckdb_query(lab: str, browser: Any) -> None:
     long_query = "%conn duckdb SELECT sum(hash(range)) FROM range(10000000000)"
