@@ -394,6 +394,18 @@ def test_a_429_past_the_wait_budget_moves_the_row_to_the_fallback(
     assert wire.traffic.answered(200) == 12 - by_backup
 
 
+def test_a_timeout_moves_the_row_to_the_fallback(wire: LLMWireServer, wire_factory: Wire) -> None:
+    backup = wire_factory("openai", "groq")
+    wire.latency = 2.0  # every answer of the primary comes after its 0.3 s limit
+    second = _provider(backup, model="gpt-4.1-mini")
+    out = _llm(wire, timeout=0.3).map(
+        [f"p{i}" for i in range(6)], concurrency=3, fallbacks=[second], store=_memory()
+    )
+    assert out["error"].isna().all()
+    assert (out["model"] == "gpt-4.1-mini").all()
+    assert backup.traffic.count == 6  # each row sent there once, after its timeout
+
+
 def test_one_gate_holds_every_worker_for_the_retry_after(wire: LLMWireServer) -> None:
     # No client-side limit at all: only the server's 429s and their Retry-After pace it.
     wire.limit = ServerLimit(rpm=600, burst=0.1)  # 10 a second, one at a time
