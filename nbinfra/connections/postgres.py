@@ -50,7 +50,7 @@ from nbinfra.connections.pgcopy import CopyMixin
 from nbinfra.connections.pgpool import POOL_PREFIX, Checkout, EmbeddedServerGone, reusable
 from nbinfra.connections.pgscript import ScriptMixin
 from nbinfra.connections.settings import ConnectionSettings, mask_text, one_line
-from nbinfra.connections.types import QueryResult
+from nbinfra.connections.types import QueryResult, Transaction
 from nbinfra.errors import ConnectionUnavailableError, ConnError, QueryError
 from nbinfra.logs import get_logger
 
@@ -106,17 +106,7 @@ class PostgresSettings(ConnectionSettings):
         return f"embedded ({self.embedded_dir})"
 
 
-class PostgresTransaction:
-    """The connection of an open ``transaction()`` block."""
-
-    def __init__(self, manager: PostgresConnectionManager, conn: Any) -> None:
-        self.manager = manager
-        self.connection = conn
-
-    async def execute_query(
-        self, query: str, params: Any = None, *, limit: int | None = None
-    ) -> QueryResult:
-        return await self.manager.execute_query(query, params, limit=limit)
+PostgresTransaction = Transaction  # the kind's own name for it
 
 
 @ConnectionRegistry.register(ConnectionType.POSTGRES)

@@ -53,10 +53,10 @@ from nbinfra.connections.sqla_engine import (
 from nbinfra.connections.sqla_run import SQLResult, bind_values, run_statement
 from nbinfra.connections.sqla_text import DIALECTS, backend_of, dialect_text
 from nbinfra.connections.sqltext import controls_transaction, transaction_effect
-from nbinfra.connections.types import QueryResult
+from nbinfra.connections.types import QueryResult, Transaction
 from nbinfra.errors import ConfigError, ConnectionUnavailableError, ConnError, QueryError
 
-__all__ = ["SQLAlchemyConnectionManager", "SQLAlchemySettings", "SQLResult", "SQLTransaction"]
+__all__ = ["SQLAlchemyConnectionManager", "SQLAlchemySettings", "SQLResult"]
 
 
 @dataclass
@@ -79,19 +79,6 @@ class SQLAlchemySettings(ConnectionSettings):
 
     def target(self) -> str:
         return mask_text(self.url) if self.url else "(no url)"
-
-
-class SQLTransaction:
-    """The connection of an open ``transaction()`` block."""
-
-    def __init__(self, manager: SQLAlchemyConnectionManager, conn: Any) -> None:
-        self.manager = manager
-        self.connection = conn
-
-    async def execute_query(
-        self, query: str, params: Any = None, *, limit: int | None = None
-    ) -> QueryResult:
-        return await self.manager.execute_query(query, params, limit=limit)
 
 
 @ConnectionRegistry.register(ConnectionType.SQL)
@@ -391,7 +378,7 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
                 await asyncio.shield(self.to_thread(conn.close))
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SQLTransaction]:
+    async def transaction(self) -> AsyncIterator[Transaction]:
         """Run the block's queries on one connection; commit at the end, roll back on error."""
         if self._tx.get() is not None:
             raise QueryError("A transaction is already open on this task; nest with savepoints.")
@@ -414,7 +401,7 @@ class SQLAlchemyConnectionManager(BaseConnectionManager):
             raise self._error(exc, "transaction", None) from exc
         token = self._tx.set(conn)
         try:
-            yield SQLTransaction(self, conn)
+            yield Transaction(self, conn)
         except BaseException:
             self._tx.reset(token)
             await asyncio.shield(self.to_thread(end, conn, False))

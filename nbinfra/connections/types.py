@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["POLARS_HINT", "HealthStatus", "QueryResult", "import_polars"]
+if TYPE_CHECKING:
+    from nbinfra.connections.base import ConnectionManager
+
+__all__ = ["POLARS_HINT", "HealthStatus", "QueryResult", "Transaction", "import_polars"]
 
 POLARS_HINT = "pip install 'nbinfra[polars]'"
 
@@ -159,3 +162,17 @@ class QueryResult:
             [] for _ in self.columns
         ]
         return pa.table(dict(zip(self.columns, columns, strict=False)))
+
+
+class Transaction:
+    """The connection of an open ``transaction()`` block (SQL kinds that offer one): its
+    statements run on ``connection`` until the block ends (the manager routes them)."""
+
+    def __init__(self, manager: ConnectionManager, conn: Any) -> None:
+        self.manager = manager
+        self.connection = conn
+
+    async def execute_query(
+        self, query: str, params: Any = None, *, limit: int | None = None
+    ) -> QueryResult:
+        return await self.manager.execute_query(query, params, limit=limit)

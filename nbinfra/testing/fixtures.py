@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -33,13 +33,21 @@ __all__ = [
 ]
 
 
+S = TypeVar("S", RedisServer, MariaDBServer, MongoServer)
+
+
+def _started(server_class: type[S], label: str) -> S:
+    """A started private server, or the missing-service policy (skip, or fail in CI)."""
+    try:
+        return server_class().start()
+    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        service_unavailable(label, str(exc))
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One private Redis for the whole test session (flush it in tests that need empty)."""
-    try:
-        server = RedisServer().start()
-    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
-        service_unavailable("redis-server", str(exc))
+    server = _started(RedisServer, "redis-server")
     try:
         yield server
     finally:
@@ -52,10 +60,7 @@ def redis_server_factory() -> Iterator[Callable[[], RedisServer]]:
     started: list[RedisServer] = []
 
     def make() -> RedisServer:
-        try:
-            server = RedisServer().start()
-        except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
-            service_unavailable("redis-server", str(exc))
+        server = _started(RedisServer, "redis-server")
         started.append(server)
         return server
 
@@ -83,10 +88,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 def mariadb_server() -> Iterator[MariaDBServer]:
     """One private MariaDB (``mariadbd``) for the whole test session; tests that restart
     it must leave it running."""
-    try:
-        server = MariaDBServer().start()
-    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
-        service_unavailable("MariaDB server", str(exc))
+    server = _started(MariaDBServer, "MariaDB server")
     try:
         yield server
     finally:
@@ -96,10 +98,7 @@ def mariadb_server() -> Iterator[MariaDBServer]:
 @pytest.fixture(scope="session")
 def mongo_server() -> Iterator[MongoServer]:
     """One private nx-27017 MongoDB server for the whole test session."""
-    try:
-        server = MongoServer().start()
-    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
-        service_unavailable("nx-27017 MongoDB server", str(exc))
+    server = _started(MongoServer, "nx-27017 MongoDB server")
     try:
         yield server
     finally:
