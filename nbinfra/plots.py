@@ -26,6 +26,8 @@ PLOT_HINT = "pip install 'nbinfra[plot]'"
 BINS = 20
 CAP = 10_000  # rows at most for line and scatter; groups at most for bar: 50
 BAR_CAP = 50
+WHIS = 1.5  # Tukey's whiskers, matplotlib's default
+FLIERS = 1_000  # fliers drawn one by one at most
 
 
 @dataclass
@@ -37,7 +39,7 @@ class PlotData:
     columns: list[str]
     x: list[Any] = field(default_factory=list)
     y: list[Any] = field(default_factory=list)
-    boxes: list[dict[str, float]] = field(default_factory=list)
+    boxes: list[dict[str, Any]] = field(default_factory=list)
     rows_fetched: int = 0
     statements: list[str] = field(default_factory=list)
 
@@ -123,22 +125,39 @@ def plot_data(
     return data
 
 
-def _box(run: _Session, gen: PlotSQL, query: str, column: str) -> dict[str, float]:
+def _box(run: _Session, gen: PlotSQL, query: str, column: str) -> dict[str, Any]:
+    """matplotlib's ``bxp`` statistics of ``column``: quartiles, Tukey's whiskers and
+    the fliers (at most ``FLIERS``; ``nfliers`` counts them all), each computed in SQL."""
     statement = gen.box_sql(query, column)
     if statement is not None:
         low, q1, med, q3, high, _count = (_float(v) for v in run.rows(statement)[0])
-        return {"whislo": low, "q1": q1, "med": med, "q3": q3, "whishi": high}
-    # No quantile function (SQLite, MySQL): each quartile from the two values around it.
-    low, high, count = run.rows(gen.range_sql(query, column))[0]
-    if not count:
-        raise QueryError(f"{column!r} has no values to draw a box of.")
-    values = {"whislo": _float(low), "whishi": _float(high)}
-    for name, q in zip(("q1", "med", "q3"), QUARTILES, strict=True):
-        position = q * (int(count) - 1)
-        below = math.floor(position)
-        pair = [_float(row[0]) for row in run.rows(gen.nth_sql(query, column, below))]
-        above = pair[1] if len(pair) > 1 else pair[0]
-        values[name] = pair[0] + (above - pair[0]) * (position - below)
+    else:
+        # No quantile function (SQLite, MySQL): each quartile from the two values around it.
+        low_v, high_v, count = run.rows(gen.range_sql(query, column))[0]
+        if not count:
+            raise QueryError(f"{column!r} has no values to draw a box of.")
+        low, high = _float(low_v), _float(high_v)
+        quartiles = []
+        for q in QUARTILES:
+            position = q * (int(count) - 1)
+            below = math.floor(position)
+            pair = [_float(row[0]) for row in run.rows(gen.nth_sql(query, column, below))]
+            above = pair[1] if len(pair) > 1 else pair[0]
+            quartiles.append(pair[0] + (above - pair[0]) * (position - below))
+        q1, med, q3 = quartiles
+    fence_low, fence_high = q1 - WHIS * (q3 - q1), q3 + WHIS * (q3 - q1)
+    values: dict[str, Any] = {"q1": q1, "med": med, "q3": q3, "whislo": low, "whishi": high}
+    values["fliers"], values["nfliers"] = [], 0
+    if fence_low <= low and high <= fence_high:
+        return values  # nothing outside the fences: the whiskers are min and max
+    lo_in, hi_in, outside = run.rows(gen.fence_sql(query, column, fence_low, fence_high))[0]
+    values["whislo"], values["whishi"] = _float(lo_in), _float(hi_in)
+    values["nfliers"] = int(outside or 0)
+    if values["nfliers"] <= FLIERS:
+        statement = gen.fliers_sql(query, column, fence_low, fence_high, FLIERS)
+        values["fliers"] = [_float(row[0]) for row in run.rows(statement)]
+    else:  # too many to draw each: the two extremes keep the plot's range true
+        values["fliers"] = [low, high]
     return values
 
 
@@ -160,14 +179,13 @@ def draw(data: PlotData) -> Any:
     """A matplotlib ``Figure`` of ``data`` (``figure.nbinfra_plot`` is ``data``)."""
     fig, ax = _figure()
     if data.kind == "hist":
-        if data.y:
-            widths = [b - a for a, b in zip(data.x, data.x[1:], strict=False)]
-            ax.bar(data.x[:-1], data.y, width=widths, align="edge")
+        if data.y:  # one patch over the bins (matplotlib's way to draw counted bins)
+            ax.stairs(data.y, data.x, fill=True)
         ax.set_xlabel(data.columns[0])
         ax.set_ylabel("count")
     elif data.kind == "box":
         stats = [dict(box, label=col) for box, col in zip(data.boxes, data.columns, strict=True)]
-        ax.bxp(stats, showfliers=False)
+        ax.bxp(stats)
     elif data.kind == "bar":
         ax.bar([str(x) for x in data.x], data.y)
         ax.set_xlabel(data.columns[0])

@@ -14,6 +14,8 @@ sample. The SQL follows the connection's dialect (``sql_dialect()``) with
   ``percentile_cont ... WITHIN GROUP``, Spark ``percentile``); where there is none
   (SQLite, MySQL/MariaDB) each quartile is read with ``ORDER BY x LIMIT 2 OFFSET k`` and
   interpolated linearly (the same ``quantile_cont`` answer), one small query per quartile.
+  Then Tukey's whiskers, as matplotlib's ``boxplot`` draws them: the lowest and highest
+  values within 1.5 IQR of the box, and the values outside (the fliers, at most ``cap``).
 - bar: ``GROUP BY x`` with ``COUNT(*)`` (or ``SUM(y)``), the largest ``cap`` groups.
 - line: ``ROW_NUMBER() OVER (ORDER BY x)`` keeps every k-th row, at most ``cap`` rows.
 - scatter: a Bernoulli sample ``WHERE <random> < p LIMIT cap`` (no sort of the table).
@@ -92,6 +94,25 @@ class PlotSQL:
         return (
             f"SELECT {x} FROM {self.source(query)} WHERE {x} IS NOT NULL "
             f"ORDER BY {x} LIMIT 2 OFFSET {int(offset)}"
+        )
+
+    def fence_sql(self, query: str, column: str, low: float, high: float) -> str:
+        """One row: the lowest value >= ``low``, the highest <= ``high``, and how many
+        values lie outside ``[low, high]`` (CASE, not FILTER: MySQL has no FILTER)."""
+        x = self._number(column)
+        return (
+            f"SELECT MIN(CASE WHEN {x} >= {low!r} THEN {x} END), "
+            f"MAX(CASE WHEN {x} <= {high!r} THEN {x} END), "
+            f"SUM(CASE WHEN {x} < {low!r} OR {x} > {high!r} THEN 1 ELSE 0 END) "
+            f"FROM {self.source(query)}"
+        )
+
+    def fliers_sql(self, query: str, column: str, low: float, high: float, cap: int) -> str:
+        """The values outside ``[low, high]``, at most ``cap``."""
+        x = self._number(column)
+        return (
+            f"SELECT {x} FROM {self.source(query)} WHERE {x} < {low!r} OR {x} > {high!r} "
+            f"LIMIT {int(cap)}"
         )
 
     def bar_sql(self, query: str, x: str, y: str | None, cap: int) -> str:
