@@ -537,3 +537,118 @@ def test_result_table_style_in_light_and_dark(lab: str, browser: Any) -> None:
         with contextlib.suppress(Exception):
             _theme(page, "JupyterLab Light", light=True)  # the lab is shared with other tests
         page.close()
+
+
+_PANEL_SETUP = """\
+import pathlib, socket
+import ipywidgets, nbinfra
+from nbinfra.testing import free_port
+%load_ext nbinfra
+hung = socket.socket()  # a MongoDB that accepts connections and never answers
+hung.bind(("127.0.0.1", 0))
+hung.listen(64)
+folder = pathlib.Path("health_panel_resources")
+folder.mkdir(exist_ok=True)
+(folder / "application-db.yaml").write_text(
+    "connections:\\n  duckdb:\\n    database: ':memory:'\\n"
+    f"  mongodb:\\n    kind: mongodb\\n    url: 'mongodb://127.0.0.1:{hung.getsockname()[1]}/db'\\n"
+    "    connect_timeout: 30\\n"
+)
+(folder / "application-vector.yaml").write_text("connections: {}\\n")
+(folder / "application-external.yaml").write_text("connections: {}\\n")
+(folder / "application-cache.yaml").write_text(  # no Redis: a refused port, down at once
+    f"cache:\\n  backend: memory\\n  redis:\\n    url: redis://127.0.0.1:{free_port()}/0\\n"
+)
+nbinfra.session.set_default_session(nbinfra.Session(resources=folder))
+ipywidgets.HTML("widgets ready")"""
+
+# In the page: when Shift+Enter was pressed, when the panel's mongodb row first showed (and
+# painted), what it showed, when it resolved, and when the next cell's "2" came back.
+_PANEL_WATCH = """cells => {
+    const [panelCell, nextCell] = cells;
+    const t = window.__panel = {};
+    document.addEventListener('keydown', e => {
+        if (e.key === 'Enter' && e.shiftKey && t.pressed === undefined) {
+            t.pressed = performance.now();
+        }
+    }, true);
+    const rows = () => panelCell.querySelectorAll('.jp-OutputArea-output .nbinfra-tbl tbody tr');
+    const rowOf = name => [...rows()].find(tr => tr.children[1]?.textContent === name);
+    const look = () => {
+        const now = performance.now();
+        const mongo = rowOf('mongodb');
+        if (mongo && t.frame === undefined) {
+            t.frame = now;
+            t.first = mongo.children[0].textContent;
+            requestAnimationFrame(() => { t.painted = performance.now(); });
+        }
+        const checking = mongo && mongo.children[0].textContent.includes('checking');
+        if (mongo && !checking && t.resolved === undefined) t.resolved = now;
+        const out = nextCell.querySelector('.jp-OutputArea-output');
+        if (t.next === undefined && out && out.textContent.trim() === '2') t.next = now;
+    };
+    new MutationObserver(look).observe(
+        document.querySelector('.jp-Notebook'),
+        {subtree: true, childList: true, characterData: true, attributes: true},
+    );
+}"""
+
+
+@pytest.mark.timeout(300)
+def test_health_panel_draws_at_once_with_a_dead_mongodb(lab: str, browser: Any) -> None:
+    panel_cell = "import time; t0 = time.perf_counter(); p = nbinfra.widgets.health_panel(); p"
+    _new_notebook(lab, "health_panel.ipynb", [_PANEL_SETUP, panel_cell, "1+1"])
+    page = _open(browser, lab, "health_panel.ipynb")
+    try:
+        cells = page.locator(".jp-Notebook .jp-CodeCell")
+        cells.nth(0).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")  # warm-up: kernel up, nbinfra and widgets loaded
+        cells.nth(0).locator(".widget-html", has_text="widgets ready").wait_for(timeout=60_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+        page.evaluate(_PANEL_WATCH, [cells.nth(1).element_handle(), cells.nth(2).element_handle()])
+        cells.nth(1).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")  # the panel
+        page.keyboard.press("Shift+Enter")  # 1+1, queued behind it
+        page.wait_for_function(
+            "() => window.__panel.resolved !== undefined && window.__panel.next !== undefined"
+            " && window.__panel.painted !== undefined",
+            timeout=60_000,
+        )
+        t = page.evaluate("() => window.__panel")
+        frame_ms = t["painted"] - t["pressed"]
+        resolved_ms = t["resolved"] - t["pressed"]
+        next_ms = t["next"] - t["pressed"]
+        dom_ms = t["frame"] - t["pressed"]
+        print(
+            f"health panel: frame {frame_ms:.0f} ms (in the DOM {dom_ms:.0f} ms), mongodb"
+            f" resolved {resolved_ms:.0f} ms, next cell {next_ms:.0f} ms"
+        )
+        assert frame_ms < 500, f"the panel's frame took {frame_ms:.0f} ms to show"
+        assert t["first"] == "\u25cc checking\u2026", t
+        assert next_ms < resolved_ms, f"1+1 waited for the check ({next_ms:.0f} ms, {t})"
+
+        table = cells.nth(1).locator(".jp-OutputArea-output .nbinfra-tbl table")
+        page.wait_for_function(
+            "el => !el.textContent.includes('checking')", arg=table.element_handle()
+        )
+        rows = {
+            r[1]: r
+            for r in table.evaluate(
+                "el => [...el.querySelectorAll('tbody tr')]"
+                ".map(tr => [...tr.children].map(td => td.innerText))"
+            )
+        }
+        assert set(rows) == {"duckdb", "mongodb", "memory", "redis"}, rows
+        assert rows["duckdb"][0] == "\u25cf ok" and rows["duckdb"][5].startswith("DuckDB"), rows
+        mongo = rows["mongodb"]
+        assert mongo[0] == "\u00d7 down", mongo
+        assert mongo[5].startswith("no answer within 2.5 s") and "\n" not in mongo[5], mongo
+        assert rows["redis"][0] == "\u00d7 down" and rows["memory"][0] == "\u25cf ok", rows
+        checked = cells.nth(1).locator(".widget-html", has_text="checked ")
+        checked.wait_for()
+        _shot(page, "health-panel", cells.nth(1))
+    except Exception:
+        _shot(page, "health-panel-failure")
+        raise
+    finally:
+        page.close()
