@@ -4,8 +4,9 @@ A saved query is one SELECT kept under a name, per connection. A later query on 
 connection that reads ``recent`` as a table runs as ``WITH recent AS (...) <query>``:
 references are found with sqlglot's parser in the connection's dialect, so ``recent`` in
 a string literal, a comment, a qualified name (``s.recent``) or the query's own CTE is
-not one. Saved queries may read other saved ones; they are composed in dependency order,
-and a cycle is a one-line error. A saved name read by a query shadows a table of that name.
+not one. The CTE's name is quoted in the dialect (``cte_name``), so a keyword works too.
+Saved queries may read other saved ones; they are composed in dependency order, and a
+cycle is a one-line error. A saved name read by a query shadows a table of that name.
 """
 
 from __future__ import annotations
@@ -153,11 +154,20 @@ class SavedQueries:
             if not refs:
                 out.append(statement)
                 continue
-            ctes = ", ".join(
-                f"{s.name} AS ({s.query})" for s in self._order(connection, refs, dialect)
-            )
+            needed = self._order(connection, refs, dialect)
+            ctes = ", ".join(f"{cte_name(s.name, dialect)} AS ({s.query})" for s in needed)
             out.append(_with(statement, ctes))
         return out
+
+
+def cte_name(name: str, dialect: str | None) -> str:
+    """``name`` quoted in ``dialect``, in the case the engine folds an unquoted name to
+    (lower for PostgreSQL and DuckDB, upper for Snowflake), so a query that reads it
+    unquoted finds it and a keyword (``order``) is a name too."""
+    sqlglot, exp = _sqlglot()
+    target = sqlglot.Dialect.get_or_raise(dialect)
+    folded = target.normalize_identifier(exp.to_identifier(name))
+    return str(exp.to_identifier(folded.name, quoted=True).sql(dialect=target))
 
 
 def _with(statement: str, ctes: str) -> str:

@@ -51,6 +51,8 @@ def test_a_cycle_and_bad_saves_are_one_line(ip: TestingShell, nbinfra_session: S
         ip.cell("%%conn duckdb --save c\nCREATE TABLE z (i INT)")
     with pytest.raises(UsageError, match="one SELECT query"):
         ip.cell("%%conn duckdb --save c\nSELECT 1; SELECT 2")
+    ip.cell("%%conn duckdb --save order --no-execute\nSELECT 7 AS x")  # a keyword, quoted
+    assert ip.cell('%%conn duckdb\nSELECT x FROM "order"').rows == [(7,)]
     with pytest.raises(UsageError, match="goes with --save"):
         ip.cell("%%conn duckdb --no-execute\nSELECT 1")
     with pytest.raises(UsageError, match="No saved query named 'nope'"):
