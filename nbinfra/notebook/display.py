@@ -127,30 +127,29 @@ def _health_table(status: Any) -> tuple[list[Any], list[tuple[Any, ...]]]:
 
 
 # -- cache stats ---------------------------------------------------------------------
-def _stat_items(stats: Any) -> list[tuple[str, str]]:
+def _stats_table(stats: Any) -> tuple[list[str | tables.Column], list[tuple[Any, ...]]]:
+    """One row: the namespace, its counters, hit rate and latency percentiles, then what
+    the backend reports of itself (``extra``: keys, evictions, breaker...)."""
     data = stats.as_dict() if hasattr(stats, "as_dict") else dict(vars(stats))
-    items = []
-    for name, value in data.items():
-        if value is None:
-            continue
-        if name == "hit_rate":
-            items.append((name, f"{value:.1%}"))
-        elif name.endswith("_ms") and isinstance(value, float):
-            items.append((name, f"{value:.3f}"))
-        else:
-            items.append((name, redact(str(value))))
-    return items
+    rate = data.pop("hit_rate", None)
+    cells: list[tuple[str | tables.Column, Any]] = [
+        (name, data.pop(name, None)) for name in ("namespace", "backend", "hits", "misses")
+    ]
+    cells.append((tables.Column("hit rate", right=True), "-" if rate is None else f"{rate:.1%}"))
+    cells += [(name, data.pop(name, None)) for name in ("sets", "deletes", "errors")]
+    for name in ("p50", "p95", "p99"):
+        ms = data.pop(f"{name}_ms", None)
+        cells.append((tables.Column(name, right=True), "-" if ms is None else f"{ms:,.3f} ms"))
+    cells += data.items()
+    return [column for column, _ in cells], [tuple(value for _, value in cells)]
 
 
 def stats_text(stats: Any) -> str:
-    return redact(str(stats))
+    return tables.text(*_stats_table(stats))
 
 
 def stats_html(stats: Any) -> str:
-    cells = "".join(
-        f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in _stat_items(stats)
-    )
-    return f"<table class='nbinfra-stats'>{cells}</table>"
+    return tables.html(*_stats_table(stats))
 
 
 def show(obj: Any, **kwargs: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,45 @@ def test_set_get_delete_list_in_memory(ip: TestingShell, session: Session) -> No
     assert stats.hits >= 3 and stats.misses >= 1
     data, _ = ip.display_formatter.format(stats)
     assert "hits" in data["text/html"]
+
+
+def test_stats_is_an_nbinfra_table_in_text_and_html(ip: TestingShell, session: Session) -> None:
+    ip.run_line_magic("cache", "set k 'v'")
+    ip.run_cell("for _ in range(1200): _ = get_ipython().run_line_magic('cache', 'get k')")
+    ip.run_line_magic("cache", "get missing")
+    stats = ip.run_cell("%cache stats").result
+    data, _ = ip.display_formatter.format(stats)
+
+    header, rule, row, *more = data["text/plain"].splitlines()
+    assert not more, data["text/plain"]
+    assert re.split(r"\s{2,}", header) == [
+        "namespace", "backend", "hits", "misses", "hit rate", "sets", "deletes", "errors",
+        "p50", "p95", "p99", "keys", "max_size", "evictions", "expirations",
+    ]  # fmt: skip
+    assert set(rule) == {"-", " "} and len(rule) == len(header)
+    for name, shown in (("namespace", "notebook"), ("backend", "memory ")):  # left-aligned
+        assert row[header.index(name) :].startswith(shown), (name, row)
+    numbers = {"hits": "1,200", "misses": "1", "hit rate": "99.9%", "sets": "1", "errors": "0"}
+    numbers |= {"keys": "1", "max_size": "10,000", "evictions": "0"}
+    for name, shown in numbers.items():  # right-aligned under their header
+        end = header.index(name) + len(name)
+        assert row[end - len(shown) - 1 : end] == f" {shown}", (name, row)
+    for name in ("p50", "p95", "p99"):
+        end = header.index(name) + len(name)
+        assert re.search(r" \d[\d,]*\.\d{3} ms$", row[:end]), (name, row)
+
+    page = data["text/html"]
+    assert page.startswith("<div class='nbinfra-tbl jp-RenderedHTMLCommon'><style>"), page[:80]
+    assert "var(--jp-layout-color2" in page and "nbinfra-stats" not in page
+    heads = re.findall(r"<th( class=nbinfra-num)?>([^<]*)</th>", page)
+    cells = re.findall(r"<td( class='nbinfra-num')?>([^<]*)</td>", page)
+    assert [h for _, h in heads] == re.split(r"\s{2,}", header)
+    shown = {h: (bool(n), v) for (_, h), (n, v) in zip(heads, cells, strict=True)}
+    assert shown["namespace"] == (False, "notebook") and shown["backend"] == (False, "memory")
+    assert all(shown[name] == (True, value) for name, value in numbers.items()), shown
+    assert all(bool(n) for n, h in heads if h not in ("namespace", "backend")), heads
+    for name in ("p50", "p95", "p99"):
+        assert re.fullmatch(r"\d[\d,]*\.\d{3} ms", shown[name][1]), shown
 
 
 def test_namespaces_and_clear(ip: TestingShell, session: Session) -> None:
