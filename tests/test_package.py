@@ -41,6 +41,7 @@ HEAVY = {
     "pyarrow",
     "matplotlib",
     "ipywidgets",
+    "anywidget",
     "IPython",
     "httpx",
     "requests",

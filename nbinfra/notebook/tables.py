@@ -30,6 +30,7 @@ __all__ = [
     "html",
     "is_number",
     "mark",
+    "numeric_columns",
     "shorten",
     "text",
 ]
@@ -198,6 +199,11 @@ def _numeric(rows: Sequence[Sequence[Any]], count: int, cols: Sequence[Column] =
             elif numeric[i] and not is_number(value):
                 numeric[i] = False
     return [n or (i < len(cols) and cols[i].right) for i, n in enumerate(numeric)]
+
+
+def numeric_columns(rows: Sequence[Sequence[Any]], count: int) -> list[bool]:
+    """Which of the first ``count`` columns hold only numbers (NULLs aside): right-aligned."""
+    return _numeric(rows, count)
 
 
 def html(

@@ -1,4 +1,5 @@
-"""Kernel-side ipywidgets (no frontend plugin): they work in JupyterLab, Notebook 7, VS Code.
+"""Notebook widgets: kernel-side ipywidgets, and one anywidget (its front end ships in the
+``anywidget`` wheel's JupyterLab extension).
 
 ``results_table`` pages, sorts and filters in the engine and sends only the visible page;
 ``provider_picker`` sets the default provider of ``%llm``; ``context_preview`` shows what a
@@ -8,7 +9,6 @@ checks every configured connection and cache. ipywidgets is imported on first us
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,186 +26,19 @@ def _w() -> Any:
 
 
 # -- results_table -------------------------------------------------------------------
-PAGE_SIZES = (10, 20, 50, 100)
-_ARROWS = {True: " \u25b2", False: " \u25bc"}  # ▲ ▼ (text marks, not emoji)
-
-
-def _one_line(exc: BaseException) -> str:
-    """An error as one small line of HTML (secrets masked)."""
-    return f"<small>{escape((redact(str(exc)).splitlines() or [type(exc).__name__])[0])}</small>"
-
-
 def results_table(
     result_or_df: Any, page_size: int = 20, *, download_dir: str | Path = "nbinfra-downloads"
 ) -> Any:
-    """A paged table: click a header to sort (again: descending, a third time: unsorted),
-    a filter per column, rows per page, downloads of the whole result and a copy of the page.
+    """A paged table like JupyterLab's own: click a header to sort (again: descending, a third
+    time: unsorted), a filter box per column in the header, rows per page, "Copy page" (TSV
+    to the clipboard) and downloads of the whole sorted, filtered result (CSV or Parquet).
 
     Sorting, filtering and downloads run in DuckDB (``result_view``); only the visible
-    page is fetched and sent to the browser."""
-    from nbinfra.notebook.result_view import ResultView
+    page is fetched and sent to the browser. An anywidget (``results_widget``), imported
+    on first call."""
+    from nbinfra.notebook.results_widget import results_table as build
 
-    w = _w()
-    view = ResultView(result_or_df)
-    if page_size <= 0:
-        raise ValueError("page_size must be at least 1.")
-    sizes = sorted({*PAGE_SIZES, page_size})
-    columns = view.columns
-    grid = w.Layout(grid_template_columns=f"repeat({max(1, len(columns))}, minmax(6em, 1fr))")
-
-    body = w.HTML()
-    info = w.HTML()
-    message = w.HTML()
-    link = w.Output()  # rendered by the notebook, which resolves the link to the file
-    prev_btn = w.Button(description="\u25c0", layout=w.Layout(width="3em"))
-    next_btn = w.Button(description="\u25b6", layout=w.Layout(width="3em"))
-    page = w.BoundedIntText(
-        value=1, min=1, max=1, description="page", layout=w.Layout(width="12em")
-    )
-    per_page = w.Dropdown(
-        options=sizes, value=page_size, description="rows", layout=w.Layout(width="10em")
-    )
-    headers = [w.Button(description=c, tooltip=f"sort by {c}") for c in columns]
-    filters = [
-        w.Text(placeholder="filter", continuous_update=False, layout=w.Layout(width="auto"))
-        for _ in columns
-    ]
-    csv_btn = w.Button(description="Download CSV")
-    parquet_btn = w.Button(description="Download Parquet")
-    copy_btn = w.Button(description="Copy page")
-    copied = w.Textarea(layout=w.Layout(width="100%", display="none"))
-    shown_rows: list[Sequence[Any]] = []
-    exports = [0]
-
-    def pages() -> int:
-        size: int = per_page.value
-        return max(1, -(-len(view) // size))
-
-    def render(*_: Any) -> None:
-        size = per_page.value
-        start = (page.value - 1) * size
-        try:
-            total = len(view)
-            rows = view.page(start, start + size)
-        except Exception as exc:  # noqa: BLE001 - one line in the widget, not a traceback
-            message.value = _one_line(exc)
-            return
-        message.value = ""
-        shown_rows[:] = rows
-        marks = {view.sort[0]: _ARROWS[view.sort[1]]} if view.sort else {}
-        for button, name in zip(headers, columns, strict=True):
-            button.description = name + marks.get(name, "")
-        body.value = tables.html([c + marks.get(c, "") for c in columns], rows)
-        count = max(1, -(-total // size))
-        shown = f"{start + 1:,}-{start + len(rows):,}" if rows else "0"
-        info.value = (
-            f"<small>{total:,} rows \u00b7 showing {shown} \u00b7 page {page.value:,} of "
-            f"{count:,}</small>"
-        )
-        prev_btn.disabled = page.value <= 1
-        next_btn.disabled = page.value >= count
-
-    def reshape(sort: tuple[str, bool] | None) -> None:
-        wanted = {c: f.value for c, f in zip(columns, filters, strict=True) if f.value.strip()}
-        view.set(sort=sort, filters=wanted)
-        try:
-            page.max = pages()
-        except Exception:  # noqa: BLE001 - render() shows the one-line message
-            page.max = 1
-        if page.value != 1:
-            page.value = 1  # renders
-        else:
-            render()
-
-    def click_header(name: str) -> None:
-        now = view.sort
-        if now is None or now[0] != name:
-            reshape((name, True))
-        elif now[1]:
-            reshape((name, False))
-        else:
-            reshape(None)
-
-    def on_header(name: str) -> Callable[[Any], None]:
-        return lambda _: click_header(name)
-
-    def step(delta: int) -> Callable[[Any], None]:
-        def go(_: Any) -> None:
-            page.value = min(page.max, max(1, page.value + delta))
-
-        return go
-
-    def download(fmt: str) -> Callable[[Any], None]:
-        def go(_: Any) -> None:
-            exports[0] += 1
-            target = Path(download_dir) / f"result-{exports[0]}.{fmt}"
-            try:
-                view.export(target, fmt)
-            except Exception as exc:  # noqa: BLE001 - one line in the widget
-                message.value = _one_line(exc)
-                return
-            href = escape(target.as_posix())
-            html = f"<a href='{href}' target='_blank' download>{href}</a>"  # as FileLink draws
-            link.outputs = (
-                {
-                    "output_type": "display_data",
-                    "data": {"text/html": html, "text/plain": target.as_posix()},
-                    "metadata": {},
-                },
-            )
-            box.download = target
-
-        return go
-
-    def copy_page(_: Any) -> None:
-        lines = ["\t".join(columns)]
-        lines += ["\t".join(tables.cell_text(v).replace("\t", " ") for v in r) for r in shown_rows]
-        copied.value = "\n".join(lines)
-        copied.layout.display = None
-
-    for button, name in zip(headers, columns, strict=True):
-        button.on_click(on_header(name))
-    for text in filters:
-        text.observe(lambda _: reshape(view.sort), names="value")
-    prev_btn.on_click(step(-1))
-    next_btn.on_click(step(1))
-    page.observe(render, names="value")
-    per_page.observe(lambda _: reshape(view.sort), names="value")
-    csv_btn.on_click(download("csv"))
-    parquet_btn.on_click(download("parquet"))
-    copy_btn.on_click(copy_page)
-    box = w.VBox(
-        [
-            w.HBox([prev_btn, page, next_btn, per_page]),
-            w.GridBox(headers, layout=grid),
-            w.GridBox(filters, layout=grid),
-            message,
-            body,
-            info,
-            w.HBox([csv_btn, parquet_btn, copy_btn, link]),
-            copied,
-        ]
-    )
-    page.max = pages()
-    render()
-    box.view = view
-    box.page = page
-    box.page_size = per_page
-    box.headers = dict(zip(columns, headers, strict=True))
-    box.filters = dict(zip(columns, filters, strict=True))
-    box.click_header = click_header
-    box.table = body
-    box.info = info
-    box.message = message
-    box.link = link
-    box.copied = copied
-    box.csv_button = csv_btn
-    box.parquet_button = parquet_btn
-    box.copy_button = copy_btn
-    box.next_button = next_btn
-    box.prev_button = prev_btn
-    box.download = None
-    return box
+    return build(result_or_df, page_size, download_dir=download_dir)
 
 
 # -- provider_picker -----------------------------------------------------------------

@@ -158,7 +158,7 @@ def test_load_ext_binds_nbinfra_for_the_widget_lines(bare: TestingShell, tmp_pat
     with Session(resources=tmp_path) as fresh, use_session(fresh):
         bare.cell("%conn duckdb SELECT range AS i FROM range(3)")
         table = bare.cell("nbinfra.widgets.results_table(_conn)")  # no import cell
-    assert "3 rows" in table.info.value
+    assert "3 rows" in table.info
     bare.run_line_magic("unload_ext", "nbinfra")
     assert "nbinfra" not in bare.user_ns and "nbinfra" not in bare.user_ns_hidden
 

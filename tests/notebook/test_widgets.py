@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from traitlets import TraitError
 
 import nbinfra
 from nbinfra.connections.types import QueryResult
+from nbinfra.notebook import tables
+from nbinfra.notebook.results_widget import page_tsv
 
 
 def _state_size(widget: object) -> int:
@@ -32,143 +36,209 @@ def test_widgets_is_lazy_attribute() -> None:
     assert nbinfra.widgets.results_table is not None
 
 
+def _firsts(table: Any) -> list[str | None]:
+    """The first cell of each shown row (as the browser receives it)."""
+    return [row[0] for row in table.cells]
+
+
 def test_results_table_million_rows_sends_one_page() -> None:
     rows = [(i, f"name-{i}") for i in range(1_000_000)]
     table = nbinfra.widgets.results_table(QueryResult(["id", "name"], rows), page_size=25)
-    assert "1,000,000 rows" in table.info.value
-    assert "page 1 of 40,000" in table.info.value
-    assert "name-24" in table.table.value and "name-25" not in table.table.value
+    assert repr(table) == "ResultsTable(1,000,000 rows, 2 columns)"
+    assert table.info == "1,000,000 rows \u00b7 showing 1-25 \u00b7 page 1 of 40,000"
+    assert table.total == 1_000_000 and table.pages == 40_000
+    assert table.cells[24] == ["24", "name-24"] and len(table.cells) == 25
+    assert table.numeric == [True, False] and table.columns == ["id", "name"]
     assert _state_size(table) < 50_000
-    table.next_button.click()
-    assert table.page.value == 2
-    assert "name-25" in table.table.value and "name-24<" not in table.table.value
-    table.page.value = 40_000
-    assert "name-999999" in table.table.value
-    assert table.next_button.disabled
-
-
-def _firsts(table: object) -> list[str]:
-    """The first cell of each shown row."""
-    import re
-
-    html = table.table.value  # type: ignore[attr-defined]
-    body = html[html.index("<tbody>") :]
-    return [re.sub("<[^>]+>", "", c) for c in re.findall(r"<tr><td[^>]*>(.*?)</td>", body)]
+    table.next_page()
+    assert table.page == 2 and _firsts(table)[0] == "25"
+    table.set_state({"page": 40_000})  # what the browser's page box sends
+    assert table.cells[-1] == ["999,999", "name-999999"]
+    table.set_state({"page": 50_000})  # past the end: the last page
+    assert table.page == 40_000
+    table.prev_page()
+    assert table.page == 39_999
 
 
 def test_results_table_header_click_sorts_rows_and_frames() -> None:
     result = QueryResult(["n", "s"], [(3, "c"), (1, "a"), (None, "z"), (2, "b")])
     table = nbinfra.widgets.results_table(result, page_size=2)
-    assert _firsts(table) == ["3", "1"]
-    table.headers["n"].click()
-    assert _firsts(table) == ["1", "2"]
-    assert table.headers["n"].description == "n \u25b2" and "n \u25b2" in table.table.value
-    table.page.value = 2
-    assert _firsts(table) == ["3", "NULL"]  # NULL last
-    table.headers["n"].click()  # descending, back on page 1
-    assert table.page.value == 1 and _firsts(table) == ["3", "2"]
-    assert table.headers["n"].description == "n \u25bc"
-    table.headers["n"].click()  # unsorted again
-    assert _firsts(table) == ["3", "1"] and table.headers["n"].description == "n"
-    table.headers["s"].click()
-    table.headers["s"].click()
-    assert _firsts(table) == ["NULL", "3"]  # z, c
+    assert _firsts(table) == ["3", "1"] and table.sort == []
+    table.click_header("n")
+    assert table.sort == ["n", "asc"] and _firsts(table) == ["1", "2"]
+    table.page = 2
+    assert _firsts(table) == ["3", None]  # NULL last, sent as null (drawn as a dim NULL)
+    table.click_header("n")  # descending, back on page 1
+    assert table.sort == ["n", "desc"] and table.page == 1 and _firsts(table) == ["3", "2"]
+    table.click_header("n")  # unsorted again
+    assert table.sort == [] and _firsts(table) == ["3", "1"]
+    table.set_state({"sort": ["s", "desc"]})  # what a header click in the browser sends
+    assert _firsts(table) == [None, "3"]  # z, c
+    with pytest.raises(TraitError, match="sort is"):
+        table.set_state({"sort": ["nope", "asc"]})
 
     import pandas as pd
 
     frame = pd.DataFrame({"n": [3, 1, 2], "s": list("cab")})
     ftable = nbinfra.widgets.results_table(frame, page_size=1)
-    assert "3 rows" in ftable.info.value and ">c</td>" in ftable.table.value
+    assert ftable.total == 3 and ftable.cells == [["3", "c"]]
     ftable.click_header("n")
-    assert ">a</td>" in ftable.table.value
-    ftable.page.value = 3
-    assert ">c</td>" in ftable.table.value
+    assert ftable.cells == [["1", "a"]]
+    ftable.page = 3
+    assert ftable.cells == [["3", "c"]]
 
 
 def test_results_table_filters_in_the_engine() -> None:
     rows = [(i, f"Name-{i}", i * 0.5) for i in range(100)]
     table = nbinfra.widgets.results_table(QueryResult(["id", "name", "x"], rows), page_size=10)
-    table.filters["name"].value = "name-1"  # case-insensitive contains: 1, 10-19
-    assert "11 rows" in table.info.value and table.view.fetched == 10
-    table.filters["id"].value = ">15"
-    assert "4 rows" in table.info.value and _firsts(table) == ["16", "17", "18", "19"]
-    table.filters["id"].value = "17"
+    table.set_filter("name", "name-1")  # case-insensitive contains: 1, 10-19
+    assert table.total == 11 and table.view.fetched == 10 and table.pages == 2
+    table.set_filter("id", ">15")
+    assert table.total == 4 and _firsts(table) == ["16", "17", "18", "19"]
+    table.set_state({"filters": {"name": "name-1", "id": "17"}})  # as the header boxes send
     assert _firsts(table) == ["17"]
-    table.filters["name"].value = ""
-    table.filters["x"].value = "<=1.5"
-    assert "0 rows" in table.info.value  # id = 17 and x <= 1.5
-    table.filters["id"].value = "!=2"
+    table.set_filter("name", "")
+    table.set_filter("x", "<=1.5")
+    assert table.total == 0 and table.cells == [] and "showing 0" in table.info
+    table.set_filter("id", "!=2")
     assert _firsts(table) == ["0", "1", "3"]
-    table.filters["id"].value = "about five"
-    assert "not a number" in table.message.value and "Traceback" not in table.message.value
-    assert "\n" not in table.message.value
-    table.filters["id"].value = ""
-    assert table.message.value == "" and "4 rows" in table.info.value
+    table.set_filter("id", "about five")
+    assert "not a number" in table.message and "\n" not in table.message
+    assert _firsts(table) == ["0", "1", "3"]  # the last good page stays
+    table.set_filter("id", "")
+    assert table.message == "" and table.total == 4
+    with pytest.raises(KeyError, match="No column"):
+        table.set_filter("nope", "1")
     quote = QueryResult(["s"], [("it's",), ("a'); DROP TABLE x; --",), ("plain",)])
     qt = nbinfra.widgets.results_table(quote)
-    qt.filters["s"].value = "'"
-    assert "2 rows" in qt.info.value  # the value is bound, not pasted into SQL
+    qt.set_filter("s", "'")
+    assert qt.total == 2  # the value is bound, not pasted into SQL
 
 
 def test_results_table_page_size_choice() -> None:
     rows = [(i,) for i in range(250)]
     table = nbinfra.widgets.results_table(QueryResult(["id"], rows), page_size=20)
-    assert list(table.page_size.options) == [10, 20, 50, 100]
-    table.page.value = 3
-    table.page_size.value = 100
-    assert table.page.value == 1 and "page 1 of 3" in table.info.value
-    assert len(_firsts(table)) == 100 and table.view.fetched == 100
-    table.next_button.click()
-    table.next_button.click()
-    assert _firsts(table)[:1] == ["200"] and len(_firsts(table)) == 50
-    assert table.next_button.disabled
+    assert table.page_sizes == [10, 20, 50, 100]
+    assert nbinfra.widgets.results_table(QueryResult(["id"], rows), 25).page_sizes[2] == 25
+    table.page = 3
+    table.set_state({"page_size": 100})  # the rows-per-page choice in the browser
+    assert table.page == 1 and "page 1 of 3" in table.info
+    assert len(table.cells) == 100 and table.view.fetched == 100
+    table.next_page()
+    table.next_page()
+    assert _firsts(table)[:1] == ["200"] and len(table.cells) == 50
+    assert table.page == table.pages == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        nbinfra.widgets.results_table(QueryResult(["id"], rows), page_size=0)
 
 
-def test_results_table_downloads_and_copy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_results_table_cells_as_the_table_style_writes_them() -> None:
+    long = "word " * 600
+    result = QueryResult(["n", "t", "note"], [(1234567, "a\tb\nc", long), (None, None, "x")])
+    table = nbinfra.widgets.results_table(result)
+    assert table.cells[0][0] == "1,234,567" and table.cells[1][:2] == [None, None]
+    assert table.numeric == [True, False, False]
+    # a huge value is cut before it is sent (the browser cuts it again, whole in the title)
+    assert len(table.cells[0][2]) <= tables.MAX_TITLE and table.cells[0][2].endswith("\u2026")
+    lines = table.copy_page().split("\n")
+    assert lines[0] == "n\tt\tnote" and len(lines) == 3
+    assert lines[1].split("\t")[:2] == ["1,234,567", "a b c"]  # tabs, line breaks: spaces
+    assert lines[2] == "NULL\tNULL\tx"
+    assert page_tsv(["a"], [["1"], [None]]) == "a\n1\nNULL"
+
+
+class _Sent:
+    """What the kernel sends the browser on the widget's comm (the real comm's send)."""
+
+    def __init__(self, table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.messages: list[tuple[dict[str, Any], list[bytes]]] = []
+        real = table.comm.send
+
+        def send(data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+            if isinstance(data, dict) and data.get("method") == "custom":
+                self.messages.append((data["content"], [bytes(b) for b in buffers or ()]))
+            real(data=data, metadata=metadata, buffers=buffers)
+
+        monkeypatch.setattr(table.comm, "send", send)
+
+    def file(self) -> tuple[dict[str, Any], bytes]:
+        parts = [(m, b) for m, b in self.messages if m["kind"] == "file"]
+        assert parts and len(parts) == parts[0][0]["parts"]
+        assert [m["part"] for m, _ in parts] == list(range(len(parts)))
+        return parts[0][0], b"".join(b[0] for _, b in parts)
+
+
+def _ask(table: Any, content: dict[str, Any]) -> None:
+    """A custom message from the browser, through the widget's own comm handler."""
+    table._handle_msg(
+        {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
+    )
+
+
+def test_results_table_downloads_go_to_the_browser(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import duckdb
+
+    from nbinfra.notebook import results_widget
 
     rows = [(i, f"n{i}") for i in range(1000)]
     table = nbinfra.widgets.results_table(
         QueryResult(["id", "name"], rows), page_size=10, download_dir=tmp_path
     )
-    table.filters["id"].value = ">=900"
+    sent = _Sent(table, monkeypatch)
+    table.set_filter("id", ">=900")
     table.click_header("id")
     table.click_header("id")
-    table.csv_button.click()
-    csv = table.download
-    assert csv.parent == tmp_path and csv.suffix == ".csv"
-    link = table.link.outputs[0]["data"]["text/html"]
-    assert link.startswith("<a href=") and csv.as_posix() in link
-    lines = csv.read_text().splitlines()
+    monkeypatch.setattr(results_widget, "CHUNK", 700)  # several parts
+    _ask(table, {"kind": "download", "format": "csv", "request": "r1"})
+    head, data = sent.file()
+    csv = table.last_download
+    assert csv.parent == tmp_path and csv.suffix == ".csv" and head["name"] == csv.name
+    assert head["request"] == "r1" and head["mime"] == "text/csv" and head["parts"] > 1
+    assert data == csv.read_bytes() and head["size"] == len(data)
+    lines = data.decode().splitlines()
     assert lines[0] == "id,name" and lines[1] == "999,n999" and len(lines) == 101
-    table.parquet_button.click()
-    got = duckdb.sql(f"select count(*), max(id) from '{table.download}'").fetchall()
+    sent.messages.clear()
+    path = table.download("parquet")
+    head, data = sent.file()
+    assert data[:4] == b"PAR1" and head["name"] == path.name == "result-2.parquet"
+    got = duckdb.sql(f"select count(*), max(id) from '{path}'").fetchall()
     assert got == [(100, 999)]
-    table.copy_button.click()
-    copied = table.copied.value.splitlines()
-    assert copied[0] == "id\tname" and copied[1] == "999\tn999" and len(copied) == 11
+    sent.messages.clear()
+    _ask(table, {"kind": "download", "format": "xlsx", "request": "r3"})
+    assert sent.messages[0][0]["kind"] == "error" and "csv or parquet" in table.message
+    sent.messages.clear()
+    monkeypatch.setattr(results_widget, "MAX_SEND", 100)  # too big to send: kept on disk
+    _ask(table, {"kind": "download", "format": "csv", "request": "r4"})
+    ((error, _),) = sent.messages
+    assert error["kind"] == "error" and error["request"] == "r4"
+    assert "too big to send" in error["text"] and table.last_download.exists()
 
 
 def test_results_table_pages_ten_million_duckdb_rows_without_pulling_them() -> None:
+    import threading
+    import time
+
     import duckdb
 
     from nbinfra.connections.duckdb_result import DuckDBResult
 
     con = duckdb.connect()
     relation = con.sql("SELECT range AS id, 'r' || range::VARCHAR AS name FROM range(10000000)")
-    import threading
-
     result = DuckDBResult(relation, threading.RLock(), elapsed=0.0, statement="", limit=None)
     table = nbinfra.widgets.results_table(result, page_size=20)
-    assert "10,000,000 rows" in table.info.value and table.view.fetched == 20
-    table.page.value = 400_000
+    assert table.total == 10_000_000 and table.view.fetched == 20
+    table.page = 400_000
     assert _firsts(table)[0] == "7,999,980" and table.view.fetched == 20
     table.click_header("id")
-    table.click_header("id")
+    started = time.perf_counter()
+    table.click_header("id")  # descending: sorted in DuckDB, one page fetched
+    sort_s = time.perf_counter() - started
     assert _firsts(table)[0] == "9,999,999" and table.view.fetched == 20
-    table.filters["name"].value = "R999999"
-    assert "11 rows" in table.info.value
+    assert len(json.dumps(table.cells)) < 2_000  # the page payload
+    table.set_filter("name", "R999999")
+    assert table.total == 11
     assert result._rows is None  # the result's rows were never pulled into Python
+    assert sort_s < 30, sort_s
     con.close()
 
 

@@ -132,6 +132,8 @@ def test_notebook_imports_are_installed_by_binder(path: Path) -> None:
             needed.add(_norm(DISTRIBUTION.get(module, module)))
         if "%load_ext nbinfra" in source or "nbinfra.widgets" in source:
             needed.update({"ipython", "ipywidgets"})
+        if "results_table(" in source:
+            needed.add("anywidget")
         if ".df()" in source:
             needed.add("pandas")
         for kind in _kinds(source):

@@ -237,54 +237,139 @@ def test_llm_notebook_widgets(lab: str, browser: Any) -> None:
         page.close()
 
 
+_RESULTS = ".jp-OutputArea-output .nbinfra-results"
+
+_LAYOUT = """el => {
+    const box = node => node.getBoundingClientRect();
+    const heads = [...el.querySelectorAll('thead tr.nbinfra-heads th')];
+    const filters = [...el.querySelectorAll('thead tr.nbinfra-filters th')];
+    const cells = [...el.querySelectorAll('tbody tr:first-child td')];
+    const edges = nodes => nodes.map(n => [Math.round(box(n).left), Math.round(box(n).right)]);
+    return {
+        rows: el.querySelectorAll('thead tr').length,
+        heads: edges(heads),
+        filters: edges(filters),
+        cells: edges(cells),
+        inputs: filters.map(th => th.querySelectorAll('input').length),
+        sticky: [...heads, ...filters].map(th => getComputedStyle(th).position),
+        filterTop: parseFloat(getComputedStyle(filters[0]).top),
+        headHeight: box(el.querySelector('thead tr')).height,
+    };
+}"""
+
+
+def _column(table: Any, n: int) -> list[str]:
+    return table.locator(f"tbody tr td:nth-child({n})").all_inner_texts()
+
+
+def _until(page: Any, table: Any, script: str, arg: Any = None) -> None:
+    """Wait until ``script`` (a JS function of the table's root element and ``arg``) holds."""
+    page.wait_for_function(f"([el, arg]) => ({script})(el, arg)", arg=[table.element_handle(), arg])
+
+
+_INFO_HAS = "(el, text) => el.querySelector('.nbinfra-info').textContent.includes(text)"
+_COLUMN_IS = (
+    "(el, [n, values]) => JSON.stringify([...el.querySelectorAll(`tbody tr td:nth-child(${n})`)]"
+    ".map(td => td.textContent).slice(0, values.length)) === JSON.stringify(values)"
+)
+_EVERY = (
+    "(el, [n, value]) => { const tds = [...el.querySelectorAll(`tbody tr td:nth-child(${n})`)];"
+    " return tds.length > 0 && tds.every(td => td.textContent === value); }"
+)
+
+
 @pytest.mark.timeout(900)
-def test_connections_notebook_results_table(lab: str, browser: Any) -> None:
+def test_connections_notebook_results_table(lab: str, browser: Any, tmp_path: Path) -> None:
     page = _open(browser, lab, "03_connections.ipynb")
+    url = lab.split("|")[0]
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
     try:
         _run_all(page, "03_connections")
-        table = _widget(page, "page")
+        table = page.locator(_RESULTS).first
+        table.wait_for()
         table.scroll_into_view_if_needed()
-        info = table.locator(".widget-html", has_text="rows ·")
+        info = table.locator(".nbinfra-info")
         assert "1,000,000 rows" in info.inner_text()
         assert "page 1 of 100,000" in info.inner_text()
-        first_ids = table.locator("tbody tr td:first-child").all_inner_texts()
-        assert first_ids[:2] == ["0", "1"], first_ids
+        assert _column(table, 1)[:2] == ["0", "1"]
         _shot(page, "03-results-table-page1", table)
 
-        table.locator("button", has_text="▶").click()
-        page.wait_for_function(
-            "el => el.textContent.includes('page 2 of')", arg=info.element_handle()
-        )
-        assert table.locator("tbody tr td:first-child").all_inner_texts()[:2] == ["10", "11"]
+        # one table: the sort row and the filter row are its <thead>, aligned with its columns
+        layout = table.evaluate(_LAYOUT)
+        assert layout["rows"] == 2 and layout["inputs"] == [1, 1, 1], layout
+        assert layout["heads"] == layout["filters"] == layout["cells"], layout
+        assert set(layout["sticky"]) == {"sticky"}, layout
+        assert layout["filterTop"] == pytest.approx(layout["headHeight"], abs=1), layout
+        style = table.locator("table").evaluate(_TABLE_STYLE)
+        assert style["numeric"] == "right" and style["numericHead"] == "right", style
+        assert style["text"] == "left" and style["head"] == "sticky", style
+        assert style["odd"] != style["even"], style
 
-        # a header click sorts by score; a second one descending: the best scores first
-        header = table.locator(".widget-gridbox button", has_text="score")
-        header.click()
-        page.wait_for_function(
-            "el => el.textContent.includes('page 1 of')", arg=info.element_handle()
-        )
-        page.wait_for_function(
-            "el => [...el.querySelectorAll('tbody tr td:nth-child(3)')]"
-            ".every(td => td.textContent === '0')",
-            arg=table.element_handle(),
-        )
-        header.click()
-        page.wait_for_function(
-            "el => [...el.querySelectorAll('tbody tr td:nth-child(3)')]"
-            ".every(td => td.textContent === '999')",
-            arg=table.element_handle(),
-        )
-        assert "score \u25bc" in header.inner_text()
-        # the name filter narrows the rows in the engine: item-99999 and item-999990..9
-        name_filter = table.locator(".widget-gridbox input").nth(1)
-        name_filter.fill("ITEM-99999")
-        name_filter.press("Enter")
-        page.wait_for_function(
-            "el => el.textContent.includes('11 rows')", arg=info.element_handle()
-        )
-        names = table.locator("tbody tr td:nth-child(2)").all_inner_texts()
-        assert len(names) == 10 and all("item-99999" in n for n in names), names
+        table.locator("button.nbinfra-next").click()
+        _until(page, table, _INFO_HAS, "page 2 of")
+        assert _column(table, 1)[:2] == ["10", "11"]
+
+        # the header cell is the sort control: ascending, descending, unsorted
+        score = table.locator("thead th.nbinfra-sort", has_text="score")
+        score.click()
+        _until(page, table, _INFO_HAS, "page 1 of")
+        _until(page, table, _EVERY, [3, "0"])
+        assert score.inner_text().strip() == "score \u25b2"
+        assert score.get_attribute("aria-sort") == "ascending"
+        score.click()
+        _until(page, table, _EVERY, [3, "999"])
+        assert score.inner_text().strip() == "score \u25bc"
         _shot(page, "03-results-table-sorted", table)
+        score.click()
+        _until(page, table, _COLUMN_IS, [1, ["0", "1", "2"]])
+        assert score.inner_text().strip() == "score"
+        assert score.get_attribute("aria-sort") == "none"
+
+        # rows per page
+        table.locator("select.nbinfra-per-page").select_option("50")
+        _until(page, table, _INFO_HAS, "page 1 of 20,000")
+        assert len(_column(table, 1)) == 50
+
+        # the name filter in the header narrows the rows in the engine
+        name_filter = table.locator("thead input[data-column='name']")
+        name_filter.fill("ITEM-99999")
+        _until(page, table, _INFO_HAS, "11 rows")
+        names = _column(table, 2)
+        assert len(names) == 11 and all("item-99999" in n for n in names), names
+        _shot(page, "03-results-table-filtered", table)
+
+        # Copy page: the page as TSV on the clipboard
+        table.locator("button.nbinfra-copy").click()
+        _until(page, table, "el => el.querySelector('.nbinfra-status').textContent !== ''")
+        assert table.locator(".nbinfra-status").inner_text() == "copied 11 rows"
+        copied = page.evaluate("() => navigator.clipboard.readText()").split("\n")
+        assert copied[0] == "id\tname\tscore" and len(copied) == 12, copied
+        shown = table.locator("tbody tr").all()
+        assert [line.split("\t") for line in copied[1:]] == [
+            r.locator("td").all_inner_texts() for r in shown
+        ]
+
+        # downloads of the whole filtered result: the browser saves the file
+        with page.expect_download() as got:
+            table.locator("button.nbinfra-csv").click()
+        saved = tmp_path / got.value.suggested_filename
+        got.value.save_as(saved)
+        lines = saved.read_text().splitlines()
+        assert saved.suffix == ".csv" and lines[0] == "id,name,score" and len(lines) == 12, lines
+        assert all(",item-99999" in line for line in lines[1:]), lines
+        link = table.locator("a.nbinfra-download")
+        assert link.inner_text().startswith(saved.name)
+        with page.expect_download() as again:  # the link saves it again
+            link.click()
+        assert again.value.suggested_filename == saved.name
+        with page.expect_download() as got:
+            table.locator("button.nbinfra-parquet").click()
+        parquet = tmp_path / got.value.suggested_filename
+        got.value.save_as(parquet)
+        duckdb = pytest.importorskip("duckdb")
+        count = duckdb.sql(f"SELECT count(*), min(name) FROM '{parquet}'").fetchall()
+        assert count == [(11, "item-99999")], count
+        _shot(page, "03-results-table-downloaded", table)
         _shot(page, "03-notebook")
     except Exception:
         _shot(page, f"{page.url.rsplit('/', 1)[-1].split('?')[0]}-failure")
@@ -509,7 +594,10 @@ def test_result_table_style_in_light_and_dark(lab: str, browser: Any) -> None:
         "%%conn duckdb\nSELECT range * 1000 AS n, 'item-' || range AS name, "
         "range * 1.5 AS price FROM range(6)"
     )
-    _new_notebook(lab, "table_style.ipynb", ["%load_ext nbinfra", query])
+    widget = "nbinfra.widgets.results_table(_conn, page_size=10)"
+    odd = "odd = %conn duckdb SELECT NULL::INT AS n, repeat('word ', 60) AS note\nodd.rows"
+    cells = ["%load_ext nbinfra", query, widget, odd, "nbinfra.widgets.results_table(odd)"]
+    _new_notebook(lab, "table_style.ipynb", cells)
     page = _open(browser, lab, "table_style.ipynb")
     try:
         _run_all(page, "table_style")
@@ -525,11 +613,31 @@ def test_result_table_style_in_light_and_dark(lab: str, browser: Any) -> None:
         footer = page.locator(".nbinfra-tbl .nbinfra-foot").first.inner_text()
         assert footer.startswith("6 rows \u00d7 3 columns"), footer
         _shot(page, "table-style-light", page.locator(".jp-OutputArea-output .nbinfra-tbl").first)
+        # the results table widget: the same look (its header also holds the filter boxes)
+        results = page.locator(_RESULTS).first
+        results.wait_for()
+        results.scroll_into_view_if_needed()
+        wlight = results.locator("table").evaluate(_TABLE_STYLE)
+        for key in ("numeric", "numericHead", "text", "head", "wrap", "odd", "even", "color"):
+            assert wlight[key] == light[key], (key, wlight, light)
+        _shot(page, "results-table-light", results)
+        # NULL shown dim; a long value cut, whole in its title (hover)
+        null = page.locator(_RESULTS).nth(1).locator("tbody td").first
+        assert null.inner_text() == "NULL" and null.locator(".nbinfra-null").count() == 1
+        dim = null.locator(".nbinfra-null").evaluate("el => getComputedStyle(el).color")
+        assert dim != light["color"], (dim, light)
+        note = page.locator(_RESULTS).nth(1).locator("tbody td").nth(1)
+        assert note.inner_text().endswith("\u2026") and len(note.inner_text()) <= 120
+        assert note.get_attribute("title") == "word " * 60
         _theme(page, "JupyterLab Dark", light=False)
         dark = table.evaluate(_TABLE_STYLE)
         assert dark["numeric"] == "right" and dark["odd"] != dark["even"], dark
         assert dark["color"] != light["color"] and dark["odd"] != light["odd"], (light, dark)
         _shot(page, "table-style-dark", page.locator(".jp-OutputArea-output .nbinfra-tbl").first)
+        wdark = results.locator("table").evaluate(_TABLE_STYLE)
+        for key in ("numeric", "numericHead", "text", "head", "wrap", "odd", "even", "color"):
+            assert wdark[key] == dark[key], (key, wdark, dark)
+        _shot(page, "results-table-dark", results)
     except Exception:
         _shot(page, "table-style-failure")
         raise
