@@ -36,6 +36,27 @@ def test_widgets_is_lazy_attribute() -> None:
     assert nbinfra.widgets.results_table is not None
 
 
+def test_anywidget_loads_only_when_a_results_table_is_made() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, nbinfra\n"
+        "from nbinfra.connections.types import QueryResult\n"
+        "nbinfra.widgets.context_preview\n"
+        "print('anywidget' in sys.modules, 'ipywidgets' in sys.modules)\n"
+        "nbinfra.widgets.results_table(QueryResult(['a'], [(1,)]))\n"
+        "print('anywidget' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "True"]
+
+
 def _firsts(table: Any) -> list[str | None]:
     """The first cell of each shown row (as the browser receives it)."""
     return [row[0] for row in table.cells]
