@@ -96,12 +96,13 @@ def plot_data(
         if not count:
             return data
         low, high = _float(low), _float(high)
-        width = (high - low) / bins if high > low else 1.0
-        counts = [0] * bins
-        for index, n in run.rows(gen.hist_sql(query, columns[0], bins, low, high)):
-            counts[int(index)] += int(n)
-        data.x = [low + i * width for i in range(bins + 1)]
-        data.y = counts
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise QueryError(
+                f"{columns[0]!r} holds infinite or NaN values ({low} to {high}): filter them "
+                "out in the query to draw a histogram."
+            )
+        data.x = _edges(low, high, bins)
+        data.y = _counts(run, gen, query, columns[0], data.x, (low, high))
     elif kind == "box":
         for column in columns:
             data.boxes.append(_box(run, gen, query, column))
@@ -123,6 +124,37 @@ def plot_data(
             data.x.append(x)
             data.y.append(y)
     return data
+
+
+def _edges(low: float, high: float, bins: int) -> list[float]:
+    """numpy.histogram's bin edges over ``[low, high]`` (``linspace``: ``i * step + low``,
+    the last edge ``high`` itself); ``bins`` unit-wide bins from ``low`` when all values
+    are equal."""
+    if high <= low:
+        return [low + i for i in range(bins + 1)]
+    step = (high - low) / bins
+    return [i * step + low for i in range(bins)] + [high]
+
+
+def _counts(
+    run: _Session,
+    gen: PlotSQL,
+    query: str,
+    column: str,
+    edges: list[float],
+    span: tuple[float, float],
+) -> list[int]:
+    """How many of ``column``'s values (from ``span[0]`` to ``span[1]``) fall in each bin
+    that ``edges`` bound, computed in the engine."""
+    bins = len(edges) - 1
+    statement = gen.hist_bounds_sql(query, column, edges)
+    if statement is not None:
+        (values,) = run.rows(statement)[0]
+        return [int(n) for n in values]
+    counts = [0] * bins
+    for index, n in run.rows(gen.hist_sql(query, column, bins, *span)):
+        counts[int(index)] += int(n)
+    return counts
 
 
 def _box(run: _Session, gen: PlotSQL, query: str, column: str) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def check_numbers(c: SyncConnection, table: str) -> None:
     counts, edges = np.histogram(VALUES, bins=17)
     assert data.y == counts.tolist()
     assert np.allclose(data.x, edges)
-    assert data.rows_fetched <= 1 + 17  # the range row, then one row per non-empty bin
+    assert data.rows_fetched <= 1 + 17  # the range row, then the bins (one row on DuckDB)
     (steps,) = fig.axes[0].patches  # the counted bins, drawn as one step patch
     assert steps.get_data().values.tolist() == counts.tolist()
     box = plot_query(c, query, "box", ["v"], params={"low": 0}).nbinfra_plot.boxes[0]
@@ -86,10 +86,50 @@ def test_ten_million_rows_fetch_only_the_bins(nbinfra_session: Session) -> None:
     c = conn("duckdb")
     c.sql("CREATE TABLE big AS SELECT (i * 7919) % 10007 AS v FROM range(10000000) r(i)")
     data = plot_query(c, "SELECT v FROM big", "hist", ["v"], bins=50).nbinfra_plot
-    assert data.rows_fetched == 1 + 50
+    assert data.rows_fetched == 2  # the range row, then the 50 bins in one row
     assert sum(data.y) == 10_000_000 and data.x[0] == 0 and data.x[-1] == 10006
     scatter = plot_query(c, "SELECT v, v AS w FROM big", "scatter", ["v", "w"]).nbinfra_plot
     assert 1_000 < len(scatter.x) <= 10_000 and scatter.rows_fetched == 1 + len(scatter.x)
+
+
+def edge_values_count_as_numpy(c: SyncConnection, table: str) -> None:
+    """Values lying on bin edges (0, 2, ..., 10 with 5 bins; 10007 integers with 50 bins)
+    fall in the bin they start, the maximum in the last bin."""
+    c.sql(f"CREATE TABLE {table} AS SELECT i AS v FROM range(11) r(i)")
+    data = plot_query(c, f"SELECT v FROM {table}", "hist", ["v"], bins=5).nbinfra_plot
+    assert data.y == [2, 2, 2, 2, 3] == np.histogram(range(11), bins=5)[0].tolist()
+    assert data.x == np.histogram_bin_edges(range(11), bins=5).tolist()
+    ints = [(i * 7919) % 10007 for i in range(20_000)]
+    c.sql(f"CREATE TABLE {table}_i AS SELECT (i * 7919) % 10007 AS v FROM range(20000) r(i)")
+    data = plot_query(c, f"SELECT v FROM {table}_i", "hist", ["v"], bins=50).nbinfra_plot
+    counts, edges = np.histogram(ints, bins=50)
+    assert data.y == counts.tolist() and data.x == edges.tolist()
+
+
+def test_edge_values_count_as_numpy_duckdb(nbinfra_session: Session) -> None:
+    edge_values_count_as_numpy(conn("duckdb"), "edges")
+
+
+def test_edge_values_count_as_numpy_sqlite(nbinfra_session: Session, tmp_path: Path) -> None:
+    c = conn(f"sql:sqlite:///{tmp_path / 'e.db'}")
+    c.sql("CREATE TABLE nums (i INTEGER)")
+    c.sql(
+        "WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i < 19999) "
+        "INSERT INTO nums SELECT i FROM r"
+    )
+    c.sql("CREATE VIEW edges AS SELECT i AS v FROM nums WHERE i < 11")
+    c.sql("CREATE VIEW edges_i AS SELECT (i * 7919) % 10007 AS v FROM nums")
+    data = plot_query(c, "SELECT v FROM edges", "hist", ["v"], bins=5).nbinfra_plot
+    assert data.y == [2, 2, 2, 2, 3]
+    ints = [(i * 7919) % 10007 for i in range(20_000)]
+    data = plot_query(c, "SELECT v FROM edges_i", "hist", ["v"], bins=50).nbinfra_plot
+    assert data.y == np.histogram(ints, bins=50)[0].tolist()
+
+
+def test_infinite_values_are_one_line(duck: SyncConnection) -> None:
+    duck.sql("CREATE TABLE inf_t AS SELECT * FROM (VALUES (1.0::DOUBLE), ('inf'::DOUBLE)) v(v)")
+    with pytest.raises(QueryError, match=r"infinite or NaN values .* filter them out"):
+        plot_query(duck, "SELECT v FROM inf_t", "hist", ["v"])
 
 
 def test_sample_and_arity_errors(duck: SyncConnection) -> None:
