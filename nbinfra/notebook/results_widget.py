@@ -19,7 +19,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from nbinfra._secrets import redact
+from nbinfra.connections.settings import one_line
 from nbinfra.notebook import tables
 from nbinfra.notebook.result_view import ResultView
 
@@ -52,7 +52,7 @@ def page_tsv(columns: Sequence[str], cells: Sequence[Sequence[str | None]]) -> s
 
 
 def _one_line(exc: BaseException) -> str:
-    return (redact(str(exc)).splitlines() or [type(exc).__name__])[0]
+    return one_line(str(exc)) or type(exc).__name__
 
 
 def _cell(value: Any) -> str | None:

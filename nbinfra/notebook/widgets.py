@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nbinfra._secrets import redact
+from nbinfra.connections.settings import one_line
 from nbinfra.notebook import tables
 from nbinfra.notebook.tables import Column, Mark, escape
 
@@ -193,7 +193,7 @@ def context_preview(chat: Any, *, max_budget: int | None = None) -> Any:
             preview = manager.preview(strategy=strategy.value, budget=budget.value)
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not raised into the UI loop
             table.value = ""
-            summary.value = f"<small>{escape(redact(str(exc)).splitlines()[0])}</small>"
+            summary.value = f"<small>{escape(one_line(str(exc)) or type(exc).__name__)}</small>"
             return
         rows = [
             (e.index, e.role, e.tokens, _STATUS.get(e.status, e.status), e.text)
