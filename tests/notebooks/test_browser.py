@@ -408,6 +408,32 @@ def _new_notebook(lab: str, name: str, sources: list[str]) -> None:
         pass
 
 
+def _tab_complete(
+    page: Any, editor: Any, match: str, expected: str, *, menu_shot: str | None = None
+) -> list[str]:
+    """Press Tab in ``editor`` and take the completion ``match``: JupyterLab 4 inserts a lone
+    match, or shows it in a menu (then it must be the menu's only item, chosen with Enter).
+    Waits until the editor holds ``expected``; the menu items' type labels (none inline)."""
+    page.keyboard.press("Tab")
+    page.wait_for_function(
+        "([el, text, sel]) => el.textContent.includes(text) || document.querySelector(sel)",
+        arg=[editor.element_handle(), match, ".jp-Completer-item"],
+        timeout=30_000,
+    )
+    types: list[str] = []
+    if page.locator(".jp-Completer-item").count():
+        labels = page.locator(".jp-Completer-item .jp-Completer-match").all_inner_texts()
+        types = page.locator(".jp-Completer-item .jp-Completer-type").all_inner_texts()
+        if menu_shot:
+            _shot(page, menu_shot)
+        assert labels == [match], labels
+        page.keyboard.press("Enter")
+    page.wait_for_function(
+        "([el, text]) => el.textContent.includes(text)", arg=[editor.element_handle(), expected]
+    )
+    return types
+
+
 @pytest.mark.timeout(300)
 def test_tab_completes_a_connection_name(lab: str, browser: Any) -> None:
     _new_notebook(lab, "tab_completion.ipynb", ["%load_ext nbinfra", ""])
@@ -423,24 +449,10 @@ def test_tab_completes_a_connection_name(lab: str, browser: Any) -> None:
         editor = cells.nth(1).locator(".cm-content")
         editor.click()
         page.keyboard.type("%conn d")
-        page.keyboard.press("Tab")
-        # JupyterLab 4 inserts a lone match, or shows it in a menu: then it is the only item
-        page.wait_for_function(
-            "([el, sel]) => el.textContent.includes('duckdb') || document.querySelector(sel)",
-            arg=[editor.element_handle(), ".jp-Completer-item"],
-            timeout=30_000,
+        types = _tab_complete(
+            page, editor, "duckdb", "%conn duckdb", menu_shot="tab-completion-menu"
         )
-        items = page.locator(".jp-Completer-item")
-        if items.count():
-            labels = page.locator(".jp-Completer-item .jp-Completer-match").all_inner_texts()
-            types = page.locator(".jp-Completer-item .jp-Completer-type").all_inner_texts()
-            _shot(page, "tab-completion-menu")
-            assert labels == ["duckdb"], labels
-            assert not any("unknown" in t for t in types), types
-            page.keyboard.press("Enter")
-        page.wait_for_function(
-            "el => el.textContent.includes('%conn duckdb')", arg=editor.element_handle()
-        )
+        assert not any("unknown" in t for t in types), types
         assert editor.inner_text().strip() == "%conn duckdb"
         _shot(page, "tab-completion")
     except Exception:
@@ -468,20 +480,7 @@ def test_tab_in_a_conn_cell_offers_a_column(lab: str, browser: Any) -> None:
         page.keyboard.type("%%conn duckdb")
         page.keyboard.press("Enter")
         page.keyboard.type("SELECT amount_t")
-        page.keyboard.press("Tab")
-        page.wait_for_function(
-            "([el, sel]) => el.textContent.includes('amount_total') || document.querySelector(sel)",
-            arg=[editor.element_handle(), ".jp-Completer-item"],
-            timeout=30_000,
-        )
-        items = page.locator(".jp-Completer-item")
-        if items.count():
-            labels = page.locator(".jp-Completer-item .jp-Completer-match").all_inner_texts()
-            assert labels == ["amount_total"], labels
-            page.keyboard.press("Enter")
-        page.wait_for_function(
-            "el => el.textContent.includes('SELECT amount_total')", arg=editor.element_handle()
-        )
+        _tab_complete(page, editor, "amount_total", "SELECT amount_total")
         _shot(page, "tab-completion-column")
     except Exception:
         _shot(page, "tab-completion-column-failure")
