@@ -85,6 +85,7 @@ class ResultView:
         self._own: Any = None  # (connection, relation) of a private DuckDB
         self._own_lock = threading.RLock()
         self._total: int | None = None
+        self._counted: dict[str, str] = {}  # the filters self._total counts rows under
 
     # -- the engine ------------------------------------------------------------
     def _held(self) -> tuple[Any, AbstractContextManager[Any]] | None:
@@ -110,8 +111,12 @@ class ResultView:
         return self._own[1], self._own_lock
 
     @property
+    def active_filters(self) -> dict[str, str]:
+        return {name: text for name, text in self.filters.items() if text.strip()}
+
+    @property
     def shaped(self) -> bool:
-        return self.sort is not None or any(v.strip() for v in self.filters.values())
+        return self.sort is not None or bool(self.active_filters)
 
     def _relation(self) -> tuple[Any, AbstractContextManager[Any]]:
         relation, lock = self._base()
@@ -152,16 +157,18 @@ class ResultView:
                 raise KeyError(f"No column {name!r}; the columns are {self.columns}.")
         self.sort = sort
         self.filters = dict(filters)
-        self._total = None
 
     def __len__(self) -> int:
-        if self._total is None:
-            if not self.shaped:
+        """Rows under the filters, counted once per set of filters (a sort changes none)."""
+        active = self.active_filters
+        if self._total is None or active != self._counted:
+            if not active:
                 self._total = len(self._df) if self._df is not None else len(self._data)
             else:
                 relation, lock = self._relation()
                 with lock:
                     self._total = int(relation.aggregate("count(*)").fetchall()[0][0])
+            self._counted = active
         return self._total
 
     def page(self, start: int, stop: int) -> list[Sequence[Any]]:

@@ -130,6 +130,14 @@ def test_results_table_filters_in_the_engine() -> None:
     assert table.message == "" and table.total == 4
     with pytest.raises(KeyError, match="No column"):
         table.set_filter("nope", "1")
+    table.set_filter("x", "")
+    table.set_filter("id", ">90")
+    assert table.total == 9
+    counted: list[int] = []
+    relation = table.view._relation
+    table.view._relation = lambda: counted.append(1) or relation()  # type: ignore[method-assign]
+    table.click_header("x")  # a sort alone: the 9 rows are not counted again
+    assert table.total == 9 and _firsts(table)[0] == "91" and len(counted) == 1  # the page
     quote = QueryResult(["s"], [("it's",), ("a'); DROP TABLE x; --",), ("plain",)])
     qt = nbinfra.widgets.results_table(quote)
     qt.set_filter("s", "'")
